@@ -1,0 +1,1 @@
+//! pdisk (in progress).
