@@ -67,7 +67,11 @@ impl Context {
 
 impl fmt::Display for Context {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "site '{}', {} at {}", self.site, self.operation, self.endpoint)
+        write!(
+            f,
+            "site '{}', {} at {}",
+            self.site, self.operation, self.endpoint
+        )
     }
 }
 

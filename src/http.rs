@@ -126,7 +126,10 @@ impl fmt::Debug for Request {
         f.debug_struct("Request")
             .field("method", &self.method)
             .field("url", &self.url)
-            .field("basic_auth", &self.basic_auth.as_ref().map(|(u, _)| (u, "***")))
+            .field(
+                "basic_auth",
+                &self.basic_auth.as_ref().map(|(u, _)| (u, "***")),
+            )
             .field("idempotent", &self.idempotent)
             .finish()
     }

@@ -1,0 +1,521 @@
+//! The XML-RPC wire codec on quick-xml: method calls and responses, both directions.
+//!
+//! The decoder is a single streaming pass over a byte slice. A `<string>` body is taken as one raw
+//! slice and unescaped once (a 37 MB pool document inside one string is the common big case). The
+//! encoder writes the layout `xmlrpc-c` (OpenNebula's server library) uses: `<i4>` integers, one
+//! value per line inside arrays.
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+
+use base64::Engine as _;
+use quick_xml::events::{BytesStart, Event};
+use quick_xml::name::QName;
+use quick_xml::Reader;
+
+use super::{Value, XmlRpcError};
+
+/// Deepest nesting of arrays/structs accepted (a guard against hostile input).
+const MAX_DEPTH: usize = 64;
+
+/// Encodes a `methodCall`.
+pub fn encode_call(method: &str, params: &[Value]) -> String {
+    let mut out = String::with_capacity(128 + params.len() * 48);
+    out.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<methodCall>\n<methodName>");
+    escape_into(method, &mut out);
+    out.push_str("</methodName>\n<params>\n");
+    for p in params {
+        out.push_str("<param>");
+        encode_value(p, &mut out);
+        out.push_str("</param>\n");
+    }
+    out.push_str("</params>\n</methodCall>\n");
+    out
+}
+
+/// Encodes a successful `methodResponse` with one value.
+pub fn encode_response(value: &Value) -> String {
+    let mut out = String::with_capacity(128 + estimate(value));
+    out.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<methodResponse>\n<params>\n<param>");
+    encode_value(value, &mut out);
+    out.push_str("</param>\n</params>\n</methodResponse>\n");
+    out
+}
+
+/// Encodes a fault `methodResponse`.
+pub fn encode_fault(code: i32, message: &str) -> String {
+    let mut out = String::with_capacity(256 + message.len());
+    out.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<methodResponse>\n<fault>\n");
+    encode_value(
+        &Value::Struct(vec![
+            ("faultCode".to_owned(), Value::Int(i64::from(code))),
+            ("faultString".to_owned(), Value::String(message.to_owned())),
+        ]),
+        &mut out,
+    );
+    out.push_str("\n</fault>\n</methodResponse>\n");
+    out
+}
+
+fn estimate(value: &Value) -> usize {
+    match value {
+        Value::String(s) => s.len() + s.len() / 8 + 32,
+        Value::Array(items) => items.iter().map(estimate).sum::<usize>() + 32,
+        Value::Struct(members) => members
+            .iter()
+            .map(|(n, v)| n.len() + estimate(v) + 40)
+            .sum(),
+        _ => 40,
+    }
+}
+
+fn encode_value(value: &Value, out: &mut String) {
+    out.push_str("<value>");
+    match value {
+        Value::Int(i) => {
+            let tag = if i32::try_from(*i).is_ok() {
+                "i4"
+            } else {
+                "i8"
+            };
+            let _ = write!(out, "<{tag}>{i}</{tag}>");
+        }
+        Value::Bool(b) => {
+            out.push_str(if *b {
+                "<boolean>1</boolean>"
+            } else {
+                "<boolean>0</boolean>"
+            });
+        }
+        Value::String(s) => {
+            out.push_str("<string>");
+            escape_into(s, out);
+            out.push_str("</string>");
+        }
+        Value::Double(d) => {
+            let _ = write!(out, "<double>{d:?}</double>");
+        }
+        Value::DateTime(s) => {
+            out.push_str("<dateTime.iso8601>");
+            escape_into(s, out);
+            out.push_str("</dateTime.iso8601>");
+        }
+        Value::Base64(bytes) => {
+            out.push_str("<base64>");
+            out.push_str(&base64::engine::general_purpose::STANDARD.encode(bytes));
+            out.push_str("</base64>");
+        }
+        Value::Array(items) => {
+            out.push_str("<array><data>\n");
+            for item in items {
+                encode_value(item, out);
+                out.push('\n');
+            }
+            out.push_str("</data></array>");
+        }
+        Value::Struct(members) => {
+            out.push_str("<struct>\n");
+            for (name, v) in members {
+                out.push_str("<member><name>");
+                escape_into(name, out);
+                out.push_str("</name>");
+                encode_value(v, out);
+                out.push_str("</member>\n");
+            }
+            out.push_str("</struct>");
+        }
+        Value::Nil => out.push_str("<nil/>"),
+    }
+    out.push_str("</value>");
+}
+
+/// Escapes text for element content. `\r` is written as a character reference so that it survives
+/// XML end-of-line normalisation.
+pub fn escape_into(text: &str, out: &mut String) {
+    let bytes = text.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let rep = match b {
+            b'<' => "&lt;",
+            b'>' => "&gt;",
+            b'&' => "&amp;",
+            b'\r' => "&#13;",
+            _ => continue,
+        };
+        out.push_str(&text[start..i]);
+        out.push_str(rep);
+        start = i + 1;
+    }
+    out.push_str(&text[start..]);
+}
+
+/// Decodes a `methodCall` into its method name and parameters.
+pub fn decode_call(bytes: &[u8]) -> Result<(String, Vec<Value>), XmlRpcError> {
+    let mut d = Decoder::new(bytes)?;
+    d.expect_start("methodCall")?;
+    d.expect_start("methodName")?;
+    let name = d.text_until_end("methodName")?;
+    let name = name.trim().to_owned();
+    if name.is_empty() {
+        return Err(malformed("empty methodName"));
+    }
+    let mut params = Vec::new();
+    match d.next_significant()? {
+        Tok::Start(tag) if tag == "params" => {
+            loop {
+                match d.next_significant()? {
+                    Tok::Start(tag) if tag == "param" => {
+                        d.expect_start("value")?;
+                        params.push(d.value_body(0)?);
+                        d.expect_end("param")?;
+                    }
+                    Tok::Empty(tag) if tag == "param" => {
+                        return Err(malformed("empty <param>"));
+                    }
+                    Tok::End(tag) if tag == "params" => break,
+                    other => return Err(unexpected("<param> or </params>", &other)),
+                }
+            }
+            d.expect_end("methodCall")?;
+        }
+        Tok::Empty(tag) if tag == "params" => d.expect_end("methodCall")?,
+        Tok::End(tag) if tag == "methodCall" => {}
+        other => return Err(unexpected("<params>", &other)),
+    }
+    d.expect_eof()?;
+    Ok((name, params))
+}
+
+/// Decodes a `methodResponse`; a fault becomes `Err(XmlRpcError::Fault)`.
+pub fn decode_response(bytes: &[u8]) -> Result<Value, XmlRpcError> {
+    let mut d = Decoder::new(bytes)?;
+    d.expect_start("methodResponse")?;
+    let result = match d.next_significant()? {
+        Tok::Start(tag) if tag == "params" => {
+            d.expect_start("param")?;
+            d.expect_start("value")?;
+            let v = d.value_body(0)?;
+            d.expect_end("param")?;
+            d.expect_end("params")?;
+            Ok(v)
+        }
+        Tok::Start(tag) if tag == "fault" => {
+            d.expect_start("value")?;
+            let v = d.value_body(0)?;
+            d.expect_end("fault")?;
+            let code = v.member("faultCode").and_then(Value::as_i64);
+            let message = v.member("faultString").and_then(Value::as_str);
+            match (code, message) {
+                (Some(code), Some(message)) => Err(XmlRpcError::Fault {
+                    code,
+                    message: message.to_owned(),
+                }),
+                _ => return Err(malformed("fault without faultCode/faultString")),
+            }
+        }
+        other => return Err(unexpected("<params> or <fault>", &other)),
+    };
+    d.expect_end("methodResponse")?;
+    d.expect_eof()?;
+    result
+}
+
+fn malformed(detail: impl Into<String>) -> XmlRpcError {
+    XmlRpcError::Malformed {
+        detail: detail.into(),
+    }
+}
+
+fn unexpected(wanted: &str, got: &Tok<'_>) -> XmlRpcError {
+    malformed(format!("expected {wanted}, found {}", got.describe()))
+}
+
+/// A significant token (whitespace-only text between elements is skipped by the decoder).
+enum Tok<'a> {
+    Start(String),
+    Empty(String),
+    End(String),
+    Text(Cow<'a, str>),
+    /// An entity or character reference, already resolved.
+    Resolved(String),
+    Eof,
+}
+
+impl Tok<'_> {
+    fn describe(&self) -> String {
+        match self {
+            Tok::Start(t) => format!("<{}>", t),
+            Tok::Empty(t) => format!("<{}/>", t),
+            Tok::End(t) => format!("</{}>", t),
+            Tok::Text(t) => {
+                let t: String = t.chars().take(40).collect();
+                format!("text '{t}'")
+            }
+            Tok::Resolved(t) => format!("text '{t}'"),
+            Tok::Eof => "end of document".to_owned(),
+        }
+    }
+}
+
+struct Decoder<'a> {
+    reader: Reader<&'a [u8]>,
+}
+
+fn local(start: &BytesStart<'_>) -> String {
+    start.local_name().as_ref().to_owned()
+}
+
+impl<'a> Decoder<'a> {
+    fn new(bytes: &'a [u8]) -> Result<Self, XmlRpcError> {
+        if std::str::from_utf8(bytes).is_err() {
+            return Err(malformed("the document is not valid UTF-8"));
+        }
+        let mut reader = Reader::from_reader(bytes);
+        let config = reader.config_mut();
+        config.trim_text(false);
+        config.expand_empty_elements = false;
+        config.check_end_names = true;
+        Ok(Decoder { reader })
+    }
+
+    fn err(&self, e: quick_xml::Error) -> XmlRpcError {
+        malformed(format!(
+            "XML error at byte {}: {e}",
+            self.reader.buffer_position()
+        ))
+    }
+
+    /// Next token, raw (text not trimmed, refs resolved into text).
+    fn next_raw(&mut self) -> Result<Tok<'a>, XmlRpcError> {
+        loop {
+            let event = self.reader.read_event().map_err(|e| self.err(e))?;
+            return Ok(match event {
+                Event::Start(s) => Tok::Start(local(&s)),
+                Event::Empty(s) => Tok::Empty(local(&s)),
+                Event::End(e) => Tok::End(e.local_name().as_ref().to_owned()),
+                Event::Text(t) => Tok::Text(t.into_inner()),
+                Event::CData(c) => Tok::Text(Cow::Owned(c.into_inner().into_owned())),
+                Event::GeneralRef(r) => Tok::Resolved(resolve_ref(&r)?),
+                Event::Eof => Tok::Eof,
+                Event::Decl(_) | Event::Comment(_) | Event::PI(_) | Event::DocType(_) => continue,
+            });
+        }
+    }
+
+    /// Next token that is not whitespace-only text.
+    fn next_significant(&mut self) -> Result<Tok<'a>, XmlRpcError> {
+        loop {
+            match self.next_raw()? {
+                Tok::Text(t) if t.trim().is_empty() => continue,
+                tok => return Ok(tok),
+            }
+        }
+    }
+
+    fn expect_start(&mut self, name: &str) -> Result<(), XmlRpcError> {
+        match self.next_significant()? {
+            Tok::Start(t) if t == name => Ok(()),
+            other => Err(unexpected(&format!("<{}>", name), &other)),
+        }
+    }
+
+    fn expect_end(&mut self, name: &str) -> Result<(), XmlRpcError> {
+        match self.next_significant()? {
+            Tok::End(t) if t == name => Ok(()),
+            other => Err(unexpected(&format!("</{}>", name), &other)),
+        }
+    }
+
+    fn expect_eof(&mut self) -> Result<(), XmlRpcError> {
+        match self.next_significant()? {
+            Tok::Eof => Ok(()),
+            other => Err(unexpected("end of document", &other)),
+        }
+    }
+
+    /// Text content up to `</name>` (refs and CDATA resolved).
+    fn text_until_end(&mut self, name: &str) -> Result<String, XmlRpcError> {
+        let mut text = String::new();
+        loop {
+            match self.next_raw()? {
+                Tok::Text(t) => text.push_str(&unescape_text(&t)?),
+                Tok::Resolved(t) => text.push_str(&t),
+                Tok::End(t) if t == name => return Ok(text),
+                other => return Err(unexpected(&format!("text or </{}>", name), &other)),
+            }
+        }
+    }
+
+    /// The body of a `<value>` whose start tag was consumed; consumes `</value>`.
+    fn value_body(&mut self, depth: usize) -> Result<Value, XmlRpcError> {
+        if depth > MAX_DEPTH {
+            return Err(malformed(format!(
+                "values nested deeper than {MAX_DEPTH} levels"
+            )));
+        }
+        let mut untyped = String::new();
+        loop {
+            match self.next_raw()? {
+                Tok::Text(t) => untyped.push_str(&unescape_text(&t)?),
+                Tok::Resolved(t) => untyped.push_str(&t),
+                Tok::End(t) if t == "value" => return Ok(Value::String(untyped)),
+                Tok::Start(tag) => {
+                    if !untyped.trim().is_empty() {
+                        return Err(malformed("text mixed with a typed value"));
+                    }
+                    let v = self.typed(&tag, depth)?;
+                    self.expect_end("value")?;
+                    return Ok(v);
+                }
+                Tok::Empty(tag) => {
+                    let v = match tag.as_str() {
+                        "nil" => Value::Nil,
+                        "string" => Value::String(String::new()),
+                        "array" => Value::Array(Vec::new()),
+                        "struct" => Value::Struct(Vec::new()),
+                        "base64" => Value::Base64(Vec::new()),
+                        other => {
+                            return Err(malformed(format!("empty <{}/> is not a value", other)))
+                        }
+                    };
+                    self.expect_end("value")?;
+                    return Ok(v);
+                }
+                other => return Err(unexpected("a value", &other)),
+            }
+        }
+    }
+
+    fn typed(&mut self, tag: &str, depth: usize) -> Result<Value, XmlRpcError> {
+        match tag {
+            "string" => {
+                // One raw slice up to </string>, unescaped once.
+                let raw = self
+                    .reader
+                    .read_text(QName("string"))
+                    .map_err(|e| self.err(e))?;
+                let raw = raw.into_inner();
+                if raw.contains("<![CDATA[") || raw.contains('<') {
+                    return Err(malformed("markup inside <string>"));
+                }
+                Ok(Value::String(unescape_owned(raw)?))
+            }
+            "i4" | "int" | "i8" => {
+                let text = self.text_until_end(tag)?;
+                text.trim()
+                    .parse::<i64>()
+                    .map(Value::Int)
+                    .map_err(|_| malformed(format!("bad integer '{}'", text.trim())))
+            }
+            "boolean" => {
+                let text = self.text_until_end(tag)?;
+                match text.trim() {
+                    "1" | "true" => Ok(Value::Bool(true)),
+                    "0" | "false" => Ok(Value::Bool(false)),
+                    other => Err(malformed(format!("bad boolean '{other}'"))),
+                }
+            }
+            "double" => {
+                let text = self.text_until_end(tag)?;
+                text.trim()
+                    .parse::<f64>()
+                    .map(Value::Double)
+                    .map_err(|_| malformed(format!("bad double '{}'", text.trim())))
+            }
+            "dateTime.iso8601" => Ok(Value::DateTime(self.text_until_end(tag)?.trim().to_owned())),
+            "base64" => {
+                let text = self.text_until_end(tag)?;
+                let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+                base64::engine::general_purpose::STANDARD
+                    .decode(compact.as_bytes())
+                    .map(Value::Base64)
+                    .map_err(|e| malformed(format!("bad base64: {e}")))
+            }
+            "nil" => {
+                self.expect_end("nil")?;
+                Ok(Value::Nil)
+            }
+            "array" => {
+                let mut items = Vec::new();
+                match self.next_significant()? {
+                    Tok::Start(t) if t == "data" => loop {
+                        match self.next_significant()? {
+                            Tok::Start(t) if t == "value" => {
+                                items.push(self.value_body(depth + 1)?)
+                            }
+                            Tok::Empty(t) if t == "value" => {
+                                items.push(Value::String(String::new()))
+                            }
+                            Tok::End(t) if t == "data" => break,
+                            other => return Err(unexpected("<value> or </data>", &other)),
+                        }
+                    },
+                    Tok::Empty(t) if t == "data" => {}
+                    other => return Err(unexpected("<data>", &other)),
+                }
+                self.expect_end("array")?;
+                Ok(Value::Array(items))
+            }
+            "struct" => {
+                let mut members = Vec::new();
+                loop {
+                    match self.next_significant()? {
+                        Tok::Start(t) if t == "member" => {
+                            self.expect_start("name")?;
+                            let name = self.text_until_end("name")?;
+                            let value = match self.next_significant()? {
+                                Tok::Start(t) if t == "value" => self.value_body(depth + 1)?,
+                                Tok::Empty(t) if t == "value" => Value::String(String::new()),
+                                other => return Err(unexpected("<value>", &other)),
+                            };
+                            self.expect_end("member")?;
+                            members.push((name, value));
+                        }
+                        Tok::End(t) if t == "struct" => break,
+                        other => return Err(unexpected("<member> or </struct>", &other)),
+                    }
+                }
+                Ok(Value::Struct(members))
+            }
+            other => Err(malformed(format!("unknown value type <{}>", other))),
+        }
+    }
+}
+
+fn resolve_ref(r: &quick_xml::events::BytesRef<'_>) -> Result<String, XmlRpcError> {
+    if let Some(ch) = r
+        .resolve_char_ref()
+        .map_err(|e| malformed(format!("bad character reference: {e}")))?
+    {
+        return Ok(ch.to_string());
+    }
+    let name = r.xml10_content();
+    let text = match name.as_ref() {
+        "lt" => "<",
+        "gt" => ">",
+        "amp" => "&",
+        "apos" => "'",
+        "quot" => "\"",
+        other => return Err(malformed(format!("unknown entity &{other};"))),
+    };
+    Ok(text.to_owned())
+}
+
+fn unescape_text(raw: &str) -> Result<Cow<'_, str>, XmlRpcError> {
+    if raw.contains('\r') {
+        let normalised = raw.replace("\r\n", "\n").replace('\r', "\n");
+        return Ok(Cow::Owned(
+            quick_xml::escape::unescape(&normalised)
+                .map_err(|e| malformed(format!("bad escape: {e}")))?
+                .into_owned(),
+        ));
+    }
+    quick_xml::escape::unescape(raw).map_err(|e| malformed(format!("bad escape: {e}")))
+}
+
+fn unescape_owned(raw: Cow<'_, str>) -> Result<String, XmlRpcError> {
+    if !raw.contains('&') && !raw.contains('\r') {
+        return Ok(raw.into_owned());
+    }
+    Ok(unescape_text(&raw)?.into_owned())
+}
