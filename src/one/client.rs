@@ -1,1 +1,356 @@
-//! (in progress)
+//! The OpenNebula XML-RPC client of one site (through one-proxy or straight to `oned`).
+//!
+//! Every method answers `[ok, value-or-message, code]` (spec §2.3): `ok = false` becomes
+//! [`OneError::Refused`] (or [`OneError::Unauthorized`] for code 256), an XML-RPC fault becomes
+//! [`OneError::Fault`], an HTTP 401 from the proxy [`OneError::Unauthorized`].
+
+use std::sync::Arc;
+
+use reqwest::Method;
+use tokio::sync::OnceCell;
+
+use super::endpoint::{compute_endpoint, Auth, ComputeEndpoint};
+use crate::error::{Classify, Kind};
+use crate::http::{HttpClient, Request, TransportError};
+use crate::xmlrpc::{self, Value, XmlRpcError};
+
+/// OpenNebula error codes (spec §2.4; codes seen in the 3.8.5 captures).
+pub const ONE_AUTHENTICATION: i64 = 0x0100;
+pub const ONE_AUTHORIZATION: i64 = 0x0200;
+pub const ONE_NO_EXISTS: i64 = 0x0400;
+pub const ONE_ACTION: i64 = 0x0800;
+pub const ONE_INTERNAL: i64 = 0x2000;
+
+/// Compute-layer failures.
+#[derive(Debug, thiserror::Error)]
+pub enum OneError {
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    #[error("authentication refused ({detail})")]
+    Unauthorized { detail: String },
+    #[error("HTTP {status}: {excerpt}")]
+    Http { status: u16, excerpt: String },
+    #[error("{0}")]
+    XmlRpc(#[from] XmlRpcError),
+    /// `[false, message, code]` from OpenNebula.
+    #[error("OpenNebula refused (code {code}): {message}")]
+    Refused { code: i64, message: String },
+    /// A reply that is valid XML-RPC but not the `[ok, value, code]` shape.
+    #[error("unexpected reply: {detail}")]
+    UnexpectedReply { detail: String },
+    /// The VM document inside the reply could not be read.
+    #[error("unreadable VM document: {detail}")]
+    Document { detail: String },
+    #[error("invalid compute endpoint {value}: {reason}")]
+    BadEndpoint { value: String, reason: String },
+}
+
+impl Classify for OneError {
+    fn kind(&self) -> Kind {
+        match self {
+            OneError::Transport(e) => e.kind(),
+            OneError::Unauthorized { .. } => Kind::InvalidCreds,
+            OneError::Http { .. } => Kind::Provider,
+            OneError::XmlRpc(e) => e.kind(),
+            OneError::Refused { .. } => Kind::Provider,
+            OneError::UnexpectedReply { .. } | OneError::Document { .. } => Kind::Malformed,
+            OneError::BadEndpoint { .. } => Kind::Config,
+        }
+    }
+    fn http_status(&self) -> Option<u16> {
+        match self {
+            OneError::Http { status, .. } => Some(*status),
+            OneError::Unauthorized { .. } => Some(401),
+            _ => None,
+        }
+    }
+    fn service_code(&self) -> Option<i64> {
+        match self {
+            OneError::Refused { code, .. } => Some(*code),
+            OneError::XmlRpc(e) => e.service_code(),
+            _ => None,
+        }
+    }
+}
+
+/// An OpenNebula version as `one.system.version` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Version {
+    pub major: u32,
+    pub minor: u32,
+    pub patch: u32,
+}
+
+impl Version {
+    /// Parses `"3.8.5"`, `"4.14"`, `"5.12.0.1"`; unparsable parts count as 0.
+    pub fn parse(text: &str) -> Option<Version> {
+        let mut parts = text.trim().split('.').map(|p| {
+            p.chars()
+                .take_while(char::is_ascii_digit)
+                .collect::<String>()
+                .parse::<u32>()
+                .ok()
+        });
+        let major = parts.next().flatten()?;
+        let minor = parts.next().flatten().unwrap_or(0);
+        let patch = parts.next().flatten().unwrap_or(0);
+        Some(Version {
+            major,
+            minor,
+            patch,
+        })
+    }
+}
+
+impl std::fmt::Display for Version {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}.{}", self.major, self.minor, self.patch)
+    }
+}
+
+/// The pool filters of `one.vmpool.info` (spec §2.3).
+pub const POOL_MINE: i64 = -3;
+pub const POOL_ALL: i64 = -2;
+/// Every state but DONE.
+pub const POOL_STATE_NOT_DONE: i64 = -1;
+
+/// One site's compute client. Cheap to clone; shares its HTTP pool and cached version.
+#[derive(Clone)]
+pub struct OneClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    site: String,
+    endpoint: ComputeEndpoint,
+    auth: Auth,
+    http: HttpClient,
+    version: OnceCell<Version>,
+}
+
+impl std::fmt::Debug for OneClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OneClient")
+            .field("site", &self.inner.site)
+            .field("url", &self.inner.endpoint.url)
+            .field("auth", &self.inner.auth)
+            .finish()
+    }
+}
+
+impl OneClient {
+    pub fn new(site: &str, endpoint: &str, auth: Auth, http: HttpClient) -> Result<Self, OneError> {
+        let endpoint = compute_endpoint(endpoint, &auth)?;
+        Ok(OneClient {
+            inner: Arc::new(Inner {
+                site: site.to_owned(),
+                endpoint,
+                auth,
+                http,
+                version: OnceCell::new(),
+            }),
+        })
+    }
+
+    pub fn url(&self) -> &str {
+        &self.inner.endpoint.url
+    }
+
+    pub fn site(&self) -> &str {
+        &self.inner.site
+    }
+
+    /// Calls `method(session, params…)` and returns element 1 of a successful reply.
+    pub async fn call(
+        &self,
+        method: &str,
+        params: Vec<Value>,
+        idempotent: bool,
+    ) -> Result<Value, OneError> {
+        let mut all = Vec::with_capacity(params.len() + 1);
+        all.push(Value::String(self.inner.auth.session()));
+        all.extend(params);
+        let body = xmlrpc::encode_call(method, &all);
+        let mut request = Request::new(
+            Method::POST,
+            self.inner.endpoint.url.as_str(),
+            format!("site '{}' {method}", self.inner.site),
+        )
+        .body("text/xml", body)
+        .idempotent(idempotent);
+        if let (false, Auth::Password { username, password }) =
+            (self.inner.endpoint.direct, &self.inner.auth)
+        {
+            request = request.basic_auth(username, password);
+        }
+        let response = self.inner.http.send(request).await?;
+        if response.status == 401 {
+            return Err(OneError::Unauthorized {
+                detail: format!("HTTP 401 from {}", self.inner.endpoint.url),
+            });
+        }
+        if !response.is_success() {
+            return Err(OneError::Http {
+                status: response.status,
+                excerpt: response.excerpt(200),
+            });
+        }
+        let value = xmlrpc::decode_response(&response.body)?;
+        unpack(value)
+    }
+
+    /// `one.system.version`, asked once per client.
+    pub async fn version(&self) -> Result<Version, OneError> {
+        let v = self
+            .inner
+            .version
+            .get_or_try_init(|| async {
+                let v = self.call("one.system.version", Vec::new(), true).await?;
+                let text = v.as_str().ok_or_else(|| OneError::UnexpectedReply {
+                    detail: format!("version is a {}", v.type_name()),
+                })?;
+                Version::parse(text).ok_or_else(|| OneError::UnexpectedReply {
+                    detail: format!("unreadable version '{text}'"),
+                })
+            })
+            .await?;
+        Ok(*v)
+    }
+
+    /// `one.vmpool.info(filter, -1, -1, state)`: the raw `VM_POOL` document.
+    pub async fn vm_pool(&self, filter: i64, state: i64) -> Result<String, OneError> {
+        let v = self
+            .call(
+                "one.vmpool.info",
+                vec![
+                    Value::Int(filter),
+                    Value::Int(-1),
+                    Value::Int(-1),
+                    Value::Int(state),
+                ],
+                true,
+            )
+            .await?;
+        into_string(v, "one.vmpool.info")
+    }
+
+    /// `one.vm.info(id)`: the raw `VM` document.
+    pub async fn vm_info(&self, id: i64) -> Result<String, OneError> {
+        let v = self.call("one.vm.info", vec![Value::Int(id)], true).await?;
+        into_string(v, "one.vm.info")
+    }
+
+    /// `one.vm.allocate(template)`: the new VM id. Never retried.
+    pub async fn allocate(&self, template: &str) -> Result<i64, OneError> {
+        let v = self
+            .call("one.vm.allocate", vec![Value::from(template)], false)
+            .await?;
+        v.as_i64().ok_or_else(|| OneError::UnexpectedReply {
+            detail: format!("one.vm.allocate returned a {}", v.type_name()),
+        })
+    }
+
+    /// `one.vm.action(action, id)`. Never retried.
+    pub async fn action(&self, action: &str, id: i64) -> Result<(), OneError> {
+        self.call(
+            "one.vm.action",
+            vec![Value::from(action), Value::Int(id)],
+            false,
+        )
+        .await
+        .map(|_| ())
+    }
+}
+
+fn into_string(v: Value, method: &str) -> Result<String, OneError> {
+    match v {
+        Value::String(s) => Ok(s),
+        other => Err(OneError::UnexpectedReply {
+            detail: format!("{method} returned a {}", other.type_name()),
+        }),
+    }
+}
+
+/// `[ok, value, code]` → value, or the refusal.
+fn unpack(value: Value) -> Result<Value, OneError> {
+    let Value::Array(items) = value else {
+        return Err(OneError::UnexpectedReply {
+            detail: format!("expected [ok, value, code], got a {}", value.type_name()),
+        });
+    };
+    let mut items = items.into_iter();
+    let ok = items.next().and_then(|v| v.as_bool());
+    let value = items.next();
+    let code = items.next().and_then(|v| v.as_i64());
+    match (ok, value) {
+        (Some(true), Some(value)) => Ok(value),
+        (Some(false), value) => {
+            let message = value
+                .as_ref()
+                .and_then(Value::as_str)
+                .unwrap_or("(no message)")
+                .to_owned();
+            let code = code.unwrap_or(0);
+            if code == ONE_AUTHENTICATION {
+                Err(OneError::Unauthorized { detail: message })
+            } else {
+                Err(OneError::Refused { code, message })
+            }
+        }
+        _ => Err(OneError::UnexpectedReply {
+            detail: "expected [ok, value, code]".to_owned(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions() {
+        assert_eq!(
+            Version::parse("3.8.5"),
+            Some(Version {
+                major: 3,
+                minor: 8,
+                patch: 5
+            })
+        );
+        assert_eq!(
+            Version::parse("4.14").map(|v| v.to_string()),
+            Some("4.14.0".into())
+        );
+        assert_eq!(Version::parse("5.12.0.1").map(|v| v.minor), Some(12));
+        assert_eq!(Version::parse("x"), None);
+    }
+
+    #[test]
+    fn unpacks_the_captured_shapes() {
+        let ok = Value::Array(vec![Value::Bool(true), Value::from("3.8.5"), Value::Int(0)]);
+        assert_eq!(unpack(ok).unwrap(), Value::from("3.8.5"));
+        let auth = Value::Array(vec![
+            Value::Bool(false),
+            Value::from("[SystemVersion] User couldn't be authenticated, aborting call."),
+            Value::Int(256),
+        ]);
+        let e = unpack(auth).unwrap_err();
+        assert_eq!(e.kind(), Kind::InvalidCreds);
+        let refused = Value::Array(vec![
+            Value::Bool(false),
+            Value::from("[VirtualMachineAction] Wrong state to perform action"),
+            Value::Int(2048),
+        ]);
+        let e = unpack(refused).unwrap_err();
+        assert_eq!(e.kind(), Kind::Provider);
+        assert_eq!(e.service_code(), Some(2048));
+        assert!(e.to_string().contains("Wrong state"));
+        assert_eq!(unpack(Value::Int(3)).unwrap_err().kind(), Kind::Malformed);
+        assert_eq!(
+            unpack(Value::Array(vec![Value::Int(1)]))
+                .unwrap_err()
+                .kind(),
+            Kind::Malformed
+        );
+    }
+}
