@@ -824,12 +824,7 @@ mod tests {
                 false,
                 "https://154.48.152.10:8445/pswd",
             ),
-            (
-                Some("[::1]:8445"),
-                "",
-                false,
-                "https://[::1]:8445/pswd",
-            ),
+            (Some("[::1]:8445"), "", false, "https://[::1]:8445/pswd"),
             // explicit pdisk endpoint, second generation (spec §4.1 and the reference config)
             (
                 Some("https://cloud.example.com/pdisk"),
@@ -912,7 +907,11 @@ mod tests {
                 "must not contain credentials",
             ),
             (Some("user:secret@host"), "", "must not contain credentials"),
-            (Some("ftp://cloud.example.com/pdisk"), "", "unsupported scheme"),
+            (
+                Some("ftp://cloud.example.com/pdisk"),
+                "",
+                "unsupported scheme",
+            ),
             (Some("host:port/x"), "", "bad port 'port'"),
             (Some(":8445"), "", "no host"),
             (
@@ -945,7 +944,17 @@ mod tests {
         for (text, expected) in good {
             assert_eq!(parse_grouped(text), Some(expected), "{text}");
         }
-        for bad in ["", "1.5", "1,5000", ",100", "1,000.000", "-1", "12a", "1,,000", "abc"] {
+        for bad in [
+            "",
+            "1.5",
+            "1,5000",
+            ",100",
+            "1,000.000",
+            "-1",
+            "12a",
+            "1,,000",
+            "abc",
+        ] {
             assert_eq!(parse_grouped(bad), None, "{bad}");
         }
     }
@@ -994,7 +1003,8 @@ mod tests {
         );
         assert_eq!(disk.size_gib(), 2);
         // real JSON numbers are fine too
-        let body = br#"{"uuid":"abc","count":0,"owner":"joe","size":5,"type":"T","visibility":"PRIVATE"}"#;
+        let body =
+            br#"{"uuid":"abc","count":0,"owner":"joe","size":5,"type":"T","visibility":"PRIVATE"}"#;
         let disk = parse_disk(body).unwrap();
         assert_eq!((disk.count, disk.size, disk.tag.as_str()), (0, 5, ""));
     }
@@ -1034,7 +1044,10 @@ mod tests {
                 b"[{\"uuid\":\"a\",\"count\":\"1\",\"owner\":\"o\",\"size\":\"-1\"}]",
                 "'size'",
             ),
-            (b"[{\"count\":\"1\",\"owner\":\"o\",\"size\":\"1\"}]", "no 'uuid'"),
+            (
+                b"[{\"count\":\"1\",\"owner\":\"o\",\"size\":\"1\"}]",
+                "no 'uuid'",
+            ),
             (
                 b"[{\"uuid\":\"a\",\"count\":\"1\",\"owner\":\"o\"}]",
                 "no 'size'",
@@ -1050,7 +1063,10 @@ mod tests {
             assert!(error.to_string().contains(needle), "{error}");
         }
         assert_eq!(parse_uuid(b"{}").unwrap_err().kind(), Kind::Malformed);
-        assert_eq!(parse_target(b"{\"target\":\"\"}").unwrap_err().kind(), Kind::Malformed);
+        assert_eq!(
+            parse_target(b"{\"target\":\"\"}").unwrap_err().kind(),
+            Kind::Malformed
+        );
         assert_eq!(
             parse_mounts(b"[{\"vmId\":\"x\",\"device\":\"vdz\"}]")
                 .unwrap_err()
@@ -1078,7 +1094,10 @@ mod tests {
                 device: "static".into()
             }]
         );
-        assert_eq!(parse_target(br#"{"target":"vdz","uuid":["a"]}"#).unwrap(), "vdz");
+        assert_eq!(
+            parse_target(br#"{"target":"vdz","uuid":["a"]}"#).unwrap(),
+            "vdz"
+        );
     }
 
     fn response(status: u16, body: &str) -> Response {

@@ -603,7 +603,11 @@ fn wants_json(accept: Option<&str>) -> bool {
     for (_, media) in ranges {
         match media.as_str() {
             "application/json" => return true,
-            "text/html" | "application/xhtml+xml" | "text/plain" | "text/*" | "application/*"
+            "text/html"
+            | "application/xhtml+xml"
+            | "text/plain"
+            | "text/*"
+            | "application/*"
             | "*/*" => return false,
             _ => {}
         }
@@ -674,7 +678,10 @@ fn render_disk(disk: &DiskState, count: usize) -> String {
         ));
     }
     out.push_str(&format!("    \"size\": \"{}\",\r\n", grouped(disk.size)));
-    out.push_str(&format!("    \"type\": \"{}\",\r\n", escape(&disk.disk_type)));
+    out.push_str(&format!(
+        "    \"type\": \"{}\",\r\n",
+        escape(&disk.disk_type)
+    ));
     out.push_str(&format!(
         "    \"visibility\": \"{}\"\r\n",
         disk.visibility.wire_name()
@@ -755,4 +762,792 @@ fn render_mounts(mounts: &[MountState]) -> String {
     }
     out.push_str("]\n");
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const UUID_A: &str = "{{uuid}}";
+    const UUID_B: &str = "{{uuid2}}";
+    const ACCEPT_JSON: Option<&str> = Some("application/json");
+
+    fn fixture_path(rel: &str) -> String {
+        format!("{}/tests/fixtures/pdisk/{rel}", env!("CARGO_MANIFEST_DIR"))
+    }
+
+    /// A golden reply, with the uuid placeholders filled in.
+    fn golden(name: &str, a: &str, b: &str) -> String {
+        let text = std::fs::read_to_string(fixture_path(&format!("golden/{name}"))).unwrap();
+        text.replace(UUID_B, b).replace(UUID_A, a)
+    }
+
+    /// VMs of the test site: 42 and 7 running, 8 stopped, 9 not yet placed.
+    fn vms(id: i64) -> Option<VmView> {
+        let vm = |host: Option<&str>, running| VmView {
+            id,
+            owner: "joe".into(),
+            host: host.map(str::to_owned),
+            running,
+        };
+        match id {
+            42 => Some(vm(Some("node-1.example.org"), true)),
+            7 => Some(vm(Some("node-2.example.org"), true)),
+            8 => Some(vm(Some("node-1.example.org"), false)),
+            9 => Some(vm(None, false)),
+            _ => None,
+        }
+    }
+
+    fn call(
+        store: &mut PdiskStore,
+        user: &str,
+        method: &str,
+        path: &str,
+        body: &str,
+        accept: Option<&str>,
+    ) -> Reply {
+        store.handle(user, method, path, "", body.as_bytes(), accept, &vms)
+    }
+
+    fn json(store: &mut PdiskStore, user: &str, method: &str, path: &str, body: &str) -> Reply {
+        call(store, user, method, path, body, ACCEPT_JSON)
+    }
+
+    fn text(reply: &Reply) -> &str {
+        std::str::from_utf8(&reply.body).unwrap()
+    }
+
+    /// `json/error.ftl` with a message that needs no escaping.
+    fn error_json(code: u16, message: &str) -> String {
+        format!("{{ \n  \"message\" : \"{message}\", \n  \"code\" : {code} \n}}\n")
+    }
+
+    fn assert_error(reply: &Reply, code: u16, message: &str) {
+        assert_eq!(
+            (reply.status, text(reply)),
+            (code, error_json(code, message).as_str())
+        );
+        assert_eq!(reply.content_type, "application/json");
+    }
+
+    fn create(store: &mut PdiskStore, user: &str, form: &str) -> String {
+        let reply = json(store, user, "POST", "/disks/", form);
+        assert_eq!(reply.status, 201, "{}", text(&reply));
+        let uuid = text(&reply)
+            .split('"')
+            .nth(3)
+            .expect("uuid in the reply")
+            .to_owned();
+        assert_eq!(text(&reply), golden("uuid-keyvalue.json", &uuid, ""));
+        uuid
+    }
+
+    fn attach(store: &mut PdiskStore, user: &str, uuid: &str, node: &str, vm: i64) -> Reply {
+        let form = format!("node={node}&vm_id={vm}");
+        json(
+            store,
+            user,
+            "POST",
+            &format!("/disks/{uuid}/mounts/"),
+            &form,
+        )
+    }
+
+    /// The scenario behind the golden files: joe's plain disk A and public disk B (mounted on
+    /// VMs 7 and 42), ann's disk C (mounted on VM 42 first).
+    fn scenario() -> (PdiskStore, String, String) {
+        let mut store = PdiskStore::new("pdisk");
+        let a = create(&mut store, "joe", "size=10&tag=data&visibility=private");
+        let b = create(
+            &mut store,
+            "joe",
+            "size=5&tag=my+%22big%22+disk&visibility=public&identifier=JcqGhHxmTRAEpHMmRF-xhSTM3TO",
+        );
+        let update = json(
+            &mut store,
+            "joe",
+            "PUT",
+            &format!("/disks/{b}"),
+            "size=1500000000&quarantine=2014-03-01+10%3A00%3A00.000001&type=MACHINE_IMAGE_LIVE",
+        );
+        assert_eq!((update.status, update.body.len()), (204, 0));
+        let c = create(&mut store, "ann", "size=1");
+        assert_eq!(
+            attach(&mut store, "ann", &c, "node-1.example.org", 42).status,
+            200
+        );
+        assert_eq!(
+            attach(&mut store, "joe", &b, "node-2.example.org", 7).status,
+            200
+        );
+        (store, a, b)
+    }
+
+    #[test]
+    fn golden_disk_list_and_describe() {
+        let (mut store, a, b) = scenario();
+        let reply = attach(&mut store, "joe", &b, "node-1.example.org", 42);
+        assert_eq!(
+            (reply.status, text(&reply)),
+            (200, golden("attach-200.json", &a, &b).as_str())
+        );
+        assert_eq!(reply.content_type, "application/json");
+
+        let reply = json(&mut store, "joe", "GET", &format!("/disks/{a}/"), "");
+        assert_eq!(
+            (reply.status, text(&reply)),
+            (200, golden("disk-plain.json", &a, &b).as_str())
+        );
+        let reply = json(&mut store, "joe", "GET", &format!("/disks/{b}"), "");
+        assert_eq!(
+            (reply.status, text(&reply)),
+            (200, golden("disk-full.json", &a, &b).as_str())
+        );
+
+        let reply = json(&mut store, "joe", "GET", "/disks/", "");
+        assert_eq!(
+            (reply.status, text(&reply)),
+            (200, golden("disks-list.json", &a, &b).as_str())
+        );
+        let reply = json(&mut store, "bob", "GET", "/disks", "");
+        assert_eq!(
+            (reply.status, text(&reply)),
+            (200, golden("disks-empty.json", &a, &b).as_str())
+        );
+        // the super-user sees all three, newest (ann's) first
+        let reply = json(&mut store, "pdisk", "GET", "/disks/", "");
+        let listed: Vec<&str> = text(&reply)
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("\"owner\": \""))
+            .collect();
+        assert_eq!(listed, ["ann\",", "joe\",", "joe\","]);
+    }
+
+    #[test]
+    fn golden_mounts_detach_and_delete_in_use() {
+        let (mut store, a, b) = scenario();
+        assert_eq!(
+            attach(&mut store, "joe", &b, "node-1.example.org", 42).status,
+            200
+        );
+        let reply = json(&mut store, "joe", "GET", &format!("/disks/{b}/mounts"), "");
+        assert_eq!(
+            (reply.status, text(&reply)),
+            (200, golden("mounts.json", &a, &b).as_str())
+        );
+        let reply = json(&mut store, "joe", "GET", &format!("/disks/{a}/mounts/"), "");
+        assert_eq!(
+            (reply.status, text(&reply)),
+            (200, golden("mounts-empty.json", &a, &b).as_str())
+        );
+
+        let reply = json(&mut store, "joe", "DELETE", &format!("/disks/{b}/"), "");
+        assert_eq!(
+            (reply.status, text(&reply)),
+            (409, golden("error-409.json", &a, &b).as_str())
+        );
+
+        let reply = json(
+            &mut store,
+            "joe",
+            "DELETE",
+            &format!("/disks/{b}/mounts/{b}_42"),
+            "",
+        );
+        assert_eq!(
+            (reply.status, text(&reply)),
+            (200, golden("detach-200.json", &a, &b).as_str())
+        );
+        let reply = json(
+            &mut store,
+            "joe",
+            "DELETE",
+            &format!("/disks/{b}/mounts/{b}_7/"),
+            "",
+        );
+        assert_eq!(reply.status, 200);
+        assert!(text(&reply).ends_with("\"target\" : \"vdz\"\n}\n"));
+
+        let reply = json(&mut store, "joe", "DELETE", &format!("/disks/{b}"), "");
+        assert_eq!(
+            (reply.status, text(&reply)),
+            (200, golden("uuid-keyvalue.json", &b, "").as_str())
+        );
+        assert_error(
+            &json(&mut store, "joe", "GET", &format!("/disks/{b}/"), ""),
+            404,
+            &format!("disk ({b}) does not exist"),
+        );
+        assert_eq!(store.disks().len(), 2);
+    }
+
+    #[test]
+    fn golden_errors_json_and_text() {
+        let mut store = PdiskStore::new("pdisk");
+        let reply = json(&mut store, "joe", "POST", "/disks/", "size=ten&tag=x");
+        assert_eq!(
+            (reply.status, text(&reply)),
+            (400, golden("error-400-size.json", "", "").as_str())
+        );
+        let expected = golden("error-404.txt", "", "");
+        for accept in [
+            None,
+            Some("text/html"),
+            Some("*/*"),
+            Some("application/json;q=0.5, text/plain"),
+            Some("application/json;q=0"),
+        ] {
+            let reply = call(&mut store, "joe", "GET", "/disks/no-such-disk", "", accept);
+            assert_eq!(
+                (reply.status, text(&reply)),
+                (404, expected.as_str()),
+                "{accept:?}"
+            );
+            assert_eq!(reply.content_type, "text/plain; charset=UTF-8");
+        }
+        for accept in [
+            "application/json",
+            "application/xml, application/json",
+            "text/csv, application/json;q=0.9",
+        ] {
+            let reply = call(
+                &mut store,
+                "joe",
+                "GET",
+                "/disks/no-such-disk",
+                "",
+                Some(accept),
+            );
+            assert_error(&reply, 404, "disk (no-such-disk) does not exist");
+        }
+    }
+
+    #[test]
+    fn create_validation() {
+        let mut store = PdiskStore::new("pdisk");
+        let range = "Size must be an integer between 1 and 1024";
+        for form in ["", "tag=x", "size=0", "size=1025", "size=-3"] {
+            assert_error(&json(&mut store, "joe", "POST", "/disks", form), 400, range);
+        }
+        assert_error(
+            &json(&mut store, "joe", "POST", "/disks", "size="),
+            400,
+            "Error parsing size: For input string: \\\"\\\"",
+        );
+        assert_error(
+            &json(
+                &mut store,
+                "joe",
+                "POST",
+                "/disks/",
+                "size=1&visibility=hidden",
+            ),
+            400,
+            "Invalid value for form element visibility: No enum constant \
+             eu.stratuslab.storage.disk.resources.BaseResource.DiskVisibility.HIDDEN",
+        );
+        assert_error(
+            &json(&mut store, "joe", "POST", "/disks/", "size=1&type=FLOPPY"),
+            500,
+            INTERNAL,
+        );
+        assert!(store.disks().is_empty());
+
+        let uuid = create(
+            &mut store,
+            "joe",
+            "size=%2B1024&visibility=PuBlIc&identifier=img-1",
+        );
+        let disk = &store.disks()[0];
+        assert_eq!(disk.uuid, uuid);
+        assert_eq!((disk.size, disk.visibility), (1024, Visibility::Public));
+        assert_eq!(
+            (disk.owner.as_str(), disk.disk_type.as_str()),
+            ("joe", DEFAULT_TYPE)
+        );
+        assert_error(
+            &json(
+                &mut store,
+                "ann",
+                "POST",
+                "/disks/",
+                "size=1&identifier=img-1",
+            ),
+            403,
+            "Disk already registered",
+        );
+        // the form may name another owner (the cloud's own scripts do)
+        create(&mut store, "pdisk", "size=2&owner=ann");
+        assert_eq!(store.disks()[1].owner, "ann");
+        // 1024 renders grouped
+        let reply = json(&mut store, "joe", "GET", &format!("/disks/{uuid}"), "");
+        assert!(
+            text(&reply).contains("\"size\": \"1,024\",\r\n"),
+            "{}",
+            text(&reply)
+        );
+    }
+
+    #[test]
+    fn visibility_and_superuser_rules() {
+        let mut store = PdiskStore::new("pdisk");
+        let private = create(&mut store, "joe", "size=1");
+        let public = create(&mut store, "joe", "size=1&visibility=public");
+
+        assert_error(
+            &json(&mut store, "ann", "GET", &format!("/disks/{private}/"), ""),
+            403,
+            &format!("insufficient access rights to view disk ({private})"),
+        );
+        assert_eq!(
+            json(&mut store, "ann", "GET", &format!("/disks/{public}/"), "").status,
+            200
+        );
+        assert_eq!(
+            json(
+                &mut store,
+                "pdisk",
+                "GET",
+                &format!("/disks/{private}/"),
+                ""
+            )
+            .status,
+            200
+        );
+
+        assert_error(
+            &attach(&mut store, "ann", &private, "node-1.example.org", 42),
+            403,
+            "Not enough rights to attach disk",
+        );
+        assert_eq!(
+            attach(&mut store, "ann", &public, "node-1.example.org", 42).status,
+            200
+        );
+        let detach = format!("/disks/{public}/mounts/{public}_42");
+        assert_eq!(json(&mut store, "ann", "DELETE", &detach, "").status, 200);
+
+        // only the owner or the super-user deletes, even a public disk
+        assert_error(
+            &json(
+                &mut store,
+                "ann",
+                "DELETE",
+                &format!("/disks/{public}/"),
+                "",
+            ),
+            403,
+            &format!("insufficient rights to delete disk ({public})"),
+        );
+        assert_error(
+            &json(
+                &mut store,
+                "ann",
+                "DELETE",
+                &format!("/disks/{private}/"),
+                "",
+            ),
+            403,
+            &format!("insufficient access rights to view disk ({private})"),
+        );
+        // the service ignores its own edit check on PUT: a viewer may update a public disk
+        let reply = json(
+            &mut store,
+            "ann",
+            "PUT",
+            &format!("/disks/{public}"),
+            "tag=mine",
+        );
+        assert_eq!(reply.status, 204);
+        assert_eq!(store.disks()[1].tag, "mine");
+        assert_error(
+            &json(
+                &mut store,
+                "ann",
+                "PUT",
+                &format!("/disks/{private}"),
+                "tag=mine",
+            ),
+            403,
+            &format!("insufficient access rights to view disk ({private})"),
+        );
+        // lists: own disks only, all for the super-user
+        assert_eq!(
+            text(&json(&mut store, "ann", "GET", "/disks/", "")),
+            "[\r\n]\r\n"
+        );
+        let all = json(&mut store, "pdisk", "GET", "/disks/", "");
+        assert_eq!(text(&all).matches("\"uuid\"").count(), 2);
+        for uuid in [&private, &public] {
+            let reply = json(&mut store, "pdisk", "DELETE", &format!("/disks/{uuid}"), "");
+            assert_eq!(reply.status, 200);
+        }
+        assert!(store.disks().is_empty());
+    }
+
+    #[test]
+    fn twenty_seventh_attachment_has_no_device() {
+        let mut store = PdiskStore::new("pdisk");
+        let mut devices = Vec::new();
+        let mut last = String::new();
+        for _ in 0..27 {
+            last = create(&mut store, "joe", "size=1");
+            let reply = attach(&mut store, "joe", &last, "node-1.example.org", 42);
+            if reply.status == 200 {
+                let target = text(&reply).split("\"target\" : \"").nth(1).unwrap();
+                devices.push(target[..3].to_owned());
+            } else {
+                assert_error(&reply, 409, "no free devices available");
+            }
+        }
+        let expected: Vec<String> = (b'a'..=b'z')
+            .rev()
+            .map(|c| format!("vd{}", c as char))
+            .collect();
+        assert_eq!(devices, expected);
+        // another VM still starts at vdz; a boot-time registration needs no device
+        assert!(
+            text(&attach(&mut store, "joe", &last, "node-2.example.org", 7)).contains("\"vdz\"")
+        );
+        let form = "node=node-1.example.org&vm_id=42&register_only=TRUE";
+        let reply = json(
+            &mut store,
+            "joe",
+            "POST",
+            &format!("/disks/{last}/mounts"),
+            form,
+        );
+        assert_eq!(reply.status, 200);
+        assert!(text(&reply).contains("\"target\" : \"static\""));
+        // freeing vdm makes it the next device
+        let vdm = store.disks()[13].uuid.clone();
+        assert_eq!(
+            json(
+                &mut store,
+                "joe",
+                "DELETE",
+                &format!("/disks/{vdm}/mounts/{vdm}_42"),
+                ""
+            )
+            .status,
+            200
+        );
+        let other = create(&mut store, "joe", "size=1");
+        assert!(
+            text(&attach(&mut store, "joe", &other, "node-1.example.org", 42)).contains("\"vdm\"")
+        );
+    }
+
+    #[test]
+    fn attach_errors() {
+        let mut store = PdiskStore::new("pdisk");
+        let uuid = create(&mut store, "joe", "size=1");
+        let path = format!("/disks/{uuid}/mounts/");
+        assert_error(
+            &json(&mut store, "joe", "POST", &path, "vm_id=42"),
+            400,
+            "missing node attribute",
+        );
+        assert_error(
+            &json(&mut store, "joe", "POST", &path, "node=&vm_id=42"),
+            400,
+            "missing node attribute",
+        );
+        assert_error(
+            &json(&mut store, "joe", "POST", &path, "node=n"),
+            400,
+            "missing vm_id attribute",
+        );
+        assert_error(
+            &json(
+                &mut store,
+                "joe",
+                "POST",
+                "/disks/nope/mounts",
+                "node=n&vm_id=42",
+            ),
+            404,
+            "Unknown disk: nope",
+        );
+        for (node, vm, why) in [
+            ("node-1.example.org", "99", "VM 99 does not exist"),
+            ("node-1.example.org", "abc", "VM abc does not exist"),
+            ("node-1.example.org", "8", "VM 8 is not running"),
+            ("node-1.example.org", "9", "VM 9 is not running"),
+            (
+                "node-2.example.org",
+                "42",
+                "VM 42 does not run on node node-2.example.org",
+            ),
+        ] {
+            let reply = json(
+                &mut store,
+                "joe",
+                "POST",
+                &path,
+                &format!("node={node}&vm_id={vm}"),
+            );
+            assert_error(
+                &reply,
+                500,
+                &format!("Unable to attach persistent disk: {why}"),
+            );
+        }
+        assert!(store.disks()[0].mounts.is_empty());
+        assert_eq!(
+            attach(&mut store, "joe", &uuid, "node-1.example.org", 42).status,
+            200
+        );
+        assert_error(
+            &attach(&mut store, "joe", &uuid, "node-1.example.org", 42),
+            403,
+            &format!("Mount already exists for: 42 and {uuid}"),
+        );
+        assert_eq!(
+            store.disks()[0].mounts,
+            vec![MountState {
+                vm_id: "42".into(),
+                device: "vdz".into(),
+                node: "node-1.example.org".into()
+            }]
+        );
+        let reply = json(&mut store, "joe", "GET", &format!("/disks/{uuid}"), "");
+        assert!(text(&reply).contains("\"count\": \"1\",\r\n"));
+    }
+
+    #[test]
+    fn detach_errors() {
+        let mut store = PdiskStore::new("pdisk");
+        let uuid = create(&mut store, "joe", "size=1");
+        assert_eq!(
+            attach(&mut store, "joe", &uuid, "node-1.example.org", 42).status,
+            200
+        );
+        for path in [
+            format!("/disks/{uuid}/mounts/{uuid}_7"),
+            format!("/disks/{uuid}/mounts/{uuid}"),
+            format!("/disks/{uuid}/mounts/nope_42"),
+        ] {
+            assert_error(
+                &json(&mut store, "joe", "DELETE", &path, ""),
+                404,
+                NOT_FOUND,
+            );
+        }
+        let mount = format!("{uuid}_42");
+        assert_error(
+            &json(
+                &mut store,
+                "joe",
+                "DELETE",
+                &format!("/disks/nope/mounts/{mount}"),
+                "",
+            ),
+            404,
+            "unknown disk: nope",
+        );
+        assert_error(
+            &json(
+                &mut store,
+                "ann",
+                "DELETE",
+                &format!("/disks/{uuid}/mounts/{mount}"),
+                "",
+            ),
+            403,
+            "insufficient rights to detach disk",
+        );
+        assert_eq!(store.disks()[0].mounts.len(), 1);
+        let reply = store.handle(
+            "joe",
+            "DELETE",
+            &format!("/disks/{uuid}/mounts/{mount}"),
+            "metadata_only=true",
+            b"",
+            ACCEPT_JSON,
+            &vms,
+        );
+        assert_eq!(reply.status, 200);
+        assert!(store.disks()[0].mounts.is_empty());
+    }
+
+    #[test]
+    fn head_put_and_routes() {
+        let mut store = PdiskStore::new("pdisk");
+        let uuid = create(&mut store, "joe", "size=3");
+        for path in [format!("/disks/{uuid}"), format!("/disks/{uuid}/")] {
+            let reply = json(&mut store, "joe", "HEAD", &path, "");
+            assert_eq!((reply.status, reply.body.len()), (200, 0));
+            assert_eq!(reply.content_type, "application/json");
+        }
+        let reply = json(&mut store, "joe", "HEAD", "/disks/nope/", "");
+        assert_eq!((reply.status, reply.body.len()), (404, 0));
+
+        let path = format!("/disks/{uuid}");
+        assert_error(
+            &json(&mut store, "joe", "PUT", &path, ""),
+            400,
+            "post with null entity",
+        );
+        assert_error(
+            &json(&mut store, "joe", "PUT", &path, "tag=kept&size=big"),
+            400,
+            "Error parsing size: For input string: \\\"big\\\"",
+        );
+        assert_eq!(store.disks()[0].tag, "", "a refused update changes nothing");
+        assert_eq!(
+            json(&mut store, "joe", "PUT", &path, "size=2000000000&tag=t").status,
+            204
+        );
+        assert_eq!(
+            (store.disks()[0].size, store.disks()[0].tag.as_str()),
+            (2_000_000_000, "t")
+        );
+
+        assert_error(
+            &json(&mut store, "joe", "GET", "/nothing", ""),
+            404,
+            NOT_FOUND,
+        );
+        assert_error(
+            &json(&mut store, "joe", "GET", "/disks/a/b/c/d/e", ""),
+            404,
+            NOT_FOUND,
+        );
+        assert_error(
+            &json(&mut store, "joe", "PATCH", "/disks/", ""),
+            405,
+            METHOD_NOT_ALLOWED,
+        );
+        assert_error(
+            &json(&mut store, "joe", "DELETE", &format!("{path}/mounts"), ""),
+            405,
+            METHOD_NOT_ALLOWED,
+        );
+        let reply = json(&mut store, "joe", "GET", &format!("{path}/turl"), "");
+        assert_eq!(reply.status, 501);
+        let reply = json(&mut store, "joe", "POST", &path, "");
+        assert_eq!(reply.status, 501);
+    }
+
+    #[test]
+    fn origin_count_is_snapshots() {
+        let mut store = PdiskStore::new("pdisk");
+        let origin = create(
+            &mut store,
+            "pdisk",
+            "size=5&type=MACHINE_IMAGE_ORIGIN&identifier=img",
+        );
+        for _ in 0..3 {
+            let form = format!("size=5&type=MACHINE_IMAGE_LIVE&identifier=snapshot:{origin}");
+            // identifiers must be unique at creation: register the snapshots one by one via PUT
+            let uuid = create(&mut store, "pdisk", "size=5");
+            let reply = json(&mut store, "pdisk", "PUT", &format!("/disks/{uuid}"), &form);
+            assert_eq!(reply.status, 204);
+        }
+        let reply = json(&mut store, "pdisk", "GET", &format!("/disks/{origin}"), "");
+        assert!(
+            text(&reply).contains("\"count\": \"3\",\r\n"),
+            "{}",
+            text(&reply)
+        );
+    }
+
+    #[test]
+    fn seeding_and_state_access() {
+        let mut store = PdiskStore::new("pdisk");
+        store.seed(5_000, "joe");
+        let uuid = create(&mut store, "ann", "size=1");
+        let disks = store.disks();
+        assert_eq!(disks.len(), 5_001);
+        assert_eq!((disks[0].tag.as_str(), disks[0].size), ("seed-0", 1));
+        assert_eq!(
+            (disks[4_999].tag.as_str(), disks[4_999].size),
+            ("seed-4999", 100)
+        );
+        assert!(disks.windows(2).all(|w| w[0].created < w[1].created));
+        let reply = json(&mut store, "joe", "GET", "/disks/", "");
+        assert_eq!(text(&reply).matches("\"uuid\"").count(), 5_000);
+        assert!(text(&reply).starts_with(&format!(
+            "[\r\n  {{\r\n    \"uuid\": \"{}\"",
+            disks[4_999].uuid
+        )));
+        // deleting keeps the index consistent
+        let first = disks[0].uuid.clone();
+        assert_eq!(
+            json(&mut store, "joe", "DELETE", &format!("/disks/{first}"), "").status,
+            200
+        );
+        assert_eq!(
+            json(&mut store, "ann", "GET", &format!("/disks/{uuid}"), "").status,
+            200
+        );
+        assert_eq!(
+            json(
+                &mut store,
+                "joe",
+                "GET",
+                &format!("/disks/{}", disks[1].uuid),
+                ""
+            )
+            .status,
+            200
+        );
+    }
+
+    #[test]
+    fn numbers_and_escapes() {
+        assert_eq!(grouped(0), "0");
+        assert_eq!(grouped(999), "999");
+        assert_eq!(grouped(1000), "1,000");
+        assert_eq!(grouped(1_500_000_000), "1,500,000,000");
+        assert_eq!(grouped(-1), "-1");
+        assert_eq!(grouped(-12_345), "-12,345");
+        assert_eq!(escape("a\"b\\c\nd\u{1}é'"), "a\\\"b\\\\c\\nd\\u0001é'");
+    }
+
+    /// The keys of a template or a reply, in order of first appearance.
+    fn keys(text: &str) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        let mut rest = text;
+        while let Some(start) = rest.find('"') {
+            let after = &rest[start + 1..];
+            let Some(end) = after.find('"') else { break };
+            let word = &after[..end];
+            let tail = after[end + 1..].trim_start();
+            if !word.is_empty()
+                && word.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                && tail.starts_with(':')
+                && !out.iter().any(|k| k == word)
+            {
+                out.push(word.to_owned());
+            }
+            rest = &after[end + 1..];
+        }
+        out
+    }
+
+    #[test]
+    fn goldens_follow_the_real_templates() {
+        let (mut store, a, b) = scenario();
+        let reply = attach(&mut store, "joe", &b, "node-1.example.org", 42);
+        let attach_reply = text(&reply).to_owned();
+        for (template, reply) in [
+            ("disk.ftl", golden("disk-full.json", &a, &b)),
+            ("disks.ftl", golden("disks-list.json", &a, &b)),
+            ("action.ftl", attach_reply),
+            ("mount.ftl", golden("detach-200.json", &a, &b)),
+            ("mounts.ftl", golden("mounts.json", &a, &b)),
+            ("error.ftl", golden("error-409.json", &a, &b)),
+        ] {
+            let source =
+                std::fs::read_to_string(fixture_path(&format!("templates/json/{template}")))
+                    .unwrap();
+            assert_eq!(keys(&source), keys(&reply), "{template}");
+            let crlf = source.contains("\r\n");
+            assert_eq!(reply.contains("\r\n"), crlf, "{template} line ends");
+        }
+        assert_eq!(keys(&golden("disk-full.json", &a, &b)).len(), 9);
+    }
 }
