@@ -290,11 +290,13 @@ fn derive_from_compute(compute: &str) -> Result<String, PdiskError> {
 /// A volume as listed by `GET /disks/` (no type or visibility there).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DiskSummary {
+    /// Server-chosen id (lower-case UUID).
     pub uuid: String,
     /// Free text (`""` when none).
     pub tag: String,
     /// Number of mounts (of CoW snapshots for a `MACHINE_IMAGE_ORIGIN`).
     pub count: u32,
+    /// User name (or certificate DN) of the creator; the super-user after quarantine.
     pub owner: String,
     /// Marketplace image id, `snapshot:<uuid>`, or `""`.
     pub identifier: String,
@@ -311,13 +313,19 @@ pub struct DiskSummary {
 /// A volume as described by `GET /disks/<uuid>/`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Disk {
+    /// Server-chosen id (lower-case UUID).
     pub uuid: String,
+    /// Free text (`""` when none).
     pub tag: String,
+    /// Number of mounts (of CoW snapshots for a `MACHINE_IMAGE_ORIGIN`).
     pub count: u32,
+    /// User name (or certificate DN) of the creator; the super-user after quarantine.
     pub owner: String,
+    /// Marketplace image id, `snapshot:<uuid>`, or `""`.
     pub identifier: String,
     /// As given at creation: GiB when ≤ 1000, bytes otherwise (see [`Disk::size_gib`]).
     pub size: u64,
+    /// Start of quarantine, when the disk is quarantined.
     pub quarantine: Option<String>,
     /// `MACHINE_IMAGE_ORIGIN`, …, `DATA_IMAGE_RAW_READ_WRITE`.
     pub disk_type: String,
@@ -328,6 +336,7 @@ pub struct Disk {
 /// One mount of a volume.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mount {
+    /// OpenNebula VM id.
     pub vm_id: i64,
     /// `vda`…`vdz`, or `static` for a disk attached at boot.
     pub device: String,
@@ -1277,6 +1286,40 @@ mod tests {
             "pdisk answered HTTP 404: disk (no-such-disk) does not exist"
         );
         assert_eq!(e.service_code(), Some(404));
+    }
+
+    proptest::proptest! {
+        /// Whatever the server sends, decoding returns a value or an error, never a panic.
+        #[test]
+        fn decoding_never_panics(body in proptest::collection::vec(proptest::num::u8::ANY, 0..200)) {
+            let _ = parse_disk_list(&body);
+            let _ = parse_disk(&body);
+            let _ = parse_mounts(&body);
+            let _ = parse_target(&body);
+            let _ = parse_uuid(&body);
+            let e = error_from_response(&Response {
+                status: 500,
+                content_type: None,
+                location: None,
+                www_authenticate: None,
+                body: bytes::Bytes::from(body),
+            });
+            proptest::prop_assert_eq!(e.http_status(), Some(500));
+        }
+
+        #[test]
+        fn grouped_text_round_trips(n in proptest::num::u64::ANY) {
+            let digits = n.to_string();
+            let mut text = String::new();
+            for (i, c) in digits.chars().enumerate() {
+                if i > 0 && (digits.len() - i) % 3 == 0 {
+                    text.push(',');
+                }
+                text.push(c);
+            }
+            proptest::prop_assert_eq!(parse_grouped(&text), Some(n));
+            proptest::prop_assert_eq!(integer(&Value::String(text)), Ok(n));
+        }
     }
 
     // ---- end to end: PdiskClient → HTTP → PdiskStore (the local cloud's pdisk) ----
