@@ -863,3 +863,730 @@ pub fn resolve_without_file(overrides: &Overrides) -> Result<Settings, ConfigErr
         instance_types: default_instance_types(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REFERENCE: &str = include_str!("../tests/fixtures/config/stratuslab-user.cfg.ref");
+
+    fn entry(key: &str, value: &str, line: usize) -> RawEntry {
+        RawEntry {
+            key: key.to_owned(),
+            value: value.to_owned(),
+            line,
+        }
+    }
+
+    fn parse(text: &str) -> RawConfig {
+        parse_str(text, "t.cfg").unwrap()
+    }
+
+    fn parse_err(text: &str) -> ConfigError {
+        parse_str(text, "t.cfg").unwrap_err()
+    }
+
+    fn resolve_err(text: &str, overrides: &Overrides) -> ConfigError {
+        resolve(&parse(text), overrides).unwrap_err()
+    }
+
+    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn reference_file_parses_to_exact_values() {
+        let config = parse_str(REFERENCE, "stratuslab-user.cfg.ref").unwrap();
+        let expected = RawConfig {
+            origin: "stratuslab-user.cfg.ref".to_owned(),
+            sections: vec![
+                RawSection {
+                    name: "default".to_owned(),
+                    line: 10,
+                    entries: vec![
+                        entry("selected_section", "sl-cloud", 14),
+                        entry("endpoint_timeout", "5", 18),
+                    ],
+                },
+                RawSection {
+                    name: "sl-cloud".to_owned(),
+                    line: 24,
+                    entries: vec![
+                        entry("name", "\"StratusLab Cloud\"", 29),
+                        entry("country", "\"Earth\"", 30),
+                        entry("endpoint", "https://cloud.example.com/one-proxy/xmlrpc", 34),
+                        entry("pdisk_endpoint", "https://cloud.example.com/pdisk", 35),
+                        entry("username", "username", 44),
+                        entry("password", "password", 45),
+                    ],
+                },
+                RawSection {
+                    name: "instance_types".to_owned(),
+                    line: 91,
+                    entries: vec![],
+                },
+            ],
+        };
+        assert_eq!(config, expected);
+    }
+
+    #[test]
+    fn reference_file_resolves_to_its_selected_section() {
+        let config = parse_str(REFERENCE, "ref").unwrap();
+        let settings = resolve(&config, &Overrides::default()).unwrap();
+        assert_eq!(settings.origin.as_deref(), Some("ref"));
+        assert_eq!(settings.default_site, "sl-cloud");
+        assert_eq!(settings.sites.len(), 1);
+        let site = &settings.sites[0];
+        assert_eq!(site.name, "sl-cloud");
+        assert_eq!(
+            site.values,
+            map(&[
+                ("selected_section", "sl-cloud"),
+                ("endpoint_timeout", "5"),
+                ("name", "\"StratusLab Cloud\""),
+                ("country", "\"Earth\""),
+                ("endpoint", "https://cloud.example.com/one-proxy/xmlrpc"),
+                ("pdisk_endpoint", "https://cloud.example.com/pdisk"),
+                ("username", "username"),
+                ("password", "password"),
+            ])
+        );
+        assert_eq!(site.display_name(), "StratusLab Cloud");
+        assert_eq!(site.country(), "Earth");
+        assert_eq!(site.endpoint_timeout().unwrap(), Some(5.0));
+        assert_eq!(site.get("marketplace_endpoint"), None);
+        assert_eq!(settings.instance_types, default_instance_types());
+    }
+
+    #[test]
+    fn python_syntax_details() {
+        let config = parse(concat!(
+            "[Sl-Cloud] trailing text\n",
+            "  Key.One = a = b # not a comment\n",
+            "other: \"quoted\" \n",
+            "multi =\n",
+            "    first\n",
+            "\n",
+            "    # a comment does not end the value\n",
+            "    second\n",
+            "\n",
+            "\n",
+            "pct = 100%% of %(OTHER)s\n",
+            "chain = %(pct)s!\n",
+            "[a]b]\r\n",
+            "empty =\r",
+            "k=v",
+        ));
+        let names: Vec<&str> = config.sections.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["Sl-Cloud", "a]b"]);
+        assert_eq!(
+            config.sections[0].entries,
+            vec![
+                entry("key.one", "a = b # not a comment", 2),
+                entry("other", "\"quoted\"", 3),
+                entry("multi", "\nfirst\n\nsecond", 4),
+                entry("pct", "100% of \"quoted\"", 11),
+                entry("chain", "100% of \"quoted\"!", 12),
+            ]
+        );
+        assert_eq!(
+            config.sections[1].entries,
+            vec![entry("empty", "", 14), entry("k", "v", 15)]
+        );
+        let bom = parse("\u{feff}[default]\nk = v\n");
+        assert_eq!(bom.sections[0].name, "default");
+    }
+
+    #[test]
+    fn builtin_instance_types_follow_the_spec() {
+        let table: Vec<(String, u32, u64, u64)> = default_instance_types()
+            .into_iter()
+            .map(|t| (t.name, t.cpu, t.ram_mib, t.swap_mib))
+            .collect();
+        let expected = [
+            ("t1.micro", 1, 512, 512),
+            ("m1.small", 1, 1536, 1536),
+            ("m1.medium", 1, 3072, 3072),
+            ("m1.large", 2, 6144, 6144),
+            ("m1.xlarge", 4, 8192, 8192),
+            ("c1.medium", 2, 1536, 1536),
+            ("c1.xlarge", 4, 6144, 6144),
+        ]
+        .map(|(n, c, r, s)| (n.to_owned(), c, r, s));
+        assert_eq!(table, expected);
+    }
+
+    // ---- errors -------------------------------------------------------------------------------
+
+    #[test]
+    fn missing_default_section() {
+        let err = resolve_err("[sl]\nendpoint = x\n", &Overrides::default());
+        assert!(matches!(&err, ConfigError::MissingDefaultSection { origin } if origin == "t.cfg"));
+        assert_eq!(
+            err.to_string(),
+            "t.cfg: the mandatory [default] section is missing"
+        );
+        assert_eq!(err.kind(), Kind::Config);
+    }
+
+    #[test]
+    fn unknown_selected_section() {
+        let err = resolve_err(
+            "[default]\nselected_section = nowhere\n[a]\n[instance_types]\n",
+            &Overrides::default(),
+        );
+        assert!(matches!(&err, ConfigError::UnknownSite { site, known, .. }
+            if site == "nowhere" && *known == ["default", "a"]));
+        assert_eq!(
+            err.to_string(),
+            "t.cfg: default site 'nowhere' (from selected_section in [default]) is not defined; \
+             known sites: default, a"
+        );
+    }
+
+    #[test]
+    fn unknown_default_site_argument_and_environment() {
+        let text = "[default]\nselected_section = a\n[a]\n[b]\n";
+        let overrides = Overrides {
+            default_site: Some("c".to_owned()),
+            ..Overrides::default()
+        };
+        assert_eq!(
+            resolve_err(text, &overrides).to_string(),
+            "t.cfg: default site 'c' (from the default site argument) is not defined; \
+             known sites: default, a, b"
+        );
+        let overrides = Overrides {
+            env: map(&[("selected_section", "d")]),
+            ..Overrides::default()
+        };
+        assert_eq!(
+            resolve_err(text, &overrides).to_string(),
+            "t.cfg: default site 'd' (from STRATUSLAB_USER_CONFIG_SECTION) is not defined; \
+             known sites: default, a, b"
+        );
+    }
+
+    #[test]
+    fn instance_type_with_two_numbers() {
+        let err = resolve_err(
+            "[default]\n[instance_types]\nmy.type = 4, 2048\n",
+            &Overrides::default(),
+        );
+        assert!(
+            matches!(&err, ConfigError::BadInstanceType { name, line: 3, .. }
+            if name == "my.type")
+        );
+        assert_eq!(
+            err.to_string(),
+            "t.cfg:3: instance type 'my.type': expected three integers 'CPU, RAM MiB, swap MiB', \
+             found 2"
+        );
+    }
+
+    #[test]
+    fn instance_type_with_zero_cpu_or_ram_or_huge_numbers() {
+        let cases = [
+            (
+                "tiny = 0, 512, 0",
+                "t.cfg:3: instance type 'tiny': CPU count must be at least 1",
+            ),
+            (
+                "tiny = 1, 0, 0",
+                "t.cfg:3: instance type 'tiny': RAM must be at least 1 MiB",
+            ),
+            (
+                "tiny = 4294967296, 1, 1",
+                "t.cfg:3: instance type 'tiny': CPU value is too large",
+            ),
+            (
+                "tiny = one, two, three",
+                "t.cfg:3: instance type 'tiny': expected three integers 'CPU, RAM MiB, swap MiB', \
+                 found 0",
+            ),
+        ];
+        for (line, message) in cases {
+            let text = format!("[default]\n[instance_types]\n{line}\n");
+            let err = resolve_err(&text, &Overrides::default());
+            assert!(matches!(err, ConfigError::BadInstanceType { .. }), "{line}");
+            assert_eq!(err.to_string(), message);
+        }
+    }
+
+    /// A fresh temporary directory for this test, removed on drop.
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new(name: &str) -> Self {
+            let dir = std::env::temp_dir()
+                .join(format!("stratuslab-config-{name}-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            TempDir(dir)
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn file_errors() {
+        let dir = TempDir::new("files");
+        let missing = dir.0.join("missing.cfg");
+        let err = parse_file(&missing).unwrap_err();
+        assert!(matches!(err, ConfigError::NotFound { .. }));
+        assert_eq!(
+            err.to_string(),
+            format!("configuration file {} does not exist", missing.display())
+        );
+
+        let err = parse_file(&dir.0).unwrap_err();
+        assert!(matches!(err, ConfigError::IsDirectory { .. }));
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{} is a directory, not a configuration file",
+                dir.0.display()
+            )
+        );
+
+        // Unreadable: a path that goes through a regular file (fails even for root).
+        let file = dir.0.join("file.cfg");
+        std::fs::write(&file, "[default]\n").unwrap();
+        let through = file.join("x.cfg");
+        let err = parse_file(&through).unwrap_err();
+        assert!(
+            matches!(&err, ConfigError::Io { path, .. } if *path == through.display().to_string())
+        );
+        assert!(
+            err.to_string().starts_with(&format!(
+                "cannot read configuration file {}: ",
+                through.display()
+            )),
+            "{err}"
+        );
+
+        let config = parse_file(&file).unwrap();
+        assert_eq!(config.origin, file.display().to_string());
+        assert_eq!(config.sections[0].name, "default");
+    }
+
+    #[test]
+    fn invalid_utf8() {
+        let err = parse_bytes(b"[default]\r\nname = caf\xe9\n", "t.cfg").unwrap_err();
+        assert!(matches!(
+            err,
+            ConfigError::InvalidUtf8 {
+                line: 2,
+                offset: 21,
+                ..
+            }
+        ));
+        assert_eq!(err.to_string(), "t.cfg:2: invalid UTF-8 at byte offset 21");
+    }
+
+    #[test]
+    fn duplicate_section() {
+        let err = parse_err("[default]\n[a]\nk = 1\n[a]\n");
+        assert!(
+            matches!(&err, ConfigError::DuplicateSection { section, line: 4, first_line: 2, .. }
+            if section == "a")
+        );
+        assert_eq!(
+            err.to_string(),
+            "t.cfg:4: section [a] already defined at line 2"
+        );
+        // Section names are case-sensitive, as in Python.
+        assert_eq!(parse("[a]\n[A]\n").sections.len(), 2);
+    }
+
+    #[test]
+    fn duplicate_option() {
+        let err = parse_err("[default]\nEndpoint = a\n\nendpoint = b\n");
+        assert!(
+            matches!(&err, ConfigError::DuplicateOption { key, line: 4, first_line: 2, .. }
+            if key == "endpoint")
+        );
+        assert_eq!(
+            err.to_string(),
+            "t.cfg:4: option 'endpoint' in section [default] already set at line 2"
+        );
+    }
+
+    #[test]
+    fn line_without_delimiter() {
+        let err = parse_err("[default]\nendpoint example.org\n");
+        assert!(matches!(&err, ConfigError::Syntax { line: 2, text, .. }
+            if text == "endpoint example.org"));
+        assert_eq!(
+            err.to_string(),
+            "t.cfg:2: expected 'key = value', 'key: value' or '[section]': endpoint example.org"
+        );
+        // The text of a line that mentions a password is not shown.
+        assert_eq!(
+            parse_err("[default]\npassword s3cret\n").to_string(),
+            "t.cfg:2: expected 'key = value', 'key: value' or '[section]': \
+             <line hidden: it mentions a password>"
+        );
+        assert_eq!(
+            parse_err("[default]\n  = x\n").to_string(),
+            "t.cfg:2: empty option name: = x"
+        );
+        assert_eq!(
+            parse_err("[]\n").to_string(),
+            "t.cfg:1: option outside any section: add a [section] header before it"
+        );
+    }
+
+    #[test]
+    fn option_before_header_and_reserved_default() {
+        let err = parse_err("# c\nk = v\n[default]\n");
+        assert!(matches!(err, ConfigError::NoSectionHeader { line: 2, .. }));
+        let err = parse_err("[default]\n[DEFAULT]\n");
+        assert!(matches!(err, ConfigError::ReservedSection { line: 2, .. }));
+        assert!(err
+            .to_string()
+            .starts_with("t.cfg:2: section [DEFAULT] is not supported"));
+    }
+
+    #[test]
+    fn interpolation_errors() {
+        let cases = [
+            (
+                "[s]\npassword = 50%off\n",
+                "t.cfg:2: section [s], option 'password': '%' must be followed by '%' or \
+                 '(name)s'; write '%%' for a literal '%'",
+            ),
+            (
+                "[s]\nk = %(x\n",
+                "t.cfg:2: section [s], option 'k': bad '%(name)s' reference; write '%%' for a \
+                 literal '%'",
+            ),
+            (
+                "[s]\nk = %(Other)s\n[t]\nother = 1\n",
+                "t.cfg:2: section [s], option 'k': '%(other)s' refers to option 'other', which \
+                 this section does not have",
+            ),
+            (
+                "[s]\na = %(b)s\nb = %(a)s\n",
+                "t.cfg:2: section [s], option 'a': '%(name)s' references nest more than 10 levels \
+                 deep (a reference loop?)",
+            ),
+        ];
+        for (text, message) in cases {
+            let err = parse_err(text);
+            assert!(matches!(err, ConfigError::Interpolation { .. }), "{text}");
+            assert_eq!(err.to_string(), message);
+        }
+    }
+
+    #[test]
+    fn bad_endpoint_timeout() {
+        let cases = [
+            ("soon", "t.cfg:2: site 'default', option 'endpoint_timeout': 'soon' is not a positive number of seconds"),
+            ("0", "t.cfg:2: site 'default', option 'endpoint_timeout': '0' is not a positive number of seconds"),
+            ("-1", "t.cfg:2: site 'default', option 'endpoint_timeout': '-1' is not a positive number of seconds"),
+            ("inf", "t.cfg:2: site 'default', option 'endpoint_timeout': 'inf' is not a positive number of seconds"),
+        ];
+        for (value, message) in cases {
+            let text = format!("[default]\nendpoint_timeout = {value}\n");
+            let err = resolve_err(&text, &Overrides::default());
+            assert!(
+                matches!(&err, ConfigError::BadValue { site, key, .. }
+                    if site == "default" && key == "endpoint_timeout"),
+                "{value}"
+            );
+            assert_eq!(err.to_string(), message);
+        }
+        // A bad value inherited from [default] is reported for each site at its own line.
+        let err = resolve_err(
+            "[default]\nselected_section = a\n[a]\nendpoint_timeout = x\n",
+            &Overrides::default(),
+        );
+        assert_eq!(
+            err.to_string(),
+            "t.cfg:4: site 'a', option 'endpoint_timeout': 'x' is not a positive number of seconds"
+        );
+        let overrides = Overrides {
+            args: map(&[("endpoint_timeout", "never")]),
+            ..Overrides::default()
+        };
+        assert_eq!(
+            resolve_err("[default]\n", &overrides).to_string(),
+            "constructor argument: site 'default', option 'endpoint_timeout': 'never' is not a \
+             positive number of seconds"
+        );
+        let site = SiteSettings {
+            name: "s".to_owned(),
+            values: map(&[("endpoint_timeout", "2.5")]),
+        };
+        assert_eq!(site.endpoint_timeout().unwrap(), Some(2.5));
+    }
+
+    // ---- resolve ------------------------------------------------------------------------------
+
+    const SITES: &str = "\
+[default]
+selected_section = b
+endpoint_timeout = 5
+username = file-default
+password = file-default
+pdisk_endpoint = pdisk.default
+
+[a]
+name = 'Site A'
+username = file-a
+
+[b]
+name = \"Site B\"
+country = \"FR\"
+username = file-b
+endpoint = b.example.org
+
+[instance_types]
+M1.Small = (2, 1024, 0)
+my.type = 4, 2048, 2048
+";
+
+    #[test]
+    fn merge_order_for_default_and_other_sites() {
+        let overrides = Overrides {
+            default_site: None,
+            env: map(&[
+                ("username", "env"),
+                ("password", "env"),
+                ("endpoint", "env.example"),
+            ]),
+            args: map(&[("password", "arg")]),
+        };
+        let settings = resolve(&parse(SITES), &overrides).unwrap();
+        assert_eq!(settings.default_site, "b");
+        let names: Vec<&str> = settings.sites.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["a", "b"]);
+
+        let a = settings.site("a").unwrap();
+        assert_eq!(
+            a.values,
+            map(&[
+                ("selected_section", "b"),
+                ("endpoint_timeout", "5"),
+                ("username", "file-a"),
+                ("password", "file-default"),
+                ("pdisk_endpoint", "pdisk.default"),
+                ("name", "'Site A'"),
+            ])
+        );
+        let b = settings.site("b").unwrap();
+        assert_eq!(
+            b.values,
+            map(&[
+                ("selected_section", "b"),
+                ("endpoint_timeout", "5"),
+                ("username", "env"),
+                ("password", "arg"),
+                ("pdisk_endpoint", "pdisk.default"),
+                ("name", "\"Site B\""),
+                ("country", "\"FR\""),
+                ("endpoint", "env.example"),
+            ])
+        );
+    }
+
+    #[test]
+    fn default_site_choice_order() {
+        let raw = parse(SITES);
+        let chosen = |overrides: Overrides| resolve(&raw, &overrides).unwrap().default_site;
+        assert_eq!(chosen(Overrides::default()), "b");
+        let env = map(&[("selected_section", "a")]);
+        assert_eq!(
+            chosen(Overrides {
+                env: env.clone(),
+                ..Overrides::default()
+            }),
+            "a"
+        );
+        assert_eq!(
+            chosen(Overrides {
+                default_site: Some("default".to_owned()),
+                env,
+                ..Overrides::default()
+            }),
+            "default"
+        );
+        // Neither argument, environment nor selected_section: the [default] section itself.
+        let settings = resolve(
+            &parse("[default]\nendpoint = d\n[x]\n"),
+            &Overrides::default(),
+        );
+        assert_eq!(settings.unwrap().default_site, "default");
+    }
+
+    #[test]
+    fn default_section_is_a_site_only_when_chosen() {
+        let raw = parse(SITES);
+        let overrides = Overrides {
+            default_site: Some("default".to_owned()),
+            args: map(&[("endpoint", "arg.example")]),
+            ..Overrides::default()
+        };
+        let settings = resolve(&raw, &overrides).unwrap();
+        let names: Vec<&str> = settings.sites.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["default", "a", "b"]);
+        let default = settings.site("default").unwrap();
+        assert_eq!(default.get("endpoint"), Some("arg.example"));
+        assert_eq!(default.get("username"), Some("file-default"));
+        assert_eq!(default.display_name(), "default");
+        assert_eq!(default.country(), "unknown");
+        // Env and args did not reach the other sites.
+        assert_eq!(
+            settings.site("b").unwrap().get("endpoint"),
+            Some("b.example.org")
+        );
+        assert_eq!(settings.site("a").unwrap().get("endpoint"), None);
+    }
+
+    #[test]
+    fn display_values_strip_quotes() {
+        let settings = resolve(&parse(SITES), &Overrides::default()).unwrap();
+        let a = settings.site("a").unwrap();
+        assert_eq!(a.display_name(), "Site A");
+        assert_eq!(a.country(), "unknown");
+        let b = settings.site("b").unwrap();
+        assert_eq!(b.display_name(), "Site B");
+        assert_eq!(b.country(), "FR");
+        let site = |name: &str| SiteSettings {
+            name: "s".to_owned(),
+            values: map(&[("name", name)]),
+        };
+        assert_eq!(site("plain").display_name(), "plain");
+        assert_eq!(site("\"half").display_name(), "\"half");
+        assert_eq!(site("\"\"").display_name(), "s");
+        assert_eq!(site("").display_name(), "s");
+        assert_eq!(site("").get("name"), None);
+    }
+
+    #[test]
+    fn instance_types_override_by_name() {
+        let settings = resolve(&parse(SITES), &Overrides::default()).unwrap();
+        let mut expected = default_instance_types();
+        expected[1] = InstanceType {
+            name: "m1.small".to_owned(),
+            cpu: 2,
+            ram_mib: 1024,
+            swap_mib: 0,
+        };
+        expected.push(InstanceType {
+            name: "my.type".to_owned(),
+            cpu: 4,
+            ram_mib: 2048,
+            swap_mib: 2048,
+        });
+        assert_eq!(settings.instance_types, expected);
+    }
+
+    #[test]
+    fn environment_mapping() {
+        let vars = [
+            ("STRATUSLAB_ENDPOINT", "e"),
+            ("STRATUSLAB_USERNAME", "u"),
+            ("STRATUSLAB_PASSWORD", "p"),
+            ("STRATUSLAB_PDISK_ENDPOINT", "pe"),
+            ("STRATUSLAB_PDISK_USERNAME", "pu"),
+            ("STRATUSLAB_PDISK_PASSWORD", "pp"),
+            ("STRATUSLAB_MARKETPLACE_ENDPOINT", "me"),
+            ("STRATUSLAB_PEM_CERTIFICATE", "cert"),
+            ("STRATUSLAB_PEM_KEY", "key"),
+            ("STRATUSLAB_KEY", "id.pub"),
+            ("STRATUSLAB_USER_CONFIG_SECTION", "sec"),
+            ("STRATUSLAB_UNKNOWN", "x"),
+            ("HOME", "/root"),
+            ("stratuslab_endpoint", "lower-case names are not ours"),
+        ];
+        let env = env_overrides(vars.map(|(k, v)| (k.to_owned(), v.to_owned())));
+        assert_eq!(
+            env,
+            map(&[
+                ("endpoint", "e"),
+                ("username", "u"),
+                ("password", "p"),
+                ("pdisk_endpoint", "pe"),
+                ("pdisk_username", "pu"),
+                ("pdisk_password", "pp"),
+                ("marketplace_endpoint", "me"),
+                ("pem_certificate", "cert"),
+                ("pem_key", "key"),
+                ("user_public_key_file", "id.pub"),
+                ("selected_section", "sec"),
+            ])
+        );
+        let empty = env_overrides([("STRATUSLAB_ENDPOINT".to_owned(), String::new())]);
+        assert!(empty.is_empty());
+    }
+
+    #[test]
+    fn settings_without_a_file() {
+        let overrides = Overrides {
+            env: map(&[
+                ("endpoint", "env.example"),
+                ("username", "env"),
+                ("selected_section", "x"),
+            ]),
+            args: map(&[("username", "arg"), ("password", "secret")]),
+            ..Overrides::default()
+        };
+        let settings = resolve_without_file(&overrides).unwrap();
+        assert_eq!(settings.origin, None);
+        assert_eq!(settings.default_site, "default");
+        assert_eq!(settings.instance_types, default_instance_types());
+        assert_eq!(settings.sites.len(), 1);
+        assert_eq!(
+            settings.sites[0].values,
+            map(&[
+                ("endpoint", "env.example"),
+                ("username", "arg"),
+                ("password", "secret")
+            ])
+        );
+
+        let err = resolve_without_file(&Overrides {
+            args: map(&[("username", "u"), ("password", "p")]),
+            ..Overrides::default()
+        })
+        .unwrap_err();
+        assert!(matches!(&err, ConfigError::MissingEndpoint { site } if site == "default"));
+        assert_eq!(
+            err.to_string(),
+            "site 'default' has no compute endpoint: set 'endpoint' in the configuration file, \
+             STRATUSLAB_ENDPOINT, or the driver's host argument"
+        );
+
+        let err = resolve_without_file(&Overrides {
+            default_site: Some("lal".to_owned()),
+            args: map(&[("endpoint", "e")]),
+            ..Overrides::default()
+        })
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "no configuration file: default site 'lal' (from the default site argument) is not \
+             defined; known sites: default"
+        );
+    }
+
+    #[test]
+    fn default_path_is_under_home() {
+        match std::env::var_os("HOME").filter(|h| !h.is_empty()) {
+            Some(home) => assert_eq!(
+                default_path(),
+                Some(PathBuf::from(home).join(".stratuslab/stratuslab-user.cfg"))
+            ),
+            None => assert_eq!(default_path(), None),
+        }
+    }
+}

@@ -2,7 +2,7 @@
 //! StratusLab CLI's users wrote their files for). Generates well-formed files with proptest (fixed
 //! seed), writes them to a temporary directory, parses them all in ONE `python3` process and
 //! requires the same sections, options, values and order. A few malformed files check that both
-//! sides refuse them.
+//! sides refuse them, and the real reference file (tests/fixtures/config) is compared too.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -392,6 +392,10 @@ fn parser_matches_python_configparser() {
         std::fs::write(dir.0.join(&name), &text).unwrap();
         texts.insert(name, text);
     }
+    // The real reference file goes through the same comparison.
+    let reference = include_str!("fixtures/config/stratuslab-user.cfg.ref");
+    std::fs::write(dir.0.join("ref-stratuslab-user.cfg"), reference).unwrap();
+    texts.insert("ref-stratuslab-user.cfg".to_owned(), reference.to_owned());
     for (name, text) in BAD_FILES {
         std::fs::write(dir.0.join(format!("bad-{name}.cfg")), text).unwrap();
     }
@@ -400,7 +404,7 @@ fn parser_matches_python_configparser() {
         eprintln!("SKIPPED: python3 is not installed, so the configparser oracle cannot run");
         return;
     };
-    assert_eq!(python.len(), GENERATED_FILES + BAD_FILES.len());
+    assert_eq!(python.len(), GENERATED_FILES + 1 + BAD_FILES.len());
 
     let mut failures = Vec::new();
     let mut options_compared = 0;
@@ -434,8 +438,9 @@ fn parser_matches_python_configparser() {
     }
     assert!(
         failures.is_empty(),
-        "{} of {GENERATED_FILES} files differ from Python:\n{}",
+        "{} of {} files differ from Python:\n{}",
         failures.len(),
+        texts.len(),
         failures[..failures.len().min(5)].join("\n")
     );
     // The generator must really exercise the parser.
