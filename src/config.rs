@@ -45,6 +45,11 @@ use crate::error::{Classify, Kind};
 
 /// How deep `%(name)s` references may nest (Python's `MAX_INTERPOLATION_DEPTH`).
 const MAX_INTERPOLATION_DEPTH: usize = 10;
+/// How many `%(name)s` references one value may expand, counting nested ones (Python has no such
+/// limit and hangs on a file whose references multiply at every level).
+const MAX_INTERPOLATION_EXPANSIONS: usize = 10_000;
+/// How long an interpolated value may grow, in bytes.
+const MAX_INTERPOLATED_LEN: usize = 1 << 20;
 
 /// Environment variables the configuration honours, and the option each one sets.
 const ENV_KEYS: &[(&str, &str)] = &[
@@ -401,12 +406,21 @@ fn finish_section(section: PendingSection, origin: &str) -> Result<RawSection, C
     let mut entries = Vec::with_capacity(joined.len());
     for (key, line, raw) in &joined {
         let mut value = String::new();
-        interpolate(&joined, raw, 1, &mut value).map_err(|reason| ConfigError::Interpolation {
-            origin: origin.to_owned(),
-            line: *line,
-            section: section.name.clone(),
-            key: key.clone(),
-            reason,
+        let mut budget = MAX_INTERPOLATION_EXPANSIONS;
+        interpolate(&joined, raw, 1, &mut budget, &mut value).map_err(|reason| {
+            // A reference name could be a piece of a password: say less for those.
+            let reason = if key.contains("password") {
+                "bad '%' in the value (not shown); write '%%' for a literal '%'".to_owned()
+            } else {
+                reason
+            };
+            ConfigError::Interpolation {
+                origin: origin.to_owned(),
+                line: *line,
+                section: section.name.clone(),
+                key: key.clone(),
+                reason,
+            }
         })?;
         entries.push(RawEntry {
             key: key.clone(),
@@ -427,6 +441,7 @@ fn interpolate(
     options: &[(String, usize, String)],
     mut rest: &str,
     depth: usize,
+    budget: &mut usize,
     out: &mut String,
 ) -> Result<(), String> {
     if depth > MAX_INTERPOLATION_DEPTH {
@@ -449,6 +464,13 @@ fn interpolate(
             let Some((name, after)) = name else {
                 return Err("bad '%(name)s' reference; write '%%' for a literal '%'".to_owned());
             };
+            if *budget == 0 || out.len() > MAX_INTERPOLATED_LEN {
+                return Err(format!(
+                    "'%(name)s' references expand to more than {MAX_INTERPOLATION_EXPANSIONS} \
+                     references or {MAX_INTERPOLATED_LEN} bytes"
+                ));
+            }
+            *budget -= 1;
             let name = name.to_lowercase();
             let Some((_, _, v)) = options.iter().find(|(k, _, _)| *k == name) else {
                 return Err(format!(
@@ -456,7 +478,7 @@ fn interpolate(
                 ));
             };
             if v.contains('%') {
-                interpolate(options, v, depth + 1, out)?;
+                interpolate(options, v, depth + 1, budget, out)?;
             } else {
                 out.push_str(v);
             }
@@ -1260,8 +1282,13 @@ mod tests {
         let cases = [
             (
                 "[s]\npassword = 50%off\n",
-                "t.cfg:2: section [s], option 'password': '%' must be followed by '%' or \
-                 '(name)s'; write '%%' for a literal '%'",
+                "t.cfg:2: section [s], option 'password': bad '%' in the value (not shown); \
+                 write '%%' for a literal '%'",
+            ),
+            (
+                "[s]\nk = 50%off\n",
+                "t.cfg:2: section [s], option 'k': '%' must be followed by '%' or '(name)s'; \
+                 write '%%' for a literal '%'",
             ),
             (
                 "[s]\nk = %(x\n",
@@ -1283,6 +1310,35 @@ mod tests {
             let err = parse_err(text);
             assert!(matches!(err, ConfigError::Interpolation { .. }), "{text}");
             assert_eq!(err.to_string(), message);
+        }
+    }
+
+    #[test]
+    fn exploding_references_are_refused() {
+        // Ten levels of ten references each: 10^10 expansions of an empty value.
+        let mut text = String::from("[s]\nk0 =\n");
+        for level in 1..=10 {
+            let refs = format!("%(k{})s", level - 1).repeat(10);
+            text.push_str(&format!("k{level} = {refs}%%\n"));
+        }
+        let err = parse_err(&text);
+        assert!(matches!(&err, ConfigError::Interpolation { key, line: 6, .. } if key == "k4"));
+        assert_eq!(
+            err.to_string(),
+            "t.cfg:6: section [s], option 'k4': '%(name)s' references expand to more than 10000 \
+             references or 1048576 bytes"
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics_on_any_text(text in "[\\[\\]=:%()s#; \t\r\na-zA-Z0-9é\u{1c}\u{feff}]{0,200}") {
+            let _ = parse_str(&text, "t.cfg").map(|raw| resolve(&raw, &Overrides::default()));
+        }
+
+        #[test]
+        fn never_panics_on_any_bytes(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..200)) {
+            let _ = parse_bytes(&bytes, "t.cfg");
         }
     }
 
