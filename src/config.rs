@@ -847,7 +847,8 @@ fn instance_types(raw: &RawConfig) -> Result<Vec<InstanceType>, ConfigError> {
 }
 
 /// Settings with no file: one site, `default`, from the environment then the arguments. Its
-/// `endpoint` is required; a default-site argument other than `default` is an error.
+/// `endpoint` is required; a default-site argument other than `default` is an error, while
+/// `STRATUSLAB_USER_CONFIG_SECTION` is ignored (it names a section of a file there is not).
 pub fn resolve_without_file(overrides: &Overrides) -> Result<Settings, ConfigError> {
     if let Some(site) = overrides
         .default_site
