@@ -106,8 +106,9 @@ pub(crate) fn identifier_to_bytes(id: &str) -> Result<[u8; 20], MarketplaceError
                 if k >= 160 {
                     return Err(MarketplaceError::BadIdentifier {
                         value: id.to_owned(),
-                        reason: "the value exceeds 160 bits (first character must be A, B, C or D)"
-                            .to_owned(),
+                        reason:
+                            "the value exceeds 160 bits (the first character must be one of A to P)"
+                                .to_owned(),
                     });
                 }
                 bytes[19 - k / 8] |= 1 << (k % 8);
@@ -182,7 +183,7 @@ mod tests {
     fn extremes() {
         let max = "f".repeat(40);
         let id = sha1_hex_to_identifier(&max).unwrap();
-        assert_eq!(id, format!("D{}", "_".repeat(26)));
+        assert_eq!(id, format!("P{}", "_".repeat(26)));
         assert_eq!(identifier_to_sha1_hex(&id).unwrap(), max);
     }
 
@@ -193,8 +194,9 @@ mod tests {
         assert!(sha1_hex_to_identifier(&"1".repeat(41)).is_err());
         assert!(identifier_to_sha1_hex("MMZu9WvwKIro-rtBQ").is_err());
         assert!(identifier_to_sha1_hex("MMZu9WvwKIro-rtBQfDk4PsKO7!").is_err());
-        // 'E' = 4 sets bit 162: above 2^160.
-        assert!(identifier_to_sha1_hex("EAAAAAAAAAAAAAAAAAAAAAAAAAA").is_err());
+        // The first digit holds bits 156-161: 'Q' = 16 sets bit 160, above 2^160 - 1.
+        assert!(identifier_to_sha1_hex("QAAAAAAAAAAAAAAAAAAAAAAAAAA").is_err());
+        assert!(identifier_to_sha1_hex("_AAAAAAAAAAAAAAAAAAAAAAAAAA").is_err());
     }
 
     #[test]

@@ -835,3 +835,352 @@ pub(crate) fn parse_document(
     };
     Ok((root, parser.entries))
 }
+
+#[cfg(test)]
+mod golden;
+
+#[cfg(test)]
+mod tests {
+    use super::golden::{summary, GOLDEN};
+    use super::*;
+    use crate::error::{Classify, Kind};
+
+    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/marketplace");
+
+    fn fixture(path: &str) -> Vec<u8> {
+        std::fs::read(format!("{FIXTURES}/{path}")).unwrap()
+    }
+
+    fn outcome(result: &Result<ImageEntry, MarketplaceError>) -> String {
+        match result {
+            Ok(e) => format!("Ok: {}", summary(e)),
+            Err(e) => format!("Err: {e}"),
+        }
+    }
+
+    /// Every fixture file (except SOURCES.md) is in the golden table, and reads as expected.
+    #[test]
+    fn golden_every_real_fixture() {
+        let mut on_disk = Vec::new();
+        for sub in std::fs::read_dir(FIXTURES).unwrap() {
+            let sub = sub.unwrap().path();
+            if sub.is_dir() {
+                for f in std::fs::read_dir(&sub).unwrap() {
+                    let f = f.unwrap().path();
+                    on_disk.push(
+                        f.strip_prefix(FIXTURES)
+                            .unwrap()
+                            .to_str()
+                            .unwrap()
+                            .to_owned(),
+                    );
+                }
+            }
+        }
+        on_disk.sort();
+        let mut listed: Vec<String> = GOLDEN.iter().map(|(p, _)| (*p).to_owned()).collect();
+        listed.sort();
+        assert_eq!(on_disk, listed);
+        for (path, expected) in GOLDEN {
+            let entries = parse_listing(&fixture(path)).unwrap();
+            let got: Vec<String> = entries.iter().map(outcome).collect();
+            assert_eq!(&got, expected, "{path}");
+        }
+    }
+
+    #[test]
+    fn full_entry_signed_production_sample() {
+        let e = parse_entry(&fixture("client-resources/manifest-invalid-sha1.xml")).unwrap();
+        let expected = ImageEntry {
+            identifier: "JcqGhHxmTRAEpHMmRF-xhSTM3TO".into(),
+            description: Some("dummy manifest to test sha1 mismatch.".into()),
+            os: Some("fedora".into()),
+            os_version: Some("14".into()),
+            arch: Some("i386".into()),
+            version: Some("0.1".into()),
+            endorser: Some(Endorser {
+                email: "Konstantin.Skaburskas@cern.ch".into(),
+                subject: "CN=Konstantin Skaburskas,CN=658461,CN=kskaburs,OU=Users,OU=Organic Units,DC=cern,DC=ch".into(),
+                issuer: "CN=CERN Trusted Certification Authority,DC=cern,DC=ch".into(),
+            }),
+            created: Some("2012-09-13T13:13:38Z".into()),
+            valid_until: Some("2020-12-31T00:00:00Z".into()),
+            format: Some("raw".into()),
+            compression: Some("gz".into()),
+            bytes: Some(4),
+            checksums: vec![
+                ("MD5".into(), "5c9597f3c8245907ea71a89d9d39d08e".into()),
+                ("SHA-1".into(), "972a1a11f19934401291cc99117ec614933374ce".into()),
+                ("SHA-256".into(), "17e682f060b5f8e47ea04c5c4855908b0a5ad612022260fe50e11ecb0cc0ab76".into()),
+                ("SHA-512".into(), "77e52614a141cef19a76de6193e9c845b8cffffecf4973653e5d7a5d121450fab6142890e0f794715722ba4257ee28cb0f4e3966f18e11c9e62fa6babf0a748f".into()),
+            ],
+            locations: vec!["http://appliances.stratuslab.eu/images/base/ttylinux-9.7-i486-base/1.4/ttylinux-9.7-i486-base-1.4.qcow.gz".into()],
+            kind: Some("machine".into()),
+            image_type: Some("base".into()),
+            hypervisor: Some("kvm".into()),
+            publisher: Some("StratusLab".into()),
+            creator: Some("Konstantin Skaburskas".into()),
+            ..ImageEntry::default()
+        };
+        assert_eq!(e, expected);
+        assert_eq!(e.display_name(), "dummy manifest to test sha1 mismatch.");
+    }
+
+    #[test]
+    fn cimi_and_accounts_blocks_are_skipped() {
+        let e = parse_entry(&fixture("metadata-lib/valid-full-alt-cimi.xml")).unwrap();
+        // The CIMI block's <format>swap</format> (another namespace) is not dcterms:format,
+        // and ex:relatedImages' nested dcterms:identifier are not the entry's.
+        assert_eq!(e.format, None);
+        assert_eq!(e.identifier, "MMZu9WvwKIro-rtBQfDk4PsKO7_");
+        assert_eq!(e.tag.as_deref(), Some("linux-with-my-apps"));
+        assert_eq!(e.inbound_ports, vec![443]);
+        assert_eq!(e.outbound_ports, vec![25]);
+        assert_eq!(e.serial_number, Some(0));
+        assert_eq!(e.deprecated.as_deref(), Some("security issue with app"));
+    }
+
+    #[test]
+    fn listing_with_two_entries() {
+        let entries = parse_listing(&fixture("client-tests/valid-multiple-entries.xml")).unwrap();
+        let emails: Vec<String> = entries
+            .into_iter()
+            .map(|e| e.unwrap().endorser.unwrap().email)
+            .collect();
+        assert_eq!(emails, ["hackers@example.org", "airaj@lal.in2p3.fr"]);
+    }
+
+    #[test]
+    fn parse_entry_refuses_a_listing() {
+        let err = parse_entry(&fixture("client-tests/valid-single-entry.xml")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "malformed Marketplace document: expected a single rdf:RDF document, found a <metadata> listing"
+        );
+    }
+
+    const MINIMAL: &str = r##"<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#" xmlns:dcterms="http://purl.org/dc/terms/" xmlns:slreq="http://mp.stratuslab.eu/slreq#" xmlns:slterms="http://mp.stratuslab.eu/slterms#" xml:base="http://mp.stratuslab.eu/"><rdf:Description rdf:about="#MMZu9WvwKIro-rtBQfDk4PsKO7_"><dcterms:identifier>MMZu9WvwKIro-rtBQfDk4PsKO7_</dcterms:identifier>BODY</rdf:Description></rdf:RDF>"##;
+
+    fn minimal(body: &str) -> String {
+        MINIMAL.replace("BODY", body)
+    }
+
+    #[test]
+    fn malformed_documents_are_outer_errors() {
+        for (xml, detail) in [
+            ("", "no root element"),
+            ("   \n", "no root element"),
+            ("<metadata><rdf:RDF", "bad XML at byte 10"),
+            ("<metadata><x>", "the document ends before its root element"),
+            ("<metadata></other>", "bad XML at byte"),
+            (
+                "<html><body/></html>",
+                "root element <html> is neither <metadata> nor rdf:RDF",
+            ),
+            ("<metadata/><metadata/>", "more than one root element"),
+            ("<metadata/>junk", "text outside the root element"),
+        ] {
+            let err = parse_listing(xml.as_bytes()).unwrap_err();
+            assert_eq!(err.kind(), Kind::Malformed, "{xml}");
+            assert!(err.to_string().contains(detail), "{xml}: {err}");
+        }
+        let err = parse_listing(b"<metadata>\xff</metadata>").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "malformed Marketplace document: not UTF-8 (byte 10)"
+        );
+    }
+
+    #[test]
+    fn empty_listing() {
+        assert!(parse_listing(
+            b"<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"no\"?><metadata></metadata>"
+        )
+        .unwrap()
+        .is_empty());
+        assert!(parse_listing(b"<metadata/>").unwrap().is_empty());
+    }
+
+    #[test]
+    fn one_bad_entry_hides_no_other() {
+        let good = minimal("");
+        let bad = good.replace(
+            "<dcterms:identifier>MMZu9WvwKIro-rtBQfDk4PsKO7_</dcterms:identifier>",
+            "",
+        );
+        let xml = format!("<metadata>{good}{bad}<other/>{good}</metadata>");
+        let got: Vec<String> = parse_listing(xml.as_bytes())
+            .unwrap()
+            .iter()
+            .map(|r| match r {
+                Ok(e) => e.identifier.clone(),
+                Err(e) => e.to_string(),
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "MMZu9WvwKIro-rtBQfDk4PsKO7_",
+                "invalid Marketplace entry: no dcterms:identifier",
+                "invalid Marketplace entry: <metadata> child <other> is not an rdf:RDF",
+                "MMZu9WvwKIro-rtBQfDk4PsKO7_",
+            ]
+        );
+    }
+
+    #[test]
+    fn wrong_namespace_uris_with_right_prefixes_do_not_match() {
+        // dcterms bound to Dublin Core elements 1.1: no identifier.
+        let xml = minimal("").replace(
+            r#"xmlns:dcterms="http://purl.org/dc/terms/""#,
+            r#"xmlns:dcterms="http://purl.org/dc/elements/1.1/""#,
+        );
+        let err = parse_entry(xml.as_bytes()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid Marketplace entry: no dcterms:identifier"
+        );
+        // slterms bound elsewhere: os is not read.
+        let xml = minimal("<slterms:os>evil</slterms:os>").replace(
+            r#"xmlns:slterms="http://mp.stratuslab.eu/slterms#""#,
+            r#"xmlns:slterms="http://example.org/slterms#""#,
+        );
+        assert_eq!(parse_entry(xml.as_bytes()).unwrap().os, None);
+        // rdf bound elsewhere: the root is not rdf:RDF.
+        let xml = minimal("").replace(RDF_NS, "http://example.org/rdf#");
+        let err = parse_entry(xml.as_bytes()).unwrap_err();
+        assert_eq!(err.kind(), Kind::Malformed);
+        // ...and inside a listing, that child is reported, not silently dropped.
+        let got = parse_listing(format!("<metadata>{xml}</metadata>").as_bytes()).unwrap();
+        assert_eq!(got.len(), 1);
+        assert!(got[0].is_err());
+        // Other prefixes bound to the right URIs do match.
+        let xml = minimal("<x:os xmlns:x=\"http://mp.stratuslab.eu/slterms#\">linux</x:os>");
+        assert_eq!(
+            parse_entry(xml.as_bytes()).unwrap().os.as_deref(),
+            Some("linux")
+        );
+    }
+
+    #[test]
+    fn text_entities_cdata_and_trimming() {
+        let xml = minimal(
+            "<dcterms:title>  a &amp; b &lt;c&gt; &#233;&#x41; </dcterms:title>\
+             <dcterms:description><![CDATA[x < y]]>\n second line</dcterms:description>",
+        );
+        let e = parse_entry(xml.as_bytes()).unwrap();
+        assert_eq!(e.title.as_deref(), Some("a & b <c> éA"));
+        assert_eq!(e.description.as_deref(), Some("x < y\n second line"));
+        let e = parse_entry(
+            minimal("<dcterms:description>\n\n  first\nsecond</dcterms:description>").as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(e.display_name(), "first");
+    }
+
+    #[test]
+    fn rdf_about_forms() {
+        let absolute = minimal("").replace(
+            "rdf:about=\"#MMZu",
+            "rdf:about=\"http://mp.stratuslab.eu/#MMZu",
+        );
+        assert!(parse_entry(absolute.as_bytes()).is_ok());
+        let missing = minimal("").replace("rdf:about=\"#MMZu9WvwKIro-rtBQfDk4PsKO7_\"", "");
+        assert!(parse_entry(missing.as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn display_name_order() {
+        let mut e = ImageEntry {
+            identifier: "MMZu9WvwKIro-rtBQfDk4PsKO7_".into(),
+            ..ImageEntry::default()
+        };
+        assert_eq!(e.display_name(), "MMZu9WvwKIro-rtBQfDk4PsKO7_");
+        e.description = Some("desc line\nmore".into());
+        assert_eq!(e.display_name(), "desc line");
+        e.tag = Some("tag".into());
+        assert_eq!(e.display_name(), "tag");
+        e.title = Some("title".into());
+        assert_eq!(e.display_name(), "title");
+    }
+
+    #[test]
+    fn dates() {
+        assert_eq!(parse_date("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(parse_date("2011-07-23T10:59:42Z"), Some(1_311_418_782));
+        assert_eq!(parse_date("2000-02-29T23:59:59Z"), Some(951_868_799));
+        assert_eq!(parse_date("2099-12-31T23:59:59Z"), Some(4_102_444_799));
+        for bad in [
+            "2011-01-24X09:59:42Z",
+            "2011-01-24T99:59:42Z",
+            "2011-02-29T00:00:00Z",
+            "2011-13-01T00:00:00Z",
+            "2011-00-01T00:00:00Z",
+            "2011-01-24T09:59:42",
+            "2011-01-24T09:59:42+01:00",
+            "2011-01-24T09:59:4Z",
+            "",
+        ] {
+            assert_eq!(parse_date(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn ten_megabyte_entry() {
+        let big = "x".repeat(10 * 1024 * 1024);
+        let xml = minimal(&format!("<dcterms:description>{big}</dcterms:description>"));
+        let e = parse_entry(xml.as_bytes()).unwrap();
+        assert_eq!(e.description.map(|d| d.len()), Some(10 * 1024 * 1024));
+        // A 10 MB unknown subtree is skipped.
+        let xml = minimal(&format!(
+            "<ex:blob xmlns:ex=\"http://example.org/\">{big}</ex:blob>"
+        ));
+        assert_eq!(parse_entry(xml.as_bytes()).unwrap().description, None);
+    }
+
+    #[test]
+    fn signature_subtree_is_ignored() {
+        let xml = minimal("").replace(
+            "</rdf:RDF>",
+            "<Signature xmlns=\"http://www.w3.org/2000/09/xmldsig#\"><Object><dcterms:identifier>AAAAAAAAAAAAAAAAAAAAAAAAAAA</dcterms:identifier></Object></Signature></rdf:RDF>",
+        );
+        assert_eq!(
+            parse_entry(xml.as_bytes()).unwrap().identifier,
+            "MMZu9WvwKIro-rtBQfDk4PsKO7_"
+        );
+    }
+
+    /// 5,000 signed-size entries (for timing run `cargo test --release -- --ignored`).
+    fn big_listing() -> Vec<u8> {
+        let one = String::from_utf8(fixture("server-tests/valid-two-locations.xml")).unwrap();
+        let docs: Vec<&str> = std::iter::repeat_n(one.as_str(), 5000).collect();
+        crate::marketplace::write_listing(&docs).into_bytes()
+    }
+
+    #[test]
+    fn five_thousand_entries() {
+        let entries = parse_listing(&big_listing()).unwrap();
+        assert_eq!(entries.len(), 5000);
+        assert!(entries
+            .iter()
+            .all(|e| e.as_ref().unwrap().locations.len() == 2));
+    }
+
+    #[test]
+    #[ignore = "timing; meaningful in release"]
+    fn five_thousand_entries_timing() {
+        let xml = big_listing();
+        let start = std::time::Instant::now();
+        let entries = parse_listing(&xml).unwrap();
+        let elapsed = start.elapsed();
+        println!(
+            "{} entries, {} bytes in {elapsed:?}",
+            entries.len(),
+            xml.len()
+        );
+        assert!(
+            elapsed < std::time::Duration::from_millis(50),
+            "{elapsed:?}"
+        );
+    }
+}
