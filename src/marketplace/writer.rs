@@ -161,3 +161,186 @@ pub fn write_listing(docs: &[&str]) -> String {
     out.push_str("</metadata>");
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::marketplace::rdf::{parse_entry, parse_listing, Endorser};
+
+    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/marketplace");
+
+    fn full_entry() -> ImageEntry {
+        ImageEntry {
+            identifier: "MMZu9WvwKIro-rtBQfDk4PsKO7_".into(),
+            title: Some("ttylinux & <friends>".into()),
+            tag: Some("ttylinux".into()),
+            description: Some("Synthetic \"quoted\" 'image'\nsecond line".into()),
+            os: Some("ttylinux".into()),
+            os_version: Some("9.7".into()),
+            arch: Some("i486".into()),
+            version: Some("1.0".into()),
+            endorser: Some(Endorser {
+                email: "jane.tester@example.org".into(),
+                subject: "CN=Jane Tester,O=StratusLab Project,C=EU".into(),
+                issuer: "CN=Jane Tester,O=StratusLab Project,C=EU".into(),
+            }),
+            created: Some("2011-01-24T09:59:42Z".into()),
+            valid_until: Some("2099-07-23T10:59:42Z".into()),
+            deprecated: Some("security issue".into()),
+            format: Some("qcow2".into()),
+            compression: Some("gz".into()),
+            bytes: Some(107_374_182_400),
+            checksums: vec![
+                ("MD5".into(), "5c9597f3c8245907ea71a89d9d39d08e".into()),
+                (
+                    "SHA-1".into(),
+                    "c319bbd5afc0a22ba3eaed0507c39383ec28eeff".into(),
+                ),
+            ],
+            locations: vec![
+                "http://example.org/a.img.gz?x=1&y=2".into(),
+                "pdisk:example.org:8445:1234".into(),
+            ],
+            kind: Some("machine".into()),
+            image_type: Some("base".into()),
+            hypervisor: Some("kvm".into()),
+            disks_bus: Some("virtio".into()),
+            inbound_ports: vec![22, 443],
+            outbound_ports: vec![25],
+            publisher: Some("StratusLab".into()),
+            creator: Some("Jane Tester".into()),
+            serial_number: Some(7),
+            identifier_mismatch: false,
+        }
+    }
+
+    #[test]
+    fn round_trip_full() {
+        let entry = full_entry();
+        assert_eq!(parse_entry(write_entry(&entry).as_bytes()).unwrap(), entry);
+    }
+
+    #[test]
+    fn round_trip_minimal_and_mismatch() {
+        let entry = ImageEntry {
+            identifier: "BEE8-MMAw-Lk_IgsEExAy3d9R8h".into(),
+            ..ImageEntry::default()
+        };
+        assert_eq!(parse_entry(write_entry(&entry).as_bytes()).unwrap(), entry);
+        let entry = ImageEntry {
+            identifier: "BEE8-MMAw-Lk_IgsEExAy3d9R8h".into(),
+            checksums: vec![(
+                "SHA-1".into(),
+                "c319bbd5afc0a22ba3eaed0507c39383ec28eeff".into(),
+            )],
+            created: Some("2011-01-24T09:59:42Z".into()),
+            identifier_mismatch: true,
+            ..ImageEntry::default()
+        };
+        assert_eq!(parse_entry(write_entry(&entry).as_bytes()).unwrap(), entry);
+    }
+
+    /// Every accepted real fixture survives read → write → read.
+    #[test]
+    fn round_trip_real_entries() {
+        let mut count = 0;
+        for sub in [
+            "client-resources",
+            "client-tests",
+            "metadata-lib",
+            "server-tests",
+        ] {
+            for file in std::fs::read_dir(format!("{FIXTURES}/{sub}")).unwrap() {
+                let bytes = std::fs::read(file.unwrap().path()).unwrap();
+                for entry in parse_listing(&bytes).unwrap().into_iter().flatten() {
+                    assert_eq!(parse_entry(write_entry(&entry).as_bytes()).unwrap(), entry);
+                    count += 1;
+                }
+            }
+        }
+        assert_eq!(count, 34);
+    }
+
+    #[test]
+    fn golden_minimal_document() {
+        let entry = ImageEntry {
+            identifier: "BEE8-MMAw-Lk_IgsEExAy3d9R8h".into(),
+            bytes: Some(128),
+            checksums: vec![(
+                "SHA-1".into(),
+                "1104f3e30c030f8b93f220b04131032dddf51f21".into(),
+            )],
+            created: Some("2014-03-08T14:28:15Z".into()),
+            endorser: Some(Endorser {
+                email: "jane.tester@example.org".into(),
+                subject: "CN=Jane Tester".into(),
+                issuer: "CN=TestCA".into(),
+            }),
+            locations: vec!["http://www.example.org/1234".into()],
+            ..ImageEntry::default()
+        };
+        let expected = r##"<?xml version="1.0" encoding="UTF-8" standalone="no"?>
+<!-- Synthetic entry written by the stratuslab-libcloud local cloud: unsigned (no XML-DSig Signature). -->
+<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#" xmlns:dcterms="http://purl.org/dc/terms/" xmlns:slterms="http://mp.stratuslab.eu/slterms#" xmlns:slreq="http://mp.stratuslab.eu/slreq#" xml:base="http://mp.stratuslab.eu/">
+    <rdf:Description rdf:about="#BEE8-MMAw-Lk_IgsEExAy3d9R8h">
+        <dcterms:identifier>BEE8-MMAw-Lk_IgsEExAy3d9R8h</dcterms:identifier>
+        <slreq:bytes>128</slreq:bytes>
+        <slreq:checksum rdf:parseType="Resource">
+            <slreq:algorithm>SHA-1</slreq:algorithm>
+            <slreq:value>1104f3e30c030f8b93f220b04131032dddf51f21</slreq:value>
+        </slreq:checksum>
+        <slreq:endorsement rdf:parseType="Resource">
+            <dcterms:created>2014-03-08T14:28:15Z</dcterms:created>
+            <slreq:endorser rdf:parseType="Resource">
+                <slreq:email>jane.tester@example.org</slreq:email>
+                <slreq:subject>CN=Jane Tester</slreq:subject>
+                <slreq:issuer>CN=TestCA</slreq:issuer>
+            </slreq:endorser>
+        </slreq:endorsement>
+        <dcterms:type/>
+        <slterms:os/>
+        <slterms:os-version/>
+        <slterms:os-arch/>
+        <slterms:version/>
+        <dcterms:compression/>
+        <slterms:location>http://www.example.org/1234</slterms:location>
+        <dcterms:created>2014-03-08T14:28:15Z</dcterms:created>
+        <dcterms:valid/>
+        <dcterms:description/>
+    </rdf:Description>
+</rdf:RDF>
+"##;
+        assert_eq!(write_entry(&entry), expected);
+    }
+
+    #[test]
+    fn escaping() {
+        let mut entry = full_entry();
+        entry.identifier = "MMZu9WvwKIro-rtBQfDk4PsKO7_".into();
+        let xml = write_entry(&entry);
+        assert!(xml.contains("<dcterms:title>ttylinux &amp; &lt;friends&gt;</dcterms:title>"));
+        assert!(xml.contains("http://example.org/a.img.gz?x=1&amp;y=2"));
+    }
+
+    #[test]
+    fn listing_wrapper_strips_declarations() {
+        let one = write_entry(&full_entry());
+        let real =
+            std::fs::read_to_string(format!("{FIXTURES}/server-tests/valid-two-locations.xml"))
+                .unwrap();
+        let listing = write_listing(&[&one, &real]);
+        assert!(listing.starts_with(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"no\"?><metadata>\n<!-- Synthetic"
+        ));
+        assert!(listing.contains("</rdf:RDF>\n<rdf:RDF xmlns:dcterms="));
+        assert!(listing.ends_with("</Signature></rdf:RDF></metadata>"));
+        assert_eq!(listing.matches("<?xml").count(), 1);
+        let entries = parse_listing(listing.as_bytes()).unwrap();
+        assert_eq!(entries.len(), 2);
+        assert_eq!(entries[0].as_ref().unwrap(), &full_entry());
+        assert_eq!(
+            write_listing(&[]),
+            "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"no\"?><metadata></metadata>"
+        );
+    }
+}
