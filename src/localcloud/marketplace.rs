@@ -255,50 +255,7 @@ impl Catalog {
     /// ports, a virtio Debian, a deprecated Fedora), valid until 2099.
     pub fn with_default_entries() -> Self {
         let mut catalog = Catalog::new();
-        let specs: [(
-            &str,
-            &str,
-            &str,
-            &str,
-            &str,
-            &[u16],
-            Option<&str>,
-            Option<&str>,
-        ); 5] = [
-            ("ttylinux", "9.7", "i486", "raw", "gz", &[], None, None),
-            ("ubuntu", "14.04", "x86_64", "qcow2", "gz", &[], None, None),
-            (
-                "centos",
-                "6.5",
-                "x86_64",
-                "raw",
-                "gz",
-                &[22, 80, 443],
-                None,
-                None,
-            ),
-            (
-                "debian",
-                "7.8",
-                "x86_64",
-                "raw",
-                "bz2",
-                &[22],
-                Some("virtio"),
-                None,
-            ),
-            (
-                "fedora",
-                "14",
-                "i386",
-                "raw",
-                "gz",
-                &[],
-                None,
-                Some("Synthetic deprecation: superseded"),
-            ),
-        ];
-        for (os, os_version, arch, format, compression, ports, bus, deprecated) in specs {
+        let base = |os: &str, os_version: &str, arch: &str| {
             let mut entry = synthetic_entry(&format!("{os}-{os_version}-{arch}"), 0);
             entry.title = Some(format!("{os}-{os_version}-{arch}-base"));
             entry.description = Some(format!(
@@ -307,11 +264,22 @@ impl Catalog {
             entry.os = Some(os.to_owned());
             entry.os_version = Some(os_version.to_owned());
             entry.arch = Some(arch.to_owned());
-            entry.format = Some(format.to_owned());
-            entry.compression = Some(compression.to_owned());
-            entry.inbound_ports = ports.to_vec();
-            entry.disks_bus = bus.map(str::to_owned);
-            entry.deprecated = deprecated.map(str::to_owned);
+            entry.format = Some("raw".to_owned());
+            entry.compression = Some("gz".to_owned());
+            entry
+        };
+        let ttylinux = base("ttylinux", "9.7", "i486");
+        let mut ubuntu = base("ubuntu", "14.04", "x86_64");
+        ubuntu.format = Some("qcow2".to_owned());
+        let mut centos = base("centos", "6.5", "x86_64");
+        centos.inbound_ports = vec![22, 80, 443];
+        let mut debian = base("debian", "7.8", "x86_64");
+        debian.compression = Some("bz2".to_owned());
+        debian.inbound_ports = vec![22];
+        debian.disks_bus = Some("virtio".to_owned());
+        let mut fedora = base("fedora", "14", "i386");
+        fedora.deprecated = Some("Synthetic deprecation: superseded".to_owned());
+        for entry in [ttylinux, ubuntu, centos, debian, fedora] {
             catalog.insert(write_entry(&entry), entry);
         }
         catalog
