@@ -1,1 +1,1173 @@
-//! (in progress)
+//! Reader of OpenNebula VM documents: `one.vm.info` (root `VM`) and `one.vmpool.info` (root
+//! `VM_POOL`), OpenNebula 3.2 (StratusLab) and 3.8.
+//!
+//! One streaming pass over quick-xml events, no DOM: a small stack of "where am I" tags, one
+//! reused text buffer, and `String`s only for the fields kept. Text is trimmed (the StratusLab
+//! sample is pretty-printed around CDATA) but CDATA content itself is kept verbatim; unknown
+//! elements are skipped. Any input gives a record or a [`VmXmlError`], never a panic.
+//!
+//! Current host (spec §9 q7): oned keeps history records in a vector indexed by `SEQ` and writes
+//! them in that order; `one.vm.info` writes all of them, `one.vmpool.info` only the current one
+//! (3.2 `VirtualMachine::to_xml_extended(xml, bool extended)`, 3.8.5 `to_xml_extended(xml,
+//! n_history)`; the 3.8.5 captures `vm-info-done.xml` (SEQ 0..3) and `vmpool-info-all.xml` (only
+//! SEQ 3) show it). So the current record is the one with the highest `SEQ`, which is the last
+//! one: the StratusLab client's "first HISTORY" is wrong after a migration or stop/resume.
+
+use std::borrow::Cow;
+
+use quick_xml::events::{BytesRef, BytesStart, Event};
+use quick_xml::Reader;
+
+use crate::error::{Classify, Kind};
+
+/// Why a VM document could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum VmXmlError {
+    /// Not well-formed XML (or not UTF-8).
+    #[error("malformed VM XML at byte {position}: {message}")]
+    Xml { position: u64, message: String },
+    /// The root element is not the expected one.
+    #[error("expected root element <{expected}>, found <{found}>")]
+    Root {
+        expected: &'static str,
+        found: String,
+    },
+    /// A required element is absent.
+    #[error("VM document without <{element}>")]
+    Missing { element: &'static str },
+    /// An element that must hold a number does not.
+    #[error("<{element}> is not a number: {value:?}")]
+    Number {
+        element: &'static str,
+        value: String,
+    },
+    /// The document ended inside an element (or had no root).
+    #[error("VM XML ends before the document is complete")]
+    Truncated,
+}
+
+impl Classify for VmXmlError {
+    fn kind(&self) -> Kind {
+        Kind::Malformed
+    }
+}
+
+/// One VM as `one.vm.info` / `one.vmpool.info` describe it (the fields a driver needs).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct VmRecord {
+    pub id: i64,
+    pub uid: i64,
+    pub gid: i64,
+    pub uname: String,
+    pub gname: String,
+    pub name: String,
+    pub state: i32,
+    pub lcm_state: i32,
+    pub stime: i64,
+    pub etime: i64,
+    pub deploy_id: String,
+    pub template: VmTemplate,
+    /// In document order (ascending `SEQ` from oned).
+    pub history: Vec<History>,
+}
+
+/// The VM's `TEMPLATE` (what was allocated, as the daemon completed it).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct VmTemplate {
+    /// Requested CPU share (`TEMPLATE/CPU`).
+    pub cpu: Option<f64>,
+    pub vcpu: Option<u32>,
+    /// Requested memory (`TEMPLATE/MEMORY`, MiB).
+    pub memory_mib: Option<u64>,
+    pub name: Option<String>,
+    pub disks: Vec<Disk>,
+    pub nics: Vec<Nic>,
+    /// `CONTEXT` entries in document order (keys as written, upper case from oned).
+    pub context: Vec<(String, String)>,
+    /// `TEMPLATE/ERROR/MESSAGE`, set by oned when something failed.
+    pub error_message: Option<String>,
+    pub inbound_ports: Option<String>,
+}
+
+/// One `TEMPLATE/DISK`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Disk {
+    pub disk_id: Option<u32>,
+    pub source: Option<String>,
+    pub image: Option<String>,
+    pub target: Option<String>,
+    /// `TYPE` as written (`swap`, `fs`, `block`, `FILE`, ...).
+    pub disk_type: Option<String>,
+    pub size_mib: Option<u64>,
+    pub driver: Option<String>,
+    pub format: Option<String>,
+    /// `READONLY` yes/no (any case); `None` if absent or neither.
+    pub readonly: Option<bool>,
+}
+
+/// One `TEMPLATE/NIC`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Nic {
+    pub network: Option<String>,
+    pub ip: Option<String>,
+    pub mac: Option<String>,
+    pub network_id: Option<i64>,
+    /// `IP6_GLOBAL`, else `IP6_ULA`, else `IP6_SITE` (link-local `IP6_LINK` is not kept).
+    pub ip6: Option<String>,
+}
+
+/// One `HISTORY_RECORDS/HISTORY` (a placement of the VM on a host).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct History {
+    pub seq: i64,
+    pub hostname: String,
+    pub stime: i64,
+    pub etime: i64,
+}
+
+impl VmRecord {
+    /// Hostname of the current placement: the HISTORY with the highest SEQ (see module docs).
+    pub fn current_host(&self) -> Option<&str> {
+        self.history
+            .iter()
+            .enumerate()
+            .max_by_key(|(i, h)| (h.seq, *i))
+            .map(|(_, h)| h.hostname.as_str())
+            .filter(|h| !h.is_empty())
+    }
+}
+
+/// Parses a `one.vm.info` document (root `VM`).
+pub fn parse_vm(xml: &[u8]) -> Result<VmRecord, VmXmlError> {
+    let mut vms = Vec::with_capacity(1);
+    parse(xml, Root::Vm, &mut vms)?;
+    vms.pop().ok_or(VmXmlError::Truncated)
+}
+
+/// Parses a `one.vmpool.info` document (root `VM_POOL`, zero or more `VM`).
+pub fn parse_pool(xml: &[u8]) -> Result<Vec<VmRecord>, VmXmlError> {
+    let mut vms = Vec::new();
+    parse(xml, Root::Pool, &mut vms)?;
+    Ok(vms)
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Root {
+    Vm,
+    Pool,
+}
+
+/// Where the reader is. Leaf variants collect text; `Skip` is any element we ignore.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Tag {
+    Pool,
+    Vm,
+    VmField(VmField),
+    Template,
+    TplField(TplField),
+    Disk,
+    DiskField(DiskField),
+    Nic,
+    NicField(NicField),
+    Context,
+    ContextKey,
+    Error,
+    ErrorMessage,
+    HistoryRecords,
+    History,
+    HistField(HistField),
+    Skip,
+}
+
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum VmField {
+    Id,
+    Uid,
+    Gid,
+    Uname,
+    Gname,
+    Name,
+    State,
+    LcmState,
+    Stime,
+    Etime,
+    DeployId,
+}
+
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum TplField {
+    Cpu,
+    Vcpu,
+    Memory,
+    Name,
+    InboundPorts,
+}
+
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum DiskField {
+    DiskId,
+    Source,
+    Image,
+    Target,
+    Type,
+    Size,
+    Driver,
+    Format,
+    Readonly,
+}
+
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum NicField {
+    Network,
+    Ip,
+    Mac,
+    NetworkId,
+    Ip6Global,
+    Ip6Ula,
+    Ip6Site,
+}
+
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum HistField {
+    Seq,
+    Hostname,
+    Stime,
+    Etime,
+}
+
+impl Tag {
+    /// The tag of a child element named `name` under `self`.
+    fn child(self, name: &str) -> Tag {
+        match self {
+            Tag::Pool => match name {
+                "VM" => Tag::Vm,
+                _ => Tag::Skip,
+            },
+            Tag::Vm => match name {
+                "ID" => Tag::VmField(VmField::Id),
+                "UID" => Tag::VmField(VmField::Uid),
+                "GID" => Tag::VmField(VmField::Gid),
+                "UNAME" => Tag::VmField(VmField::Uname),
+                "GNAME" => Tag::VmField(VmField::Gname),
+                "NAME" => Tag::VmField(VmField::Name),
+                "STATE" => Tag::VmField(VmField::State),
+                "LCM_STATE" => Tag::VmField(VmField::LcmState),
+                "STIME" => Tag::VmField(VmField::Stime),
+                "ETIME" => Tag::VmField(VmField::Etime),
+                "DEPLOY_ID" => Tag::VmField(VmField::DeployId),
+                "TEMPLATE" => Tag::Template,
+                "HISTORY_RECORDS" => Tag::HistoryRecords,
+                _ => Tag::Skip,
+            },
+            Tag::Template => match name {
+                "CPU" => Tag::TplField(TplField::Cpu),
+                "VCPU" => Tag::TplField(TplField::Vcpu),
+                "MEMORY" => Tag::TplField(TplField::Memory),
+                "NAME" => Tag::TplField(TplField::Name),
+                "INBOUND_PORTS" => Tag::TplField(TplField::InboundPorts),
+                "DISK" => Tag::Disk,
+                "NIC" => Tag::Nic,
+                "CONTEXT" => Tag::Context,
+                "ERROR" => Tag::Error,
+                _ => Tag::Skip,
+            },
+            Tag::Disk => match name {
+                "DISK_ID" => Tag::DiskField(DiskField::DiskId),
+                "SOURCE" => Tag::DiskField(DiskField::Source),
+                "IMAGE" => Tag::DiskField(DiskField::Image),
+                "TARGET" => Tag::DiskField(DiskField::Target),
+                "TYPE" => Tag::DiskField(DiskField::Type),
+                "SIZE" => Tag::DiskField(DiskField::Size),
+                "DRIVER" => Tag::DiskField(DiskField::Driver),
+                "FORMAT" => Tag::DiskField(DiskField::Format),
+                "READONLY" => Tag::DiskField(DiskField::Readonly),
+                _ => Tag::Skip,
+            },
+            Tag::Nic => match name {
+                "NETWORK" => Tag::NicField(NicField::Network),
+                "IP" => Tag::NicField(NicField::Ip),
+                "MAC" => Tag::NicField(NicField::Mac),
+                "NETWORK_ID" => Tag::NicField(NicField::NetworkId),
+                "IP6_GLOBAL" => Tag::NicField(NicField::Ip6Global),
+                "IP6_ULA" => Tag::NicField(NicField::Ip6Ula),
+                "IP6_SITE" => Tag::NicField(NicField::Ip6Site),
+                _ => Tag::Skip,
+            },
+            Tag::Context => Tag::ContextKey,
+            Tag::Error => match name {
+                "MESSAGE" => Tag::ErrorMessage,
+                _ => Tag::Skip,
+            },
+            Tag::HistoryRecords => match name {
+                "HISTORY" => Tag::History,
+                _ => Tag::Skip,
+            },
+            Tag::History => match name {
+                "SEQ" => Tag::HistField(HistField::Seq),
+                "HOSTNAME" => Tag::HistField(HistField::Hostname),
+                "STIME" => Tag::HistField(HistField::Stime),
+                "ETIME" => Tag::HistField(HistField::Etime),
+                _ => Tag::Skip,
+            },
+            _ => Tag::Skip,
+        }
+    }
+
+    /// Leaf elements whose text we keep.
+    fn collects(self) -> bool {
+        matches!(
+            self,
+            Tag::VmField(_)
+                | Tag::TplField(_)
+                | Tag::DiskField(_)
+                | Tag::NicField(_)
+                | Tag::ContextKey
+                | Tag::ErrorMessage
+                | Tag::HistField(_)
+        )
+    }
+}
+
+/// Text of the current leaf: raw pieces plus where CDATA content starts and ends, so that the
+/// whitespace around CDATA (pretty-printing) is trimmed but CDATA content is kept verbatim.
+#[derive(Default)]
+struct Text {
+    buf: String,
+    cdata: Option<(usize, usize)>,
+}
+
+impl Text {
+    fn clear(&mut self) {
+        self.buf.clear();
+        self.cdata = None;
+    }
+
+    fn push_text(&mut self, s: &str) {
+        self.buf.push_str(s);
+    }
+
+    fn push_cdata(&mut self, s: &str) {
+        let start = self.buf.len();
+        self.buf.push_str(s);
+        let end = self.buf.len();
+        self.cdata = Some(match self.cdata {
+            Some((first, _)) => (first, end),
+            None => (start, end),
+        });
+    }
+
+    /// The value: trimmed, except inside the CDATA span.
+    fn value(&self) -> &str {
+        match self.cdata {
+            None => self.buf.trim(),
+            Some((start, end)) => {
+                let head = self.buf.get(..start).unwrap_or("");
+                let tail = self.buf.get(end..).unwrap_or("");
+                let from = head.len() - head.trim_start().len();
+                let to = end + tail.trim_end().len();
+                self.buf.get(from..to).unwrap_or("")
+            }
+        }
+    }
+}
+
+fn xml_error(reader: &Reader<&[u8]>, e: impl std::fmt::Display) -> VmXmlError {
+    VmXmlError::Xml {
+        position: reader.error_position(),
+        message: e.to_string(),
+    }
+}
+
+fn resolve_ref(r: &BytesRef<'_>) -> Result<Cow<'static, str>, String> {
+    if let Some(c) = r.resolve_char_ref().map_err(|e| e.to_string())? {
+        return Ok(Cow::Owned(c.to_string()));
+    }
+    let s: &str = r;
+    let known = match s {
+        "lt" => "<",
+        "gt" => ">",
+        "amp" => "&",
+        "apos" => "'",
+        "quot" => "\"",
+        other => return Err(format!("unknown entity &{other};")),
+    };
+    Ok(Cow::Borrowed(known))
+}
+
+fn int<T: std::str::FromStr>(element: &'static str, s: &str) -> Result<T, VmXmlError> {
+    s.parse().map_err(|_| VmXmlError::Number {
+        element,
+        value: s.to_owned(),
+    })
+}
+
+fn opt_string(s: &str) -> Option<String> {
+    (!s.is_empty()).then(|| s.to_owned())
+}
+
+fn yes_no(s: &str) -> Option<bool> {
+    if s.eq_ignore_ascii_case("yes") {
+        Some(true)
+    } else if s.eq_ignore_ascii_case("no") {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+/// The VM being read and which required elements were seen.
+#[derive(Default)]
+struct Building {
+    vm: VmRecord,
+    seen_id: bool,
+    seen_state: bool,
+    seen_lcm: bool,
+    /// IPv6 candidates by priority (global, ULA, site).
+    ip6: [Option<String>; 3],
+}
+
+impl Building {
+    fn finish(self) -> Result<VmRecord, VmXmlError> {
+        if !self.seen_id {
+            return Err(VmXmlError::Missing { element: "ID" });
+        }
+        if !self.seen_state {
+            return Err(VmXmlError::Missing { element: "STATE" });
+        }
+        if !self.seen_lcm {
+            return Err(VmXmlError::Missing {
+                element: "LCM_STATE",
+            });
+        }
+        Ok(self.vm)
+    }
+
+    fn set_vm(&mut self, f: VmField, v: &str) -> Result<(), VmXmlError> {
+        let vm = &mut self.vm;
+        match f {
+            VmField::Id => {
+                vm.id = int("ID", v)?;
+                self.seen_id = true;
+            }
+            VmField::Uid => vm.uid = int("UID", v)?,
+            VmField::Gid => vm.gid = int("GID", v)?,
+            VmField::Uname => v.clone_into(&mut vm.uname),
+            VmField::Gname => v.clone_into(&mut vm.gname),
+            VmField::Name => v.clone_into(&mut vm.name),
+            VmField::State => {
+                vm.state = int("STATE", v)?;
+                self.seen_state = true;
+            }
+            VmField::LcmState => {
+                vm.lcm_state = int("LCM_STATE", v)?;
+                self.seen_lcm = true;
+            }
+            VmField::Stime => vm.stime = int("STIME", v)?,
+            VmField::Etime => vm.etime = int("ETIME", v)?,
+            VmField::DeployId => v.clone_into(&mut vm.deploy_id),
+        }
+        Ok(())
+    }
+
+    fn set_template(&mut self, f: TplField, v: &str) {
+        // Template values come from the user through oned; an odd one is dropped, not fatal.
+        let t = &mut self.vm.template;
+        match f {
+            TplField::Cpu => t.cpu = v.parse().ok(),
+            TplField::Vcpu => t.vcpu = v.parse().ok(),
+            TplField::Memory => t.memory_mib = v.parse().ok(),
+            TplField::Name => t.name = opt_string(v),
+            TplField::InboundPorts => t.inbound_ports = opt_string(v),
+        }
+    }
+
+    fn set_disk(&mut self, f: DiskField, v: &str) {
+        let Some(d) = self.vm.template.disks.last_mut() else {
+            return;
+        };
+        match f {
+            DiskField::DiskId => d.disk_id = v.parse().ok(),
+            DiskField::Source => d.source = opt_string(v),
+            DiskField::Image => d.image = opt_string(v),
+            DiskField::Target => d.target = opt_string(v),
+            DiskField::Type => d.disk_type = opt_string(v),
+            DiskField::Size => d.size_mib = v.parse().ok(),
+            DiskField::Driver => d.driver = opt_string(v),
+            DiskField::Format => d.format = opt_string(v),
+            DiskField::Readonly => d.readonly = yes_no(v),
+        }
+    }
+
+    fn set_nic(&mut self, f: NicField, v: &str) {
+        let Some(n) = self.vm.template.nics.last_mut() else {
+            return;
+        };
+        match f {
+            NicField::Network => n.network = opt_string(v),
+            NicField::Ip => n.ip = opt_string(v),
+            NicField::Mac => n.mac = opt_string(v),
+            NicField::NetworkId => n.network_id = v.parse().ok(),
+            NicField::Ip6Global => self.ip6[0] = opt_string(v),
+            NicField::Ip6Ula => self.ip6[1] = opt_string(v),
+            NicField::Ip6Site => self.ip6[2] = opt_string(v),
+        }
+    }
+
+    fn end_nic(&mut self) {
+        let ip6 = self.ip6.iter_mut().find_map(Option::take);
+        self.ip6 = Default::default();
+        if let Some(n) = self.vm.template.nics.last_mut() {
+            n.ip6 = ip6;
+        }
+    }
+
+    fn set_history(&mut self, f: HistField, v: &str) -> Result<(), VmXmlError> {
+        let Some(h) = self.vm.history.last_mut() else {
+            return Ok(());
+        };
+        match f {
+            HistField::Seq => h.seq = int("SEQ", v)?,
+            HistField::Hostname => v.clone_into(&mut h.hostname),
+            HistField::Stime => h.stime = int("HISTORY/STIME", v)?,
+            HistField::Etime => h.etime = int("HISTORY/ETIME", v)?,
+        }
+        Ok(())
+    }
+}
+
+struct Parser {
+    root: Root,
+    stack: Vec<Tag>,
+    text: Text,
+    /// Name of the CONTEXT entry being read.
+    context_key: String,
+    current: Option<Building>,
+    seen_root: bool,
+}
+
+impl Parser {
+    fn start(&mut self, e: &BytesStart<'_>) -> Result<Tag, VmXmlError> {
+        let name = e.name();
+        let name = name.as_ref();
+        let tag = match self.stack.last() {
+            Some(parent) => parent.child(name),
+            None => {
+                let (expected, tag): (&'static str, Tag) = match self.root {
+                    Root::Vm => ("VM", Tag::Vm),
+                    Root::Pool => ("VM_POOL", Tag::Pool),
+                };
+                if self.seen_root || name != expected {
+                    return Err(VmXmlError::Root {
+                        expected,
+                        found: name.to_owned(),
+                    });
+                }
+                self.seen_root = true;
+                tag
+            }
+        };
+        match tag {
+            Tag::Vm => self.current = Some(Building::default()),
+            Tag::Disk => self.vm_mut().template.disks.push(Disk::default()),
+            Tag::Nic => self.vm_mut().template.nics.push(Nic::default()),
+            Tag::History => self.vm_mut().history.push(History::default()),
+            Tag::ContextKey => {
+                name.clone_into(&mut self.context_key);
+            }
+            _ => {}
+        }
+        if tag.collects() {
+            self.text.clear();
+        }
+        Ok(tag)
+    }
+
+    fn vm_mut(&mut self) -> &mut VmRecord {
+        &mut self.current.get_or_insert_with(Building::default).vm
+    }
+
+    fn end(&mut self, tag: Tag, out: &mut Vec<VmRecord>) -> Result<(), VmXmlError> {
+        if tag.collects() {
+            let b = self.current.get_or_insert_with(Building::default);
+            let v = self.text.value();
+            match tag {
+                Tag::VmField(f) => b.set_vm(f, v)?,
+                Tag::TplField(f) => b.set_template(f, v),
+                Tag::DiskField(f) => b.set_disk(f, v),
+                Tag::NicField(f) => b.set_nic(f, v),
+                Tag::HistField(f) => b.set_history(f, v)?,
+                Tag::ContextKey => {
+                    b.vm.template
+                        .context
+                        .push((std::mem::take(&mut self.context_key), v.to_owned()))
+                }
+                Tag::ErrorMessage => b.vm.template.error_message = opt_string(v),
+                _ => {}
+            }
+            return Ok(());
+        }
+        match tag {
+            Tag::Nic => {
+                if let Some(b) = self.current.as_mut() {
+                    b.end_nic();
+                }
+            }
+            Tag::Vm => {
+                if let Some(b) = self.current.take() {
+                    out.push(b.finish()?);
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+fn parse(xml: &[u8], root: Root, out: &mut Vec<VmRecord>) -> Result<(), VmXmlError> {
+    let mut reader = Reader::from_reader(xml);
+    let mut p = Parser {
+        root,
+        stack: Vec::with_capacity(8),
+        text: Text::default(),
+        context_key: String::new(),
+        current: None,
+        seen_root: false,
+    };
+    loop {
+        let event = reader.read_event().map_err(|e| xml_error(&reader, e))?;
+        match event {
+            Event::Start(e) => {
+                let tag = p.start(&e)?;
+                p.stack.push(tag);
+            }
+            Event::Empty(e) => {
+                let tag = p.start(&e)?;
+                p.end(tag, out)?;
+            }
+            Event::End(_) => {
+                let tag = p.stack.pop().ok_or(VmXmlError::Truncated)?;
+                p.end(tag, out)?;
+            }
+            Event::Text(t) => {
+                if p.stack.last().is_some_and(|t| t.collects()) {
+                    p.text.push_text(&t.xml10_content());
+                } else if p.stack.is_empty() && !t.trim().is_empty() {
+                    return Err(xml_error(&reader, "text outside the root element"));
+                }
+            }
+            Event::CData(t) => {
+                if p.stack.last().is_some_and(|t| t.collects()) {
+                    p.text.push_cdata(&t.xml10_content());
+                }
+            }
+            Event::GeneralRef(r) => {
+                let resolved = resolve_ref(&r).map_err(|e| xml_error(&reader, e))?;
+                if p.stack.last().is_some_and(|t| t.collects()) {
+                    p.text.push_text(&resolved);
+                }
+            }
+            Event::Eof => break,
+            Event::Comment(_) | Event::Decl(_) | Event::PI(_) | Event::DocType(_) => {}
+        }
+    }
+    if !p.stack.is_empty() || !p.seen_root {
+        return Err(VmXmlError::Truncated);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FIX: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+
+    fn read(path: &str) -> Vec<u8> {
+        std::fs::read(format!("{FIX}/{path}")).unwrap()
+    }
+
+    fn one(path: &str) -> VmRecord {
+        parse_vm(&read(&format!("opennebula-3.8.5/{path}"))).unwrap()
+    }
+
+    fn s(v: &str) -> Option<String> {
+        Some(v.to_owned())
+    }
+
+    fn ctx(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    const KEY: &str = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQC7 test@example.org";
+
+    /// probe-vm-1's template (the same in every capture of VM 0).
+    fn probe_vm_1_template() -> VmTemplate {
+        VmTemplate {
+            cpu: Some(0.5),
+            vcpu: Some(1),
+            memory_mib: Some(256),
+            name: s("probe-vm-1"),
+            disks: vec![
+                Disk {
+                    disk_id: Some(0),
+                    source: s("dummy_path"),
+                    image: s("ttylinux"),
+                    target: s("hda"),
+                    disk_type: s("FILE"),
+                    size_mib: None,
+                    driver: None,
+                    format: None,
+                    readonly: Some(false),
+                },
+                Disk {
+                    disk_id: Some(1),
+                    target: s("hdb"),
+                    disk_type: s("swap"),
+                    size_mib: Some(128),
+                    ..Disk::default()
+                },
+            ],
+            nics: vec![Nic {
+                network: s("stratus-priv"),
+                ip: s("192.168.100.1"),
+                mac: s("02:00:c0:a8:64:01"),
+                network_id: Some(0),
+                ip6: None,
+            }],
+            context: ctx(&[
+                ("DISK_ID", "2"),
+                ("HOSTNAME", "probe-vm-1"),
+                ("IP_PUBLIC", "192.168.100.1"),
+                ("SSH_PUBLIC_KEY", KEY),
+                ("TARGET", "hdc"),
+            ]),
+            error_message: None,
+            inbound_ports: None,
+        }
+    }
+
+    fn hist(seq: i64, stime: i64, etime: i64) -> History {
+        History {
+            seq,
+            hostname: "dummyhost".into(),
+            stime,
+            etime,
+        }
+    }
+
+    fn probe_vm_1(state: i32, lcm: i32, etime: i64, history: Vec<History>) -> VmRecord {
+        VmRecord {
+            id: 0,
+            uid: 0,
+            gid: 0,
+            uname: "oneadmin".into(),
+            gname: "oneadmin".into(),
+            name: "probe-vm-1".into(),
+            state,
+            lcm_state: lcm,
+            stime: 1795655396,
+            etime,
+            deploy_id: if history.is_empty() {
+                String::new()
+            } else {
+                "dummyhost:probe-vm-1:dummy".into()
+            },
+            template: probe_vm_1_template(),
+            history,
+        }
+    }
+
+    #[test]
+    fn vm_info_running() {
+        let vm = one("vm-info.xml");
+        assert_eq!(vm, probe_vm_1(3, 3, 0, vec![hist(0, 1795655397, 0)]));
+        assert_eq!(vm.current_host(), Some("dummyhost"));
+    }
+
+    #[test]
+    fn vm_info_pending_has_no_host() {
+        let vm = one("vm-info-pending.xml");
+        assert_eq!(vm, probe_vm_1(1, 0, 0, vec![]));
+        assert_eq!(vm.current_host(), None);
+    }
+
+    #[test]
+    fn vm_info_poweroff() {
+        let vm = one("vm-info-poweroff.xml");
+        let h = vec![
+            hist(0, 1795655397, 1795655403),
+            hist(1, 1795655403, 1795655403),
+        ];
+        assert_eq!(vm, probe_vm_1(8, 0, 0, h));
+    }
+
+    #[test]
+    fn vm_info_done_has_four_history_records() {
+        let vm = one("vm-info-done.xml");
+        let h = vec![
+            hist(0, 1795655397, 1795655403),
+            hist(1, 1795655403, 1795655403),
+            hist(2, 1795655403, 1795655404),
+            hist(3, 1795655406, 1795655406),
+        ];
+        assert_eq!(vm, probe_vm_1(6, 0, 1795655406, h));
+        assert_eq!(vm.current_host(), Some("dummyhost"));
+    }
+
+    fn probe_vm_5() -> VmRecord {
+        VmRecord {
+            id: 4,
+            uid: 0,
+            gid: 0,
+            uname: "oneadmin".into(),
+            gname: "oneadmin".into(),
+            name: "probe-vm-5".into(),
+            state: 3,
+            lcm_state: 3,
+            stime: 1795655425,
+            etime: 0,
+            deploy_id: "dummyhost:probe-vm-5:dummy".into(),
+            template: VmTemplate {
+                cpu: Some(1.0),
+                vcpu: None,
+                memory_mib: Some(512),
+                name: s("probe-vm-5"),
+                disks: vec![Disk {
+                    disk_id: Some(0),
+                    source: s("https://marketplace.example.org/metadata/AbCdEf"),
+                    image: None,
+                    target: s("hda"),
+                    disk_type: s("fs"),
+                    size_mib: Some(1024),
+                    driver: None,
+                    format: s("ext3"),
+                    readonly: None,
+                }],
+                nics: vec![Nic {
+                    network: s("stratus-priv"),
+                    ip: s("192.168.100.50"),
+                    mac: s("02:00:c0:a8:64:32"),
+                    network_id: Some(0),
+                    ip6: None,
+                }],
+                context: ctx(&[("DISK_ID", "1"), ("SSH_PUBLIC_KEY", KEY), ("TARGET", "hdd")]),
+                error_message: None,
+                inbound_ports: None,
+            },
+            history: vec![History {
+                seq: 0,
+                hostname: "dummyhost".into(),
+                stime: 1795655430,
+                etime: 0,
+            }],
+        }
+    }
+
+    #[test]
+    fn vm_info_source_disk_and_monitored() {
+        assert_eq!(one("vm-info-source-disk.xml"), probe_vm_5());
+        // Monitoring values (top-level MEMORY/CPU/NET_*) are not part of the record.
+        assert_eq!(one("vm-info-monitored.xml"), probe_vm_5());
+    }
+
+    fn pool(path: &str) -> Vec<VmRecord> {
+        parse_pool(&read(&format!("opennebula-3.8.5/{path}"))).unwrap()
+    }
+
+    #[test]
+    fn vmpool_info_single_vm() {
+        let running = vec![probe_vm_1(3, 3, 0, vec![hist(0, 1795655397, 0)])];
+        assert_eq!(pool("vmpool-info.xml"), running);
+        assert_eq!(pool("vmpool-info-mine.xml"), running);
+        assert_eq!(
+            pool("vmpool-info-pending.xml"),
+            vec![probe_vm_1(1, 0, 0, vec![])]
+        );
+    }
+
+    /// (id, name, state, lcm, ip, seqs of the history records, cpu, memory, disks)
+    type Summary = (
+        i64,
+        String,
+        i32,
+        i32,
+        Option<String>,
+        Vec<i64>,
+        Option<f64>,
+        Option<u64>,
+        usize,
+    );
+
+    fn summary(vms: &[VmRecord]) -> Vec<Summary> {
+        vms.iter()
+            .map(|v| {
+                (
+                    v.id,
+                    v.name.clone(),
+                    v.state,
+                    v.lcm_state,
+                    v.template.nics.first().and_then(|n| n.ip.clone()),
+                    v.history.iter().map(|h| h.seq).collect(),
+                    v.template.cpu,
+                    v.template.memory_mib,
+                    v.template.disks.len(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn vmpool_info_all_and_done() {
+        let all = pool("vmpool-info-all.xml");
+        let ip1 = s("192.168.100.1");
+        let expected_all: Vec<Summary> = vec![
+            (
+                0,
+                "probe-vm-1".into(),
+                6,
+                0,
+                ip1.clone(),
+                vec![3],
+                Some(0.5),
+                Some(256),
+                2,
+            ),
+            (
+                1,
+                "probe-vm-2".into(),
+                6,
+                0,
+                ip1.clone(),
+                vec![0],
+                Some(0.5),
+                Some(256),
+                2,
+            ),
+            (
+                2,
+                "probe-vm-3".into(),
+                6,
+                0,
+                ip1.clone(),
+                vec![0],
+                Some(0.5),
+                Some(256),
+                2,
+            ),
+            (
+                3,
+                "probe-vm-4".into(),
+                3,
+                3,
+                ip1,
+                vec![1],
+                Some(0.5),
+                Some(256),
+                2,
+            ),
+            (
+                4,
+                "probe-vm-5".into(),
+                3,
+                3,
+                s("192.168.100.50"),
+                vec![0],
+                Some(1.0),
+                Some(512),
+                1,
+            ),
+            (5, "y".into(), 1, 0, None, vec![], Some(1.0), Some(64), 0),
+        ];
+        assert_eq!(summary(&all), expected_all);
+        // pool listings carry only the current HISTORY: VM 0's is SEQ 3
+        assert_eq!(all[0].history, vec![hist(3, 1795655406, 1795655406)]);
+        assert_eq!(all[4], probe_vm_5());
+        let done = pool("vmpool-info-done.xml");
+        assert_eq!(summary(&done), expected_all[..3].to_vec());
+        assert!(all
+            .iter()
+            .all(|v| v.current_host() == v.history.first().map(|_| "dummyhost")));
+    }
+
+    #[test]
+    fn stratuslab_sample_pretty_printed() {
+        let vm = parse_vm(&read("stratuslab/compute/vm-with-extra-disk-in-pdisk.xml")).unwrap();
+        assert_eq!(vm.id, 10755);
+        assert_eq!((vm.uid, vm.gid), (10, 1));
+        assert_eq!(vm.uname, "adricmic");
+        assert_eq!(vm.gname, "users");
+        assert_eq!(vm.name, "withlun.1:a9bc274f-42c0-4e76-ae16-0cc2fbe92a46");
+        assert_eq!((vm.state, vm.lcm_state), (3, 3));
+        assert_eq!((vm.stime, vm.etime), (1419246046, 0));
+        assert_eq!(vm.deploy_id, "one-10755");
+        let t = &vm.template;
+        assert_eq!(
+            (t.cpu, t.vcpu, t.memory_mib),
+            (Some(2.0), Some(2), Some(16384))
+        );
+        assert_eq!(t.name.as_deref(), Some(vm.name.as_str()));
+        assert_eq!(
+            t.disks,
+            vec![
+                Disk {
+                    disk_id: Some(0),
+                    source: s(
+                        "https://marketplace.stratuslab.eu/metadata/Pd1C0IktTPRXFPGlEHfxrF7gxOF"
+                    ),
+                    target: s("vda"),
+                    driver: s("raw"),
+                    readonly: Some(false),
+                    ..Disk::default()
+                },
+                Disk {
+                    disk_id: Some(1),
+                    target: s("vdb"),
+                    disk_type: s("swap"),
+                    size_mib: Some(1536),
+                    readonly: Some(false),
+                    ..Disk::default()
+                },
+                Disk {
+                    disk_id: Some(2),
+                    source: s("pdisk:154.48.152.10:8445/95b75092-17d2-459f-9fa0-cd1deaa721f1"),
+                    target: s("vdc"),
+                    disk_type: s("block"),
+                    ..Disk::default()
+                },
+            ]
+        );
+        assert_eq!(
+            t.nics,
+            vec![Nic {
+                network: s("public"),
+                ip: s("192.187.24.93"),
+                mac: s("00:16:c1:93:6c:5d"),
+                network_id: Some(25),
+                ip6: None,
+            }]
+        );
+        assert_eq!(t.context.len(), 16);
+        assert_eq!(t.context[0], ("PUBLIC_KEY".into(), "ssh-rsa abc".into()));
+        assert_eq!(
+            t.context[6],
+            ("SLIPSTREAM_COOKIE".into(), "empty; Path:/".into())
+        );
+        assert_eq!(t.context[15], ("TARGET".into(), "hdd".into()));
+        assert_eq!(
+            vm.history,
+            vec![History {
+                seq: 0,
+                hostname: "192.168.112.64".into(),
+                stime: 1419246062,
+                etime: 0
+            }]
+        );
+        assert_eq!(vm.current_host(), Some("192.168.112.64"));
+    }
+
+    #[test]
+    fn current_host_is_highest_seq_whatever_the_order() {
+        let mut vm = VmRecord::default();
+        vm.history = vec![
+            History {
+                seq: 2,
+                hostname: "c".into(),
+                ..History::default()
+            },
+            History {
+                seq: 0,
+                hostname: "a".into(),
+                ..History::default()
+            },
+        ];
+        assert_eq!(vm.current_host(), Some("c"));
+    }
+
+    #[test]
+    fn entities_cdata_and_ipv6() {
+        let xml = b"<VM><ID>7</ID><STATE>3</STATE><LCM_STATE>3</LCM_STATE>\
+            <NAME>a &amp; b &#x41;</NAME><TEMPLATE><CONTEXT><K>\n  <![CDATA[ keep ]]>\n</K>\
+            <E/><S><![CDATA[x]]]]><![CDATA[>y]]></S></CONTEXT>\
+            <NIC><IP6_LINK>fe80::1</IP6_LINK><IP6_SITE>fec0::1</IP6_SITE><IP6_GLOBAL>2001:db8::1</IP6_GLOBAL></NIC>\
+            <NIC><IP6_SITE>fec0::2</IP6_SITE></NIC><NIC/>\
+            <ERROR><MESSAGE>boom</MESSAGE><TIMESTAMP>x</TIMESTAMP></ERROR>\
+            <INBOUND_PORTS><![CDATA[22,80]]></INBOUND_PORTS><UNKNOWN><DEEP>1</DEEP></UNKNOWN></TEMPLATE></VM>";
+        let vm = parse_vm(xml).unwrap();
+        assert_eq!(vm.name, "a & b A");
+        assert_eq!(
+            vm.template.context,
+            ctx(&[("K", " keep "), ("E", ""), ("S", "x]]>y")])
+        );
+        let ip6: Vec<_> = vm.template.nics.iter().map(|n| n.ip6.clone()).collect();
+        assert_eq!(ip6, vec![s("2001:db8::1"), s("fec0::2"), None]);
+        assert_eq!(vm.template.error_message, s("boom"));
+        assert_eq!(vm.template.inbound_ports, s("22,80"));
+    }
+
+    #[test]
+    fn errors_are_specific() {
+        let e = parse_vm(b"<VM_POOL></VM_POOL>").unwrap_err();
+        assert_eq!(e.to_string(), "expected root element <VM>, found <VM_POOL>");
+        let e = parse_pool(b"<VM><ID>1</ID></VM>").unwrap_err();
+        assert!(matches!(
+            e,
+            VmXmlError::Root {
+                expected: "VM_POOL",
+                ..
+            }
+        ));
+        let e = parse_vm(b"<VM><ID>x1</ID></VM>").unwrap_err();
+        assert_eq!(e.to_string(), "<ID> is not a number: \"x1\"");
+        let e = parse_vm(b"<VM><ID>1</ID><STATE>1</STATE></VM>").unwrap_err();
+        assert_eq!(e.to_string(), "VM document without <LCM_STATE>");
+        assert!(matches!(
+            parse_vm(b"<VM><ID>1</ID>").unwrap_err(),
+            VmXmlError::Truncated
+        ));
+        assert!(matches!(parse_vm(b"").unwrap_err(), VmXmlError::Truncated));
+        assert!(matches!(
+            parse_vm(b"<VM></WM>").unwrap_err(),
+            VmXmlError::Xml { .. }
+        ));
+        assert!(matches!(
+            parse_vm(b"<VM>&bogus;</VM>").unwrap_err(),
+            VmXmlError::Xml { .. }
+        ));
+        assert!(matches!(
+            parse_vm(b"<VM><ID>1</ID><STATE>1</STATE><LCM_STATE>0</LCM_STATE></VM><VM/>")
+                .unwrap_err(),
+            VmXmlError::Root { .. }
+        ));
+        assert!(matches!(
+            parse_vm(b"<VM><NAME>\xff</NAME></VM>").unwrap_err(),
+            VmXmlError::Xml { .. }
+        ));
+        assert_eq!(e.kind(), Kind::Malformed);
+        assert_eq!(parse_pool(b"<VM_POOL/>").unwrap(), vec![]);
+        assert_eq!(
+            parse_pool(b"<?xml version=\"1.0\"?>\n<VM_POOL>\n</VM_POOL>\n").unwrap(),
+            vec![]
+        );
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+        #[test]
+        fn never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400)) {
+            let _ = parse_vm(&bytes);
+            let _ = parse_pool(&bytes);
+        }
+
+        #[test]
+        fn never_panics_on_mangled_capture(cut in 0usize..2436, byte in proptest::prelude::any::<u8>()) {
+            let mut xml = read("opennebula-3.8.5/vm-info.xml");
+            xml[cut] = byte;
+            let _ = parse_vm(&xml);
+            xml.truncate(cut);
+            proptest::prop_assert!(parse_vm(&xml).is_err());
+        }
+    }
+}
