@@ -1,0 +1,290 @@
+//! The Marketplace metadata client: `GET <endpoint>/metadata…` with `Accept: application/xml`
+//! (spec §5.1–§5.4). Reading needs no credentials.
+
+use reqwest::Method;
+
+use super::identifier::is_valid_identifier;
+use super::rdf::{parse_listing, ImageEntry};
+use super::MarketplaceError;
+use crate::http::{HttpClient, Request, Response};
+
+/// The server's message for a filtered query without result (HTTP 404).
+pub const NO_MATCH_MESSAGE: &str = "no metadata matching query found";
+
+/// Sanitises a configured endpoint: surrounding space and trailing slashes removed; a value
+/// without scheme gets `https://`. Deviation from the Python client, which turned a bare host
+/// into `https://<host>:80` (port 80 with TLS, a quirk no server answers): we use the scheme's
+/// default port. Only `http` and `https` are accepted, with no credentials, query or fragment.
+pub fn sanitize_endpoint(endpoint: &str) -> Result<String, MarketplaceError> {
+    let bad = |detail: &str| MarketplaceError::BadEndpoint {
+        endpoint: redact(endpoint),
+        detail: detail.to_owned(),
+    };
+    let trimmed = endpoint.trim();
+    if trimmed.is_empty() {
+        return Err(bad("empty"));
+    }
+    let with_scheme = if trimmed.contains("://") {
+        trimmed.to_owned()
+    } else {
+        format!("https://{trimmed}")
+    };
+    let url = url::Url::parse(&with_scheme).map_err(|e| bad(&e.to_string()))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(bad("the scheme must be http or https"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(bad("credentials do not belong in the URL"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(bad("no query or fragment allowed"));
+    }
+    if url.host_str().map_or(true, str::is_empty) {
+        return Err(bad("no host"));
+    }
+    Ok(url.as_str().trim_end_matches('/').to_owned())
+}
+
+/// The endpoint as text safe to show: any `user:password@` part is replaced by `***@`.
+fn redact(endpoint: &str) -> String {
+    let trimmed = endpoint.trim();
+    let (scheme, rest) = match trimmed.split_once("://") {
+        Some((scheme, rest)) => (format!("{scheme}://"), rest),
+        None => (String::new(), trimmed),
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}***@{}", &rest[at + 1..]),
+        None => trimmed.to_owned(),
+    }
+}
+
+/// The `status` query parameter of a listing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum StatusFilter {
+    /// In date and not deprecated (the server's default).
+    #[default]
+    Valid,
+    /// Past its `dcterms:valid` and not deprecated.
+    Expired,
+    /// Carrying `slterms:deprecated`.
+    Deprecated,
+    /// No status filter (the server treats any other value so; we send `all`).
+    All,
+}
+
+impl StatusFilter {
+    /// The query-parameter value.
+    pub fn as_param(self) -> &'static str {
+        match self {
+            StatusFilter::Valid => "valid",
+            StatusFilter::Expired => "expired",
+            StatusFilter::Deprecated => "deprecated",
+            StatusFilter::All => "all",
+        }
+    }
+}
+
+/// Server-side filters of a listing (os/arch filtering is the caller's, client side).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListQuery {
+    pub status: StatusFilter,
+    pub identifier: Option<String>,
+    /// Endorser e-mail.
+    pub email: Option<String>,
+    /// Endorsement date `yyyy-MM-ddTHH:mm:ssZ` (selects that version, not only the latest).
+    pub created: Option<String>,
+}
+
+/// A client of one site's Marketplace. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct MarketplaceClient {
+    base: String,
+    http: HttpClient,
+    site: String,
+}
+
+impl MarketplaceClient {
+    /// A client of `endpoint` (sanitised by [`sanitize_endpoint`]) for the named site.
+    pub fn new(endpoint: &str, http: HttpClient, site: &str) -> Result<Self, MarketplaceError> {
+        Ok(MarketplaceClient {
+            base: sanitize_endpoint(endpoint)?,
+            http,
+            site: site.to_owned(),
+        })
+    }
+
+    /// The sanitised endpoint (no trailing slash).
+    pub fn endpoint(&self) -> &str {
+        &self.base
+    }
+
+    /// `<endpoint>/metadata/<id>`: what a VM template names as the root-disk source (spec §3.1).
+    pub fn entry_url(&self, identifier: &str) -> String {
+        format!("{}/metadata/{identifier}", self.base)
+    }
+
+    /// The listing URL of a query, parameters percent-encoded.
+    pub fn list_url(&self, query: &ListQuery) -> String {
+        let mut params = form_urlencoded::Serializer::new(String::new());
+        params.append_pair("status", query.status.as_param());
+        for (key, value) in [
+            ("identifier", &query.identifier),
+            ("email", &query.email),
+            ("created", &query.created),
+        ] {
+            if let Some(value) = value {
+                params.append_pair(key, value);
+            }
+        }
+        format!("{}/metadata?{}", self.base, params.finish())
+    }
+
+    async fn get_xml(&self, url: String, operation: &str) -> Result<Response, MarketplaceError> {
+        let label = format!("{} marketplace {operation}", self.site);
+        let request = Request::new(Method::GET, url, label).accept("application/xml");
+        Ok(self.http.send(request).await?)
+    }
+
+    /// The entries of a listing; one unreadable entry is an inner error and hides no other.
+    /// A filtered query without result (404 `no metadata matching query found`) is empty.
+    pub async fn list(
+        &self,
+        query: &ListQuery,
+    ) -> Result<Vec<Result<ImageEntry, MarketplaceError>>, MarketplaceError> {
+        let response = self.get_xml(self.list_url(query), "list").await?;
+        if response.status == 404 && error_message(&response).contains(NO_MATCH_MESSAGE) {
+            return Ok(Vec::new());
+        }
+        if !response.is_success() {
+            return Err(http_error(&response));
+        }
+        parse_listing(&response.body)
+    }
+
+    /// The valid, latest entries of every endorser for an identifier (`GET <endpoint>/metadata/<id>`,
+    /// as the Python client's pre-launch check). None → [`MarketplaceError::NotFound`]; if every
+    /// entry of the answer is unreadable, the first entry error.
+    pub async fn get(&self, identifier: &str) -> Result<Vec<ImageEntry>, MarketplaceError> {
+        if !is_valid_identifier(identifier) {
+            return Err(MarketplaceError::BadIdentifier {
+                value: identifier.to_owned(),
+                reason: "an identifier has 27 characters from A-Z a-z 0-9 - _".to_owned(),
+            });
+        }
+        let not_found = || MarketplaceError::NotFound {
+            identifier: identifier.to_owned(),
+        };
+        let response = self.get_xml(self.entry_url(identifier), "get").await?;
+        if response.status == 404 {
+            return Err(not_found());
+        }
+        if !response.is_success() {
+            return Err(http_error(&response));
+        }
+        let mut found = Vec::new();
+        let mut first_error = None;
+        for entry in parse_listing(&response.body)? {
+            match entry {
+                Ok(e) if e.identifier == identifier => found.push(e),
+                Ok(_) => {}
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        match (found.is_empty(), first_error) {
+            (false, _) => Ok(found),
+            (true, Some(error)) => Err(error),
+            (true, None) => Err(not_found()),
+        }
+    }
+}
+
+/// The message of an error reply: the text of `<error>…</error>` when the server sent its XML
+/// form, else the start of the body.
+fn error_message(response: &Response) -> String {
+    let body = String::from_utf8_lossy(&response.body);
+    if let (Some(start), Some(end)) = (body.find("<error>"), body.rfind("</error>")) {
+        if start + 7 <= end {
+            return body[start + 7..end].trim().to_owned();
+        }
+    }
+    response.excerpt(200).trim().to_owned()
+}
+
+fn http_error(response: &Response) -> MarketplaceError {
+    MarketplaceError::Http {
+        status: response.status,
+        message: error_message(response),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoint_forms() {
+        assert_eq!(
+            sanitize_endpoint("https://marketplace.stratuslab.eu/").unwrap(),
+            "https://marketplace.stratuslab.eu"
+        );
+        assert_eq!(
+            sanitize_endpoint(" https://marketplace.stratuslab.eu/marketplace// ").unwrap(),
+            "https://marketplace.stratuslab.eu/marketplace"
+        );
+        // Deviation from the Python client's `https://localhost:80`.
+        assert_eq!(sanitize_endpoint("localhost").unwrap(), "https://localhost");
+        assert_eq!(
+            sanitize_endpoint("mp.example.org:8443").unwrap(),
+            "https://mp.example.org:8443"
+        );
+        assert_eq!(
+            sanitize_endpoint("http://127.0.0.1:5000/marketplace").unwrap(),
+            "http://127.0.0.1:5000/marketplace"
+        );
+    }
+
+    #[test]
+    fn bad_endpoints() {
+        assert!(sanitize_endpoint("").is_err());
+        assert!(sanitize_endpoint("ftp://mp.example.org").is_err());
+        assert!(sanitize_endpoint("https://mp.example.org/?x=1").is_err());
+        let err = sanitize_endpoint("https://joe:s3cret@mp.example.org").unwrap_err();
+        let text = err.to_string();
+        assert!(!text.contains("s3cret"), "{text}");
+        assert_eq!(
+            text,
+            "invalid Marketplace endpoint 'https://***@mp.example.org': credentials do not belong in the URL"
+        );
+    }
+
+    fn client(endpoint: &str) -> MarketplaceClient {
+        let http = HttpClient::new(crate::http::HttpOptions::default()).unwrap();
+        MarketplaceClient::new(endpoint, http, "lal").unwrap()
+    }
+
+    #[test]
+    fn urls() {
+        let c = client("https://mp.example.org/marketplace/");
+        assert_eq!(
+            c.entry_url("MMZu9WvwKIro-rtBQfDk4PsKO7_"),
+            "https://mp.example.org/marketplace/metadata/MMZu9WvwKIro-rtBQfDk4PsKO7_"
+        );
+        assert_eq!(
+            c.list_url(&ListQuery::default()),
+            "https://mp.example.org/marketplace/metadata?status=valid"
+        );
+        let q = ListQuery {
+            status: StatusFilter::All,
+            identifier: Some("MMZu9WvwKIro-rtBQfDk4PsKO7_".into()),
+            email: Some("jane.tester+x@example.org".into()),
+            created: Some("2011-01-24T09:59:42Z".into()),
+        };
+        assert_eq!(
+            c.list_url(&q),
+            "https://mp.example.org/marketplace/metadata?status=all&identifier=MMZu9WvwKIro-rtBQfDk4PsKO7_&email=jane.tester%2Bx%40example.org&created=2011-01-24T09%3A59%3A42Z"
+        );
+    }
+}
