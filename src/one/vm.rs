@@ -1070,19 +1070,21 @@ mod tests {
 
     #[test]
     fn current_host_is_highest_seq_whatever_the_order() {
-        let mut vm = VmRecord::default();
-        vm.history = vec![
-            History {
-                seq: 2,
-                hostname: "c".into(),
-                ..History::default()
-            },
-            History {
-                seq: 0,
-                hostname: "a".into(),
-                ..History::default()
-            },
-        ];
+        let vm = VmRecord {
+            history: vec![
+                History {
+                    seq: 2,
+                    hostname: "c".into(),
+                    ..History::default()
+                },
+                History {
+                    seq: 0,
+                    hostname: "a".into(),
+                    ..History::default()
+                },
+            ],
+            ..VmRecord::default()
+        };
         assert_eq!(vm.current_host(), Some("c"));
     }
 
