@@ -1570,3 +1570,687 @@ fn vm_doc(vm: &Vm) -> VmDoc {
             .collect(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ACTION_ERRORS: &str =
+        include_str!("../../tests/fixtures/opennebula-3.8.5/action-errors.txt");
+    const TEMPLATE_1: &str =
+        include_str!("../../tests/fixtures/opennebula-3.8.5/vm-template-1.txt");
+    const VM_INFO_PENDING: &str =
+        include_str!("../../tests/fixtures/opennebula-3.8.5/vm-info-pending.xml");
+    const VM_INFO_RUNNING: &str = include_str!("../../tests/fixtures/opennebula-3.8.5/vm-info.xml");
+    const VM_INFO_SOURCE_DISK: &str =
+        include_str!("../../tests/fixtures/opennebula-3.8.5/vm-info-source-disk.xml");
+    const SOURCE_DISK_ERROR: &str =
+        include_str!("../../tests/fixtures/opennebula-3.8.5/vm-allocate-source-disk.txt");
+    const AUTH_ERROR: &str =
+        include_str!("../../tests/fixtures/localcloud/opennebula-3.8.5/auth-error.txt");
+    const SYSTEM_VERSION: &str =
+        include_str!("../../tests/fixtures/localcloud/opennebula-3.8.5/system-version.txt");
+    const TRANSITIONS: &str =
+        include_str!("../../tests/fixtures/localcloud/opennebula-3.8.5/state-transitions.json");
+
+    /// The probe's allocation time in the capture (STIME 1795655396).
+    const T0: f64 = 1_795_655_396.9;
+
+    /// Python's `repr()` of a value, as the capture files hold replies.
+    fn repr(value: &Value) -> String {
+        match value {
+            Value::Bool(true) => "True".into(),
+            Value::Bool(false) => "False".into(),
+            Value::Int(i) => i.to_string(),
+            Value::String(s) if s.contains('\'') && !s.contains('"') => format!("\"{s}\""),
+            Value::String(s) => format!("'{}'", s.replace('\'', "\\'")),
+            Value::Array(items) => format!(
+                "[{}]",
+                items.iter().map(repr).collect::<Vec<_>>().join(", ")
+            ),
+            other => format!("{other:?}"),
+        }
+    }
+
+    fn fault_repr((code, message): &Fault) -> String {
+        format!(
+            "{{'fault': {code}, 'faultString': {}}}",
+            repr(&Value::String(message.clone()))
+        )
+    }
+
+    /// The capture line for `label` in action-errors.txt (text after the first ": ").
+    fn captured(label: &str) -> &'static str {
+        ACTION_ERRORS
+            .lines()
+            .find_map(|line| line.strip_prefix(label)?.strip_prefix(": "))
+            .unwrap_or_else(|| panic!("no capture for {label}"))
+    }
+
+    /// The capture's site: network 0 `stratus-priv` 192.168.100.1-254 on br0, host `dummyhost`.
+    fn capture_site(version: &str, step_ms: u64) -> ComputeState {
+        ComputeState::new(
+            version,
+            ComputeOptions {
+                boot_step: Duration::from_millis(step_ms),
+                networks: vec![NetworkSpec {
+                    name: "stratus-priv".into(),
+                    first: Ipv4Addr::new(192, 168, 100, 1),
+                    count: 254,
+                    bridge: "br0".into(),
+                }],
+                hosts: vec!["dummyhost".into()],
+                users: vec!["alice".into(), "bob".into()],
+            },
+        )
+        .unwrap()
+    }
+
+    fn s(text: &str) -> Value {
+        Value::String(text.into())
+    }
+    const SESSION: &str = "oneadmin:password";
+
+    fn call(c: &mut ComputeState, t: f64, method: &str, params: Vec<Value>) -> String {
+        let mut all = vec![s(SESSION)];
+        all.extend(params);
+        match c.call(t, "oneadmin", method, &all) {
+            Ok(v) => repr(&v),
+            Err(f) => fault_repr(&f),
+        }
+    }
+
+    fn act(c: &mut ComputeState, t: f64, action: &str, id: i64) -> String {
+        call(c, t, "one.vm.action", vec![s(action), Value::Int(id)])
+    }
+
+    fn info(c: &mut ComputeState, t: f64, id: i64) -> String {
+        match c.call(t, "oneadmin", "one.vm.info", &[s(SESSION), Value::Int(id)]) {
+            Ok(Value::Array(items)) => items[1].as_str().unwrap().to_owned(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// Replaces every timestamp element's value by `T`.
+    fn blank_times(doc: &str) -> String {
+        let mut out = doc.to_owned();
+        for tag in [
+            "LAST_POLL",
+            "STIME",
+            "ETIME",
+            "PSTIME",
+            "PETIME",
+            "RSTIME",
+            "RETIME",
+            "ESTIME",
+            "EETIME",
+        ] {
+            let open = format!("<{tag}>");
+            let close = format!("</{tag}>");
+            let mut result = String::new();
+            let mut rest = out.as_str();
+            while let Some(i) = rest.find(&open) {
+                let after = &rest[i + open.len()..];
+                let j = after.find(&close).unwrap();
+                result.push_str(&rest[..i + open.len()]);
+                result.push('T');
+                rest = &after[j..];
+            }
+            result.push_str(rest);
+            out = result;
+        }
+        out
+    }
+
+    #[test]
+    fn version_and_authentication_failure_match_the_captures() {
+        let mut c = capture_site("3.8", 0);
+        assert_eq!(
+            call(&mut c, T0, "one.system.version", vec![]),
+            SYSTEM_VERSION.trim()
+        );
+        let reply = c
+            .authentication_failure("one.system.version", &[s("oneadmin:wrongpassword")])
+            .unwrap();
+        assert_eq!(repr(&reply), AUTH_ERROR.trim());
+        let reply = c
+            .authentication_failure("one.vm.info", &[s("oneadmin:bad"), Value::Int(0)])
+            .unwrap();
+        assert_eq!(repr(&reply), captured("vm.info bad session"));
+        assert_eq!(
+            c.authentication_failure("one.vm.nosuchmethod", &[s("x")]),
+            Err((-506, "Method 'one.vm.nosuchmethod' not defined".into()))
+        );
+    }
+
+    #[test]
+    fn allocated_vm_documents_equal_the_captures_byte_for_byte() {
+        let mut c = capture_site("3.8", 200);
+        assert_eq!(
+            call(&mut c, T0, "one.vm.allocate", vec![s(TEMPLATE_1)]),
+            "[True, 0, 0]"
+        );
+        assert_eq!(info(&mut c, T0, 0), VM_INFO_PENDING);
+        // Deploy, boot and running at +0.2, +0.4, +0.6 s: all within second 1795655397.
+        assert_eq!(info(&mut c, T0 + 0.6, 0), VM_INFO_RUNNING);
+        assert_eq!(c.vm_template(0), Some(TEMPLATE_1));
+        assert_eq!(
+            c.vm_view(0),
+            Some(VmView {
+                id: 0,
+                owner: "oneadmin".into(),
+                host: Some("dummyhost".into()),
+                running: true
+            })
+        );
+    }
+
+    #[test]
+    fn source_disk_rules_follow_the_version() {
+        let plain = "NAME = \"probe-vm-5\"\nCPU = 1\nMEMORY = 512\nDISK = [ SOURCE = \"https://marketplace.example.org/metadata/AbCdEf\", TARGET = \"hda\" ]\nNIC = [ NETWORK_ID = 0, IP = \"192.168.100.50\" ]\nCONTEXT = [ SSH_PUBLIC_KEY = \"ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQC7 test@example.org\", TARGET = \"hdd\" ]\n";
+        let fs = plain.replace(
+            "TARGET = \"hda\" ]",
+            "TARGET = \"hda\", TYPE = \"fs\", SIZE = 1024, FORMAT = \"ext3\" ]",
+        );
+        let mut c = capture_site("3.8", 0);
+        for _ in 0..4 {
+            call(
+                &mut c,
+                T0,
+                "one.vm.allocate",
+                vec![s("NAME=\"x\"\nMEMORY=64\nCPU=1")],
+            );
+        }
+        assert_eq!(
+            call(&mut c, T0, "one.vm.allocate", vec![s(plain)]),
+            SOURCE_DISK_ERROR.trim()
+        );
+        // The failed allocation kept neither the id nor the requested lease.
+        assert_eq!(
+            call(&mut c, T0, "one.vm.allocate", vec![s(&fs)]),
+            "[True, 4, 0]"
+        );
+        assert_eq!(
+            blank_times(&info(&mut c, T0, 4)),
+            blank_times(VM_INFO_SOURCE_DISK)
+        );
+        // StratusLab's 3.2 takes the SOURCE disk as it is.
+        let mut c32 = capture_site("3.2", 0);
+        assert_eq!(
+            call(&mut c32, T0, "one.vm.allocate", vec![s(plain)]),
+            "[True, 0, 0]"
+        );
+        assert!(info(&mut c32, T0, 0).contains(
+            "<DISK><DEV_PREFIX><![CDATA[hd]]></DEV_PREFIX><DISK_ID><![CDATA[0]]></DISK_ID><SOURCE><![CDATA[https://marketplace.example.org/metadata/AbCdEf]]></SOURCE><TARGET><![CDATA[hda]]></TARGET></DISK>"
+        ));
+    }
+
+    #[test]
+    fn action_replies_match_action_errors_txt() {
+        let mut c = capture_site("3.8", 0);
+        let mut t = T0;
+        let mut step = |c: &mut ComputeState| {
+            t += 1.0;
+            let _ = c.vm_state(t, 0);
+            t
+        };
+        let mut pending = capture_site("3.8", 10_000);
+        call(&mut pending, T0, "one.vm.allocate", vec![s(TEMPLATE_1)]);
+        assert_eq!(
+            act(&mut pending, T0, "shutdown", 0),
+            captured("shutdown on PENDING")
+        );
+
+        call(&mut c, T0, "one.vm.allocate", vec![s(TEMPLATE_1)]);
+        for action in [
+            "delete",
+            "terminate",
+            "terminate-hard",
+            "shutdown-hard",
+            "boot",
+            "undeploy",
+            "nonsense",
+            "restart",
+            "release",
+            "resume",
+            "reboot",
+            "reset",
+            "suspend",
+        ] {
+            let t = step(&mut c);
+            assert_eq!(
+                act(&mut c, t, action, 0),
+                captured(&format!("{action} on RUNNING")),
+                "{action}"
+            );
+        }
+        let t = step(&mut c);
+        assert_eq!(c.vm_state(t, 0), Some((SUSPENDED, LCM_INIT)));
+        assert_eq!(act(&mut c, t, "resume", 0), captured("resume on SUSPENDED"));
+        let t = step(&mut c);
+        assert_eq!(
+            act(&mut c, t, "poweroff", 0),
+            captured("poweroff on RUNNING")
+        );
+        let t = step(&mut c);
+        assert_eq!(c.vm_state(t, 0), Some((POWEROFF, LCM_INIT)));
+        assert_eq!(act(&mut c, t, "resume", 0), captured("resume on POWEROFF"));
+        assert_eq!(
+            act(&mut c, t, "restart", 0),
+            captured("restart on POWEROFF")
+        );
+        let t = step(&mut c);
+        assert_eq!(act(&mut c, t, "stop", 0), captured("stop on RUNNING"));
+        let t = step(&mut c);
+        assert_eq!(act(&mut c, t, "resume", 0), captured("resume on STOPPED"));
+        let t = step(&mut c);
+        assert_eq!(
+            act(&mut c, t, "shutdown", 0),
+            captured("shutdown on RUNNING")
+        );
+        let t = step(&mut c);
+        assert_eq!(act(&mut c, t, "shutdown", 0), captured("shutdown on DONE"));
+        assert_eq!(act(&mut c, t, "finalize", 0), captured("finalize on DONE"));
+
+        // VM 1: hold, release, cancel.
+        let mut held = capture_site("3.8", 10_000);
+        call(&mut held, T0, "one.vm.allocate", vec![s(TEMPLATE_1)]);
+        call(&mut held, T0, "one.vm.allocate", vec![s(TEMPLATE_1)]);
+        assert_eq!(act(&mut held, T0, "hold", 1), captured("hold on PENDING"));
+        assert_eq!(
+            act(&mut held, T0, "release", 1),
+            captured("release on HOLD")
+        );
+        let t = T0 + 40.0;
+        assert_eq!(
+            act(&mut held, t, "cancel", 1),
+            captured("cancel on RUNNING")
+        );
+        assert_eq!(act(&mut held, t, "finalize", 0), "[True, 0, 0]");
+
+        let t = step(&mut c);
+        call(&mut c, t, "one.vm.allocate", vec![s(TEMPLATE_1)]);
+        call(&mut c, t, "one.vm.allocate", vec![s(TEMPLATE_1)]);
+        assert_eq!(act(&mut c, t, "finalize", 1), "[True, 1, 0]");
+        assert_eq!(act(&mut c, t, "resubmit", 2), "[True, 2, 0]");
+    }
+
+    #[test]
+    fn other_errors_match_action_errors_txt() {
+        let mut c = capture_site("3.8", 0);
+        call(&mut c, T0, "one.vm.allocate", vec![s(TEMPLATE_1)]);
+        assert_eq!(
+            call(&mut c, T0, "one.vm.info", vec![Value::Int(9999)]),
+            captured("vm.info nonexistent")
+        );
+        assert_eq!(
+            call(&mut c, T0, "one.vm.action", vec![s("shutdown"), s("0")]),
+            captured("vm.action as string id")
+        );
+        assert_eq!(
+            call(
+                &mut c,
+                T0,
+                "one.vm.action",
+                vec![s("shutdown"), Value::Int(9999)]
+            ),
+            captured("vm.action nonexistent")
+        );
+        assert_eq!(
+            call(
+                &mut c,
+                T0,
+                "one.vm.allocate",
+                vec![s("NAME = \"x\"\nDISK = [ broken")]
+            ),
+            captured("vm.allocate syntax error")
+        );
+        assert_eq!(
+            call(
+                &mut c,
+                T0,
+                "one.vm.allocate",
+                vec![s("NAME=\"x\"\nMEMORY=64\nCPU=1\nDISK=[IMAGE_ID=999]")]
+            ),
+            captured("vm.allocate unknown image")
+        );
+        assert_eq!(
+            call(&mut c, T0, "one.vm.allocate", vec![]),
+            captured("vm.allocate wrong arity")
+        );
+        assert_eq!(
+            call(
+                &mut c,
+                T0,
+                "one.vm.allocate",
+                vec![s("NAME=\"y\"\nMEMORY=64\nCPU=1"), Value::Bool(false)]
+            ),
+            "[True, 1, 0]"
+        );
+        assert_eq!(
+            call(&mut c, T0, "one.vm.nosuchmethod", vec![Value::Int(1)]),
+            captured("unknown method")
+        );
+        assert_eq!(
+            call(
+                &mut c,
+                T0,
+                "one.vmpool.info",
+                vec![Value::Int(-2), Value::Int(-1)]
+            ),
+            captured("vmpool.info 3-arg")
+        );
+        assert_eq!(
+            c.call(
+                T0,
+                "oneadmin",
+                "one.vm.info",
+                &[Value::Int(1), Value::Int(0)]
+            ),
+            Err((
+                -501,
+                "Parameter that is supposed to be a string is not".into()
+            ))
+        );
+    }
+
+    /// (STATE, LCM_STATE) after each `boot_step` following `action` on VM 0.
+    fn sequence(c: &mut ComputeState, t: &mut f64, action: &str, steps: usize) -> Vec<(i32, i32)> {
+        let reply = act(c, *t, action, 0);
+        assert!(reply.starts_with("[True"), "{action}: {reply}");
+        let mut seen = vec![c.vm_state(*t, 0).unwrap()];
+        for _ in 0..steps {
+            *t += 1.0;
+            seen.push(c.vm_state(*t, 0).unwrap());
+        }
+        seen
+    }
+
+    #[test]
+    fn state_sequences_follow_the_capture() {
+        // Every state polled in state-transitions.json is in these sequences, and the sub-step
+        // ones (PROLOG, BOOT, EPILOG, EPILOG_STOP) come from state-transitions-vmlog.txt.
+        let polled: serde_json::Value = serde_json::from_str(TRANSITIONS).unwrap();
+        let seen_in = |label: &str| -> Vec<(i32, i32)> {
+            polled
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|e| e["label"] == label)
+                .unwrap()["seen"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| (s[1].as_i64().unwrap() as i32, s[2].as_i64().unwrap() as i32))
+                .collect()
+        };
+        let mut c = capture_site("3.8", 1000);
+        let mut t = T0;
+        call(&mut c, t, "one.vm.allocate", vec![s(TEMPLATE_1)]);
+        let mut boot = vec![c.vm_state(t, 0).unwrap()];
+        for _ in 0..3 {
+            t += 1.0;
+            boot.push(c.vm_state(t, 0).unwrap());
+        }
+        assert_eq!(boot, [(1, 0), (3, 1), (3, 2), (3, 3)]);
+        let ends = |v: &[(i32, i32)]| vec![v[0], v[v.len() - 1]];
+        assert_eq!(ends(&boot), seen_in("allocate->scheduler deploy"));
+
+        assert_eq!(sequence(&mut c, &mut t, "reboot", 1), [(3, 3), (3, 3)]);
+        let suspend = sequence(&mut c, &mut t, "suspend", 1);
+        assert_eq!(suspend, seen_in("suspend"));
+        assert_eq!(
+            sequence(&mut c, &mut t, "resume", 1),
+            seen_in("resume from SUSPENDED")
+        );
+        assert_eq!(sequence(&mut c, &mut t, "poweroff", 1), seen_in("poweroff"));
+        assert_eq!(
+            sequence(&mut c, &mut t, "restart", 1),
+            seen_in("restart from POWEROFF")
+        );
+        assert_eq!(
+            sequence(&mut c, &mut t, "stop", 2),
+            [(3, 5), (3, 10), (4, 0)]
+        );
+        assert_eq!(ends(&[(3, 5), (4, 0)]), seen_in("stop"));
+        let resume = sequence(&mut c, &mut t, "resume", 3);
+        assert_eq!(resume, [(1, 0), (3, 9), (3, 2), (3, 3)]);
+        assert_eq!(
+            vec![resume[0], resume[1], resume[3]],
+            seen_in("resume from STOPPED (needs scheduler)")
+        );
+        let shutdown = sequence(&mut c, &mut t, "shutdown", 2);
+        assert_eq!(shutdown, [(3, 12), (3, 11), (6, 0)]);
+        assert_eq!(ends(&shutdown), seen_in("shutdown"));
+
+        // History as vm-info-done.xml shows it: one record per placement, the last one closed.
+        let done = info(&mut c, t, 0);
+        assert_eq!(done.matches("<HISTORY>").count(), 4);
+        assert!(done.contains("<STATE>6</STATE><LCM_STATE>0</LCM_STATE>"));
+        assert!(!done.contains("<ETIME>0</ETIME></VM>"));
+
+        let mut c = capture_site("3.8", 1000);
+        let mut t = T0;
+        call(&mut c, t, "one.vm.allocate", vec![s(TEMPLATE_1)]);
+        assert_eq!(sequence(&mut c, &mut t, "hold", 1), [(2, 0), (2, 0)]);
+        assert_eq!(
+            sequence(&mut c, &mut t, "release", 3),
+            [(1, 0), (3, 1), (3, 2), (3, 3)]
+        );
+        let cancel = sequence(&mut c, &mut t, "cancel", 2);
+        assert_eq!(cancel, [(3, 13), (3, 11), (6, 0)]);
+        assert_eq!(ends(&cancel), seen_in("cancel"));
+    }
+
+    #[test]
+    fn boot_step_zero_is_running_at_once_and_done_releases_the_lease() {
+        let mut c = capture_site("3.8", 0);
+        call(&mut c, T0, "one.vm.allocate", vec![s(TEMPLATE_1)]);
+        assert_eq!(c.vm_state(T0, 0), Some((ACTIVE, RUNNING)));
+        assert_eq!(act(&mut c, T0, "finalize", 0), "[True, 0, 0]");
+        assert_eq!(c.vm_state(T0, 0), Some((DONE, LCM_INIT)));
+        call(&mut c, T0, "one.vm.allocate", vec![s(TEMPLATE_1)]);
+        // The lease of VM 0 was given back and VM 1 got the next address.
+        assert!(info(&mut c, T0, 1).contains("<IP><![CDATA[192.168.100.2]]></IP>"));
+    }
+
+    fn pool_ids(
+        c: &mut ComputeState,
+        user: &str,
+        filter: i64,
+        start: i64,
+        end: i64,
+        state: i64,
+    ) -> Vec<i64> {
+        let params = [
+            s("u:p"),
+            Value::Int(filter),
+            Value::Int(start),
+            Value::Int(end),
+            Value::Int(state),
+        ];
+        let Ok(Value::Array(items)) = c.call(T0, user, "one.vmpool.info", &params) else {
+            panic!()
+        };
+        let doc = items[1].as_str().unwrap();
+        doc.match_indices("<VM><ID>")
+            .map(|(i, _)| {
+                let rest = &doc[i + 8..];
+                rest[..rest.find('<').unwrap()].parse().unwrap()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn pool_filters_users_ids_and_states() {
+        let mut c = capture_site("3.8", 0);
+        let tpl = s("NAME=\"x\"\nMEMORY=64\nCPU=1");
+        for user in ["alice", "alice", "bob", "oneadmin", "alice"] {
+            c.call(T0, user, "one.vm.allocate", &[s("u:p"), tpl.clone()])
+                .unwrap();
+        }
+        c.call(
+            T0,
+            "alice",
+            "one.vm.action",
+            &[s("u:p"), s("finalize"), Value::Int(1)],
+        )
+        .unwrap();
+        assert_eq!(pool_ids(&mut c, "alice", -3, -1, -1, -1), [0, 4]);
+        assert_eq!(pool_ids(&mut c, "alice", -2, -1, -1, -1), [0, 4]);
+        assert_eq!(pool_ids(&mut c, "alice", -1, -1, -1, -1), [0, 4]);
+        assert_eq!(pool_ids(&mut c, "alice", -2, -1, -1, -2), [0, 1, 4]);
+        assert_eq!(pool_ids(&mut c, "alice", -2, -1, -1, 6), [1]);
+        assert_eq!(pool_ids(&mut c, "oneadmin", -2, -1, -1, -1), [0, 2, 3, 4]);
+        assert_eq!(pool_ids(&mut c, "oneadmin", 2, -1, -1, -1), [2]);
+        assert_eq!(pool_ids(&mut c, "alice", 2, -1, -1, -1), Vec::<i64>::new());
+        assert_eq!(pool_ids(&mut c, "oneadmin", -2, 2, -1, -2), [2, 3, 4]);
+        assert_eq!(pool_ids(&mut c, "oneadmin", -2, 1, 3, -2), [1, 2, 3]);
+        assert_eq!(pool_ids(&mut c, "oneadmin", -2, -1, 3, -2), [0, 1, 2, 3, 4]);
+        let bad_state = c.call(
+            T0,
+            "alice",
+            "one.vmpool.info",
+            &[
+                s("u:p"),
+                Value::Int(-2),
+                Value::Int(-1),
+                Value::Int(-1),
+                Value::Int(8),
+            ],
+        );
+        assert_eq!(
+            repr(&bad_state.unwrap()),
+            "[False, '[VirtualMachinePoolInfo] Incorrect filter_flag, state', 4096]"
+        );
+        // Other users' VMs are not theirs to see or touch.
+        let reply = c
+            .call(T0, "bob", "one.vm.info", &[s("u:p"), Value::Int(0)])
+            .unwrap();
+        assert_eq!(
+            repr(&reply),
+            "[False, '[VirtualMachineInfo] User [2] : Not authorized to perform USE VM [0].', 512]"
+        );
+    }
+
+    #[test]
+    fn version_knobs_change_names_and_messages() {
+        let mut c = capture_site("3.2", 0);
+        assert_eq!(
+            call(&mut c, T0, "one.system.version", vec![]),
+            "{'fault': -506, 'faultString': \"Method 'one.system.version' not defined\"}"
+        );
+        call(&mut c, T0, "one.vm.allocate", vec![s(TEMPLATE_1)]);
+        assert_eq!(
+            act(&mut c, T0, "poweroff", 0),
+            "[False, '[VirtualMachineAction] Internal error. Action result not defined', 8192]"
+        );
+
+        let mut c = capture_site("4.x", 0);
+        assert_eq!(
+            call(&mut c, T0, "one.system.version", vec![]),
+            "[True, '4.14.2', 0]"
+        );
+        call(&mut c, T0, "one.vm.allocate", vec![s(TEMPLATE_1)]);
+        assert_eq!(
+            act(&mut c, T0, "resume", 0),
+            "[False, '[VirtualMachineAction] Error performing action \"resume\" on virtual machine [0]. This action is not available for state RUNNING', 2048]"
+        );
+        assert_eq!(
+            act(&mut c, T0, "terminate", 0),
+            "[False, '[VirtualMachineAction] Virtual machine action \"terminate\" is not supported', 2048]"
+        );
+        assert_eq!(act(&mut c, T0, "undeploy", 0), "[True, 0, 0]");
+        assert_eq!(c.vm_state(T0, 0), Some((UNDEPLOYED, LCM_INIT)));
+        assert_eq!(act(&mut c, T0, "resume", 0), "[True, 0, 0]");
+        assert_eq!(act(&mut c, T0, "delete", 0), "[True, 0, 0]");
+        assert_eq!(c.vm_state(T0, 0), Some((DONE, LCM_INIT)));
+
+        let mut c = capture_site("5.x", 0);
+        assert_eq!(
+            call(&mut c, T0, "one.system.version", vec![]),
+            "[True, '5.12.0', 0]"
+        );
+        call(&mut c, T0, "one.vm.allocate", vec![s(TEMPLATE_1)]);
+        assert_eq!(
+            call(&mut c, T0, "one.vm.info", vec![Value::Int(7)]),
+            "[False, '[one.vm.info] Error getting virtual machine [7].', 1024, 7, 0]"
+        );
+        assert_eq!(
+            act(&mut c, T0, "finalize", 0),
+            "[False, '[one.vm.action] Action \"finalize\" is not supported', 2048, -1, 0]"
+        );
+        assert_eq!(
+            act(&mut c, T0, "hold", 0),
+            "[False, '[one.vm.action] Error performing action \"hold\": This action is not available for state RUNNING', 2048, -1, 0]"
+        );
+        assert_eq!(act(&mut c, T0, "poweroff", 0), "[True, 0, 0]");
+        assert_eq!(act(&mut c, T0, "resume", 0), "[True, 0, 0]");
+        assert_eq!(act(&mut c, T0, "terminate-hard", 0), "[True, 0, 0]");
+        assert_eq!(c.vm_state(T0, 0), Some((DONE, LCM_INIT)));
+        assert!(ComputeState::new("2.0", ComputeOptions::default()).is_err());
+        assert_eq!(
+            Dialect::parse("3.8.4"),
+            Some((Dialect::One38, "3.8.4".into()))
+        );
+    }
+
+    #[test]
+    fn nic_errors_and_context_variables() {
+        let mut c = ComputeState::new("3.8", ComputeOptions::default()).unwrap();
+        let reply = c
+            .call(
+                T0,
+                "alice",
+                "one.vm.allocate",
+                &[s("u:p"), s("NIC = [ NETWORK = \"public\" ]")],
+            )
+            .unwrap();
+        assert_eq!(
+            repr(&reply),
+            "[False, '[VirtualMachineAllocate] Error allocating a new virtual machine. User 1 does not own a network with name: public . Set NETWORK_UNAME or NETWORK_UID of owner in NIC.', 8192]"
+        );
+        let tpl = "NIC = [ NETWORK = \"public\", NETWORK_UNAME = \"oneadmin\" ]\nCONTEXT = [ IP = \"$NIC[IP, NETWORK=\\\"public\\\"]\", N = \"$NAME\", X = \"$NOPE\" ]";
+        let reply = c
+            .call(T0, "alice", "one.vm.allocate", &[s("u:p"), s(tpl)])
+            .unwrap();
+        assert_eq!(repr(&reply), "[True, 0, 0]");
+        let doc = match c
+            .call(T0, "alice", "one.vm.info", &[s("u:p"), Value::Int(0)])
+            .unwrap()
+        {
+            Value::Array(items) => items[1].as_str().unwrap().to_owned(),
+            _ => panic!(),
+        };
+        assert!(doc.contains("<CONTEXT><DISK_ID><![CDATA[0]]></DISK_ID><IP><![CDATA[192.0.2.10]]></IP><N><![CDATA[one-0]]></N><X/></CONTEXT>"), "{doc}");
+        assert!(doc.contains("<UNAME>alice</UNAME><GNAME>users</GNAME>"));
+    }
+
+    #[test]
+    fn seeding_ten_thousand_vms_is_fast_and_pools_render() {
+        let mut c = ComputeState::new("3.8", ComputeOptions::default()).unwrap();
+        let tpl = "CPU = 0.5\nMEMORY = 256\nDISK = [ IMAGE_ID = 0, TARGET = \"hda\" ]\nNIC = [ NETWORK = \"private\", NETWORK_UNAME = \"oneadmin\" ]\nCONTEXT = [ HOSTNAME = \"$NAME\", TARGET = \"hdc\" ]";
+        let started = std::time::Instant::now();
+        let ids = c.seed_vms(T0, 10_000, "alice", tpl).unwrap();
+        assert_eq!(ids.len(), 10_000);
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(c.vm_state(T0, 9_999), Some((ACTIVE, RUNNING)));
+        let params = [
+            s("u:p"),
+            Value::Int(-3),
+            Value::Int(-1),
+            Value::Int(-1),
+            Value::Int(-1),
+        ];
+        let Ok(Value::Array(items)) = c.call(T0, "alice", "one.vmpool.info", &params) else {
+            panic!()
+        };
+        let pool = items[1].as_str().unwrap();
+        assert_eq!(pool.matches("<VM><ID>").count(), 10_000);
+        assert!(pool.contains("<HOSTNAME>dummyhost</HOSTNAME>"));
+    }
+}
