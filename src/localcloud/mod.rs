@@ -4,9 +4,13 @@
 //! The service modules are framework-free: each takes a parsed request and its in-memory state and
 //! returns a [`Reply`]; `server` does HTTP, authentication, routing by site and fault injection.
 
+pub mod cloud;
 pub mod compute;
+pub mod faults;
 pub mod marketplace;
 pub mod pdisk;
+pub mod server;
+pub mod tls;
 pub mod vmxml;
 
 /// A service's answer, before the HTTP layer sends it.

@@ -1,0 +1,773 @@
+//! The local cloud's HTTP server: one axum router on `127.0.0.1:<port>`, optionally behind TLS,
+//! serving several named sites on one port (the site is the first path segment):
+//!
+//! | path | service | authentication |
+//! |---|---|---|
+//! | `/<site>/one-proxy/pswd/xmlrpc` | compute (XML-RPC) | HTTP Basic, realm `StratusLab Password Realm` |
+//! | `/<site>/one-proxy/cert/xmlrpc` | compute (XML-RPC) | TLS client certificate |
+//! | `/<site>/RPC2` | compute, direct oned | session string `user:password` |
+//! | `/<site>/pdisk/pswd/disks…` | pdisk (REST) | HTTP Basic |
+//! | `/<site>/pdisk/cert/disks…` | pdisk (REST) | TLS client certificate |
+//! | `/marketplace/metadata…`, `/metadata…` | Marketplace (global) | none |
+//!
+//! Behind the proxy paths the session string (parameter 0) is replaced as one-proxy does:
+//! `URLEncode(user) + ":" + 40 × 'a'` (oneadmin's Basic password is passed through).
+//! Per-site state sits behind a `std::sync::Mutex` held only for the in-memory work. Fault rules
+//! ([`super::faults`]) are applied per request after routing; the connection layer can drop or
+//! reset a connection on a rule's demand.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::Response;
+use axum::{Extension, Router};
+use base64::Engine;
+use futures_util::{stream, StreamExt};
+use hyper_util::rt::TokioIo;
+use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Notify};
+use tokio::task::JoinSet;
+
+use super::cloud::LocalCloudError;
+use super::compute::ComputeState;
+use super::faults::{FaultKind, FaultSet, Service};
+use super::marketplace::Catalog;
+use super::pdisk::PdiskStore;
+use super::tls::{peer_certificate, TlsMaterial};
+use super::Reply;
+use crate::xmlrpc::{decode_call, encode_fault, encode_response, Value};
+
+/// Realm of the `/pswd` contexts (one-proxy and pdisk).
+pub const PASSWORD_REALM: &str = "StratusLab Password Realm";
+/// Largest request body read.
+const MAX_REQUEST_BYTES: usize = 16 * 1024 * 1024;
+/// xmlrpc-c's fault code for a call document it cannot parse.
+const FAULT_PARSE: i32 = -503;
+
+/// One site's services; locked only for in-memory work.
+pub struct SiteState {
+    pub compute: ComputeState,
+    pub pdisk: PdiskStore,
+    /// Encoded `one.vmpool.info` replies by (user, filter params), valid for one generation.
+    pool_cache: HashMap<(String, [i64; 4]), (u64, Bytes)>,
+}
+
+impl SiteState {
+    /// A site from its two stores.
+    pub fn new(compute: ComputeState, pdisk: PdiskStore) -> Self {
+        SiteState {
+            compute,
+            pdisk,
+            pool_cache: HashMap::new(),
+        }
+    }
+}
+
+/// Everything the request handlers share.
+pub struct Shared {
+    /// Sites by name.
+    pub sites: HashMap<String, Mutex<SiteState>>,
+    /// Accepted (username, password) pairs.
+    pub users: Vec<(String, String)>,
+    /// The global Marketplace catalog.
+    pub catalog: RwLock<Catalog>,
+    /// Fault rules and request counters.
+    pub faults: Mutex<FaultSet>,
+    /// Marketplace clock override (Unix seconds).
+    pub clock: Mutex<Option<i64>>,
+    /// Delay added before every reply.
+    pub latency: Duration,
+    /// TLS material when the server speaks HTTPS.
+    pub tls: Option<Arc<TlsMaterial>>,
+}
+
+/// A running server.
+pub struct Server {
+    port: u16,
+    shutdown: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Server {
+    /// Binds `127.0.0.1:port` (0 = ephemeral) and starts serving.
+    pub async fn start(shared: Arc<Shared>, port: u16) -> Result<Server, LocalCloudError> {
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| LocalCloudError::Bind {
+                addr: addr.to_string(),
+                source,
+            })?;
+        let port = listener
+            .local_addr()
+            .map_err(|source| LocalCloudError::Bind {
+                addr: addr.to_string(),
+                source,
+            })?
+            .port();
+        let (shutdown, rx) = watch::channel(false);
+        let task = tokio::spawn(accept_loop(listener, shared, rx));
+        Ok(Server {
+            port,
+            shutdown,
+            task,
+        })
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Stops accepting, closes every connection and frees the port.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.task.await;
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let router = Router::new().fallback(dispatch).with_state(shared.clone());
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => break,
+            accepted = listener.accept() => {
+                if let Ok((tcp, _)) = accepted {
+                    connections.spawn(connection(tcp, shared.clone(), router.clone()));
+                }
+            }
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    connections.abort_all();
+    while connections.join_next().await.is_some() {}
+}
+
+/// Per-connection controls a handler can pull: close now, and whether to close with a reset.
+#[derive(Default)]
+struct ConnControl {
+    kill: Notify,
+    reset: AtomicBool,
+}
+
+/// What a handler knows about its connection.
+#[derive(Clone)]
+struct ConnInfo {
+    /// Subject DN of the client certificate (issued by our CA), if one was presented.
+    peer_dn: Option<String>,
+    control: Arc<ConnControl>,
+}
+
+/// The TCP stream, reset (SO_LINGER 0) instead of closed when a fault asked for it.
+struct ConnIo {
+    tcp: TcpStream,
+    control: Arc<ConnControl>,
+}
+
+impl Drop for ConnIo {
+    fn drop(&mut self) {
+        if self.control.reset.load(Ordering::SeqCst) {
+            let _ = self.tcp.set_zero_linger();
+        }
+    }
+}
+
+impl AsyncRead for ConnIo {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().tcp).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for ConnIo {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().tcp).poll_write(cx, buf)
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().tcp).poll_flush(cx)
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().tcp).poll_shutdown(cx)
+    }
+}
+
+async fn connection(tcp: TcpStream, shared: Arc<Shared>, router: Router) {
+    let _ = tcp.set_nodelay(true);
+    let control = Arc::new(ConnControl::default());
+    let io = ConnIo {
+        tcp,
+        control: control.clone(),
+    };
+    match &shared.tls {
+        Some(tls) => {
+            let Ok(stream) = tls.acceptor().accept(io).await else {
+                return;
+            };
+            let peer_dn = peer_certificate(stream.get_ref().1).and_then(|der| tls.subject_of(&der));
+            serve(stream, ConnInfo { peer_dn, control }, router).await;
+        }
+        None => {
+            serve(
+                io,
+                ConnInfo {
+                    peer_dn: None,
+                    control,
+                },
+                router,
+            )
+            .await
+        }
+    }
+}
+
+async fn serve<IO>(io: IO, info: ConnInfo, router: Router)
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let control = info.control.clone();
+    let service = TowerToHyperService::new(router.layer(Extension(info)));
+    let conn = hyper::server::conn::http1::Builder::new()
+        .keep_alive(true)
+        .serve_connection(TokioIo::new(io), service);
+    tokio::select! {
+        _ = conn => {}
+        _ = control.kill.notified() => {}
+    }
+}
+
+/// Where a request goes.
+enum Route<'a> {
+    Compute {
+        site: &'a str,
+        auth: ComputeAuth,
+    },
+    Pdisk {
+        site: &'a str,
+        cert: bool,
+        path: &'a str,
+    },
+    Marketplace {
+        path: &'a str,
+    },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ComputeAuth {
+    Password,
+    Certificate,
+    Direct,
+}
+
+fn route(path: &str) -> Option<Route<'_>> {
+    let rest = path.strip_prefix('/')?;
+    if let Some(p) = rest.strip_prefix("marketplace") {
+        if p.starts_with("/metadata") {
+            return Some(Route::Marketplace { path: p });
+        }
+    }
+    if rest.starts_with("metadata") && (rest.len() == 8 || rest[8..].starts_with('/')) {
+        return Some(Route::Marketplace { path });
+    }
+    let (site, tail) = rest.split_once('/')?;
+    match tail {
+        "one-proxy/pswd/xmlrpc" => Some(Route::Compute {
+            site,
+            auth: ComputeAuth::Password,
+        }),
+        "one-proxy/cert/xmlrpc" => Some(Route::Compute {
+            site,
+            auth: ComputeAuth::Certificate,
+        }),
+        "RPC2" => Some(Route::Compute {
+            site,
+            auth: ComputeAuth::Direct,
+        }),
+        _ => {
+            let (cert, p) = if let Some(p) = tail.strip_prefix("pdisk/pswd") {
+                (false, p)
+            } else {
+                (true, tail.strip_prefix("pdisk/cert")?)
+            };
+            (p.is_empty() || p.starts_with('/')).then_some(Route::Pdisk {
+                site,
+                cert,
+                path: p,
+            })
+        }
+    }
+}
+
+fn now_unix() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+fn html_error(status: u16) -> Reply {
+    let reason = StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("Error");
+    Reply::new(
+        status,
+        "text/html;charset=ISO-8859-1",
+        format!(
+            "<html>\n<head>\n<title>Error {status} {reason}</title>\n</head>\n<body>\n<h2>HTTP ERROR: {status}</h2>\n<p>{reason}</p>\n</body>\n</html>\n"
+        ),
+    )
+}
+
+fn unauthorized() -> Reply {
+    html_error(401).with_header(
+        "WWW-Authenticate",
+        &format!("Basic realm=\"{PASSWORD_REALM}\""),
+    )
+}
+
+/// (username, password) from an `Authorization: Basic` header.
+fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, encoded) = value.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (user, password) = text.split_once(':')?;
+    Some((user.to_owned(), password.to_owned()))
+}
+
+fn password_user(shared: &Shared, headers: &HeaderMap) -> Option<(String, String)> {
+    let (user, password) = basic_credentials(headers)?;
+    shared
+        .users
+        .iter()
+        .any(|(u, p)| *u == user && *p == password)
+        .then_some((user, password))
+}
+
+/// one-proxy's treatment of a DN: a leading `CN=proxy,` or `CN=<digits>,` is dropped.
+fn strip_proxy_cn(dn: &str) -> &str {
+    if let Some((first, rest)) = dn.split_once(',') {
+        if let Some(cn) = first.strip_prefix("CN=") {
+            if cn == "proxy" || (!cn.is_empty() && cn.bytes().all(|b| b.is_ascii_digit())) {
+                return rest;
+            }
+        }
+    }
+    dn
+}
+
+/// Java's `URLEncoder.encode(s, "UTF-8")`.
+fn java_url_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        match byte {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'.' | b'-' | b'*' | b'_' => {
+                out.push(char::from(byte))
+            }
+            b' ' => out.push('+'),
+            other => out.push_str(&format!("%{other:02X}")),
+        }
+    }
+    out
+}
+
+fn xmlrpc_reply(body: String) -> Reply {
+    Reply::new(200, "text/xml", body)
+}
+
+/// What a fault rule does to a finished reply.
+enum Delivery {
+    Normal,
+    Reset,
+}
+
+async fn dispatch(
+    State(shared): State<Arc<Shared>>,
+    Extension(conn): Extension<ConnInfo>,
+    request: Request,
+) -> Response {
+    if !shared.latency.is_zero() {
+        tokio::time::sleep(shared.latency).await;
+    }
+    let (parts, body) = request.into_parts();
+    let path = parts.uri.path().to_owned();
+    let query = parts.uri.query().unwrap_or("").to_owned();
+    let Some(route) = route(&path) else {
+        return to_response(html_error(404));
+    };
+    if matches!(route, Route::Compute { .. }) && parts.method != Method::POST {
+        return to_response(html_error(405).with_header("Allow", "POST"));
+    }
+    let body = match axum::body::to_bytes(body, MAX_REQUEST_BYTES).await {
+        Ok(body) => body,
+        Err(_) => return to_response(html_error(413)),
+    };
+    let accept = parts
+        .headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+
+    // Routing is known: find the operation, count it and pick a fault.
+    let (site, service, op, call) = match &route {
+        Route::Compute { site, .. } => {
+            let call = decode_call(&body);
+            let op = match &call {
+                Ok((method, _)) => method.clone(),
+                Err(_) => "?".to_owned(),
+            };
+            (Some(*site), Service::Compute, op, Some(call))
+        }
+        Route::Pdisk { site, path, .. } => {
+            let first = path.trim_start_matches('/').split('/').next().unwrap_or("");
+            (
+                Some(*site),
+                Service::Pdisk,
+                format!("{} /{first}", parts.method),
+                None,
+            )
+        }
+        Route::Marketplace { .. } => (
+            None,
+            Service::Marketplace,
+            format!("{} /metadata", parts.method),
+            None,
+        ),
+    };
+    if let Some(site) = site {
+        if !shared.sites.contains_key(site) {
+            return to_response(html_error(404));
+        }
+    }
+    let fault = shared
+        .faults
+        .lock()
+        .ok()
+        .and_then(|mut faults| faults.take(site, service, &op));
+
+    let mut delivery = Delivery::Normal;
+    match &fault {
+        Some(FaultKind::Slow(delay)) => tokio::time::sleep(*delay).await,
+        Some(FaultKind::Status(status)) => {
+            let reply = if *status == 401 {
+                unauthorized()
+            } else {
+                html_error(*status)
+            };
+            return to_response(reply);
+        }
+        Some(FaultKind::Drop) => {
+            conn.control.kill.notify_one();
+            return std::future::pending().await;
+        }
+        Some(FaultKind::OneError(code, message)) if service == Service::Compute => {
+            let value = Value::Array(vec![
+                Value::Bool(false),
+                Value::String(message.clone()),
+                Value::Int(i64::from(*code)),
+            ]);
+            return to_response(xmlrpc_reply(encode_response(&value)));
+        }
+        Some(FaultKind::Fault(code, message)) if service == Service::Compute => {
+            return to_response(xmlrpc_reply(encode_fault(*code, message)));
+        }
+        Some(FaultKind::Malformed) => {
+            let content_type = match service {
+                Service::Pdisk => "application/json",
+                _ => "text/xml",
+            };
+            return to_response(Reply::new(
+                200,
+                content_type,
+                &b"<html><body>\x00\xff not what you asked for {\"oops\": [1, 2"[..],
+            ));
+        }
+        Some(FaultKind::HugeBody(size)) => return huge_body(service, *size),
+        Some(FaultKind::Reset) => delivery = Delivery::Reset,
+        _ => {}
+    }
+
+    let mut reply = match route {
+        Route::Compute { site, auth } => match call {
+            Some(call) => compute(&shared, &conn, &parts.headers, site, auth, call),
+            None => html_error(500),
+        },
+        Route::Pdisk { site, cert, path } => {
+            let user = if cert {
+                conn.peer_dn
+                    .as_deref()
+                    .map(|dn| strip_proxy_cn(dn).to_owned())
+            } else {
+                password_user(&shared, &parts.headers).map(|(user, _)| user)
+            };
+            match user {
+                None if cert => html_error(403),
+                None => unauthorized(),
+                Some(user) => match shared.sites.get(site).map(|s| s.lock()) {
+                    Some(Ok(mut state)) => {
+                        let SiteState { compute, pdisk, .. } = &mut *state;
+                        pdisk.handle(
+                            &user,
+                            parts.method.as_str(),
+                            path,
+                            &query,
+                            &body,
+                            accept.as_deref(),
+                            &|id| compute.vm_view(id),
+                        )
+                    }
+                    _ => html_error(500),
+                },
+            }
+        }
+        Route::Marketplace { path } => {
+            let now = shared
+                .clock
+                .lock()
+                .ok()
+                .and_then(|c| *c)
+                .unwrap_or(now_unix() as i64);
+            match shared.catalog.read() {
+                Ok(catalog) => {
+                    catalog.handle(parts.method.as_str(), path, &query, accept.as_deref(), now)
+                }
+                Err(_) => html_error(500),
+            }
+        }
+    };
+
+    match fault {
+        Some(FaultKind::Truncated) => {
+            let half = reply.body.len() / 2;
+            reply.body.truncate(half);
+        }
+        Some(FaultKind::WrongContentType) => reply.content_type = "text/html; charset=UTF-8".into(),
+        _ => {}
+    }
+    match delivery {
+        Delivery::Normal => to_response(reply),
+        Delivery::Reset => reset_mid_body(reply, conn.control.clone()),
+    }
+}
+
+/// Handles one XML-RPC call for `site`.
+fn compute(
+    shared: &Shared,
+    conn: &ConnInfo,
+    headers: &HeaderMap,
+    site: &str,
+    auth: ComputeAuth,
+    call: Result<(String, Vec<Value>), crate::xmlrpc::XmlRpcError>,
+) -> Reply {
+    let (method, mut params) = match call {
+        Ok(call) => call,
+        Err(err) => {
+            return xmlrpc_reply(encode_fault(
+                FAULT_PARSE,
+                &format!("Call XML not a proper XML-RPC call. {err}"),
+            ))
+        }
+    };
+    // Who is calling, as oned will see it (None = direct call with a bad session).
+    let user: Option<String> = match auth {
+        ComputeAuth::Password => {
+            let Some((user, password)) = password_user(shared, headers) else {
+                return unauthorized();
+            };
+            let secret = if user == "oneadmin" {
+                password
+            } else {
+                "a".repeat(40)
+            };
+            let one_user = java_url_encode(&user);
+            if let Some(first) = params.first_mut() {
+                *first = Value::String(format!("{one_user}:{secret}"));
+            }
+            Some(one_user)
+        }
+        ComputeAuth::Certificate => {
+            let Some(dn) = conn.peer_dn.as_deref() else {
+                return html_error(403);
+            };
+            let one_user = java_url_encode(strip_proxy_cn(dn));
+            if let Some(first) = params.first_mut() {
+                *first = Value::String(format!("{one_user}:{}", "a".repeat(40)));
+            }
+            Some(one_user)
+        }
+        ComputeAuth::Direct => params.first().and_then(Value::as_str).and_then(|session| {
+            let (user, password) = session.split_once(':')?;
+            shared
+                .users
+                .iter()
+                .any(|(u, p)| u == user && p == password)
+                .then(|| user.to_owned())
+        }),
+    };
+    let Some(site_state) = shared.sites.get(site) else {
+        return html_error(404);
+    };
+    let now = now_unix();
+    let pool_key = (method == "one.vmpool.info")
+        .then(|| {
+            let ints: Vec<i64> = params
+                .iter()
+                .skip(1)
+                .take(4)
+                .filter_map(Value::as_i64)
+                .collect();
+            <[i64; 4]>::try_from(ints).ok()
+        })
+        .flatten();
+
+    let (result, generation) = {
+        let Ok(mut state) = site_state.lock() else {
+            return html_error(500);
+        };
+        let Some(user) = user else {
+            return encode_result(state.compute.authentication_failure(&method, &params));
+        };
+        state.compute.advance(now);
+        let generation = state.compute.generation();
+        if let Some(ints) = pool_key {
+            if let Some((g, bytes)) = state.pool_cache.get(&(user.clone(), ints)) {
+                if *g == generation {
+                    return Reply::new(200, "text/xml", bytes.to_vec());
+                }
+            }
+        }
+        (
+            state.compute.call(now, &user, &method, &params),
+            pool_key.map(|ints| (user, ints, generation)),
+        )
+    };
+    let reply = encode_result(result);
+    if let Some((user, ints, generation)) = generation {
+        if reply.status == 200 {
+            if let Ok(mut state) = site_state.lock() {
+                state.pool_cache.retain(|_, (g, _)| *g == generation);
+                state
+                    .pool_cache
+                    .insert((user, ints), (generation, Bytes::from(reply.body.clone())));
+            }
+        }
+    }
+    reply
+}
+
+fn encode_result(result: Result<Value, (i32, String)>) -> Reply {
+    match result {
+        Ok(value) => xmlrpc_reply(encode_response(&value)),
+        Err((code, message)) => xmlrpc_reply(encode_fault(code, &message)),
+    }
+}
+
+fn to_response(reply: Reply) -> Response {
+    let mut response = Response::new(Body::from(reply.body));
+    *response.status_mut() =
+        StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let headers = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(&reply.content_type) {
+        headers.insert(header::CONTENT_TYPE, value);
+    }
+    for (name, value) in reply.headers {
+        if let (Ok(name), Ok(value)) = (
+            header::HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(&value),
+        ) {
+            headers.append(name, value);
+        }
+    }
+    response
+}
+
+/// Headers declaring the full length, half the body, then a TCP reset.
+fn reset_mid_body(reply: Reply, control: Arc<ConnControl>) -> Response {
+    let full = reply.body.len();
+    let first = Bytes::from(reply.body).slice(..full / 2);
+    let tail = async move {
+        // Give hyper a moment to flush the first half before the reset.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        control.reset.store(true, Ordering::SeqCst);
+        control.kill.notify_one();
+        std::future::pending::<Result<Bytes, io::Error>>().await
+    };
+    let chunks =
+        stream::once(async move { Ok::<Bytes, io::Error>(first) }).chain(stream::once(tail));
+    let mut response = to_response(Reply {
+        status: reply.status,
+        content_type: reply.content_type,
+        headers: reply.headers,
+        body: Vec::new(),
+    });
+    *response.body_mut() = Body::from_stream(chunks);
+    if let Ok(value) = HeaderValue::from_str(&full.to_string()) {
+        response.headers_mut().insert(header::CONTENT_LENGTH, value);
+    }
+    response
+}
+
+/// A well-formed reply of about `size` bytes, streamed in 64 KiB chunks.
+fn huge_body(service: Service, size: usize) -> Response {
+    let (content_type, head, tail): (&str, &str, &str) = match service {
+        Service::Compute | Service::Any => (
+            "text/xml",
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\r\n<methodResponse><params><param><value><array><data><value><boolean>1</boolean></value><value><string>",
+            "</string></value><value><i4>0</i4></value></data></array></value></param></params></methodResponse>\r\n",
+        ),
+        Service::Pdisk => ("application/json", "[{\"padding\": \"", "\"}]"),
+        Service::Marketplace => (
+            "application/xml",
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<metadata><!--",
+            "--></metadata>\n",
+        ),
+    };
+    const CHUNK: usize = 64 * 1024;
+    let filler = Bytes::from(vec![b'x'; CHUNK]);
+    let pad = size.saturating_sub(head.len() + tail.len());
+    let full_chunks = pad / CHUNK;
+    let last = pad % CHUNK;
+    let total = head.len() + pad + tail.len();
+    let body = stream::iter(
+        std::iter::once(Bytes::from_static(head.as_bytes()))
+            .chain(std::iter::repeat(filler.clone()).take(full_chunks))
+            .chain(std::iter::once(filler.slice(..last)))
+            .chain(std::iter::once(Bytes::from_static(tail.as_bytes())))
+            .map(Ok::<Bytes, io::Error>),
+    );
+    let mut response = Response::new(Body::from_stream(body));
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if let Ok(value) = HeaderValue::from_str(&total.to_string()) {
+        headers.insert(header::CONTENT_LENGTH, value);
+    }
+    response
+}
