@@ -492,7 +492,14 @@ class StratusLabNodeDriver(NodeDriver):  # type: ignore[misc]
             raise ValueError(
                 f"volume {volume.id} is at site {vsite!r} and node {node.id} at {site!r}"
             )
-        got = self._core.attach_volume(site, vm, volume.id, device)
+        got = self._core.attach_volume(site, vm, volume.id)
+        if device is not None and device.removeprefix("/dev/") != got.removeprefix("/dev/"):
+            warnings.warn(
+                f"pdisk chose device {got} for volume {volume.id}, not {device} "
+                "(pdisk picks the device)",
+                RuntimeWarning,
+                stacklevel=2,
+            )
         volume.extra["device"] = got
         volume.extra["node"] = _node_id(site, vm)
         volume.state = StorageVolumeState.INUSE
