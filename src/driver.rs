@@ -216,7 +216,8 @@ impl Driver {
                 )),
                 Auth::Certificate { .. } => None,
             };
-            let pdisk = PdiskClient::new(pdisk_url, pdisk_credentials, http.clone(), s.name.clone());
+            let pdisk =
+                PdiskClient::new(pdisk_url, pdisk_credentials, http.clone(), s.name.clone());
             let mp_endpoint = s
                 .get("marketplace_endpoint")
                 .unwrap_or("https://marketplace.stratuslab.eu");
@@ -279,7 +280,13 @@ impl Driver {
             .template
             .disks
             .iter()
-            .find(|d| d.disk_type.as_deref().map(str::to_ascii_lowercase).as_deref() == Some("swap"))
+            .find(|d| {
+                d.disk_type
+                    .as_deref()
+                    .map(str::to_ascii_lowercase)
+                    .as_deref()
+                    == Some("swap")
+            })
             .and_then(|d| d.size_mib)
             .unwrap_or(0);
         let name = self
@@ -315,7 +322,9 @@ impl Driver {
             .iter()
             .find(|d| d.disk_id == Some(0))
             .or_else(|| vm.template.disks.first());
-        let image_id = root.and_then(|d| d.source.as_deref()).map(image_id_of_source);
+        let image_id = root
+            .and_then(|d| d.source.as_deref())
+            .map(image_id_of_source);
         let mut volumes = BTreeMap::new();
         for d in &vm.template.disks {
             if let (Some(src), Some(target)) = (d.source.as_deref(), d.target.as_deref()) {
@@ -346,11 +355,7 @@ impl Driver {
     ) -> Result<Vec<(String, Result<Vec<NodeRecord>>)>> {
         let sites = self.selected(site)?;
         let results = join_all(sites.iter().map(|s| self.list_site_nodes(s))).await;
-        Ok(sites
-            .iter()
-            .map(|s| s.name.clone())
-            .zip(results)
-            .collect())
+        Ok(sites.iter().map(|s| s.name.clone()).zip(results).collect())
     }
 
     async fn list_site_nodes(&self, site: &Site) -> Result<Vec<NodeRecord>> {
@@ -391,7 +396,9 @@ impl Driver {
         for (d, m) in mounted.iter().zip(all) {
             match m {
                 Ok(ms) => out.extend(ms.into_iter().map(|m| (d.uuid.clone(), m.vm_id, m.device))),
-                Err(e) => log::debug!(target: "stratuslab_libcloud", "site '{}': mounts of {}: {e}", site.name, d.uuid),
+                Err(e) => {
+                    log::debug!(target: "stratuslab_libcloud", "site '{}': mounts of {}: {e}", site.name, d.uuid)
+                }
             }
         }
         out
@@ -435,10 +442,12 @@ impl Driver {
                 action.label()
             ))
         })?;
-        s.one
-            .action(name, vm_id)
-            .await
-            .map_err(|e| Error::remote(context(&format!("{} (one.vm.action {name})", action.label())), e))
+        s.one.action(name, vm_id).await.map_err(|e| {
+            Error::remote(
+                context(&format!("{} (one.vm.action {name})", action.label())),
+                e,
+            )
+        })
     }
 
     /// `create_node`: renders the template, allocates exactly once, reads the leased IP.
@@ -471,7 +480,11 @@ impl Driver {
             "ide" => "hd",
             "scsi" => "sd",
             "virtio" => "vd",
-            other => return Err(Error::invalid(format!("Unknown disks bus type '{other}' (ide, scsi or virtio)"))),
+            other => {
+                return Err(Error::invalid(format!(
+                    "Unknown disks bus type '{other}' (ide, scsi or virtio)"
+                )))
+            }
         };
         let cloud_init = s
             .settings
@@ -514,7 +527,11 @@ impl Driver {
             swap_mib: (req.swap_mib > 0).then_some(req.swap_mib),
             extra_disks: req
                 .volatile_disk_gib
-                .map(|g| vec![template::ExtraDisk::Volatile { size_mib: u64::from(g) * 1024 }])
+                .map(|g| {
+                    vec![template::ExtraDisk::Volatile {
+                        size_mib: u64::from(g) * 1024,
+                    }]
+                })
                 .unwrap_or_default(),
             nics: vec![NicSpec {
                 network,
@@ -527,7 +544,8 @@ impl Driver {
             inbound_ports: inbound,
             raw_extra: Vec::new(),
         };
-        let text = template::render_for(&spec, dialect).map_err(|e| Error::invalid(e.to_string()))?;
+        let text =
+            template::render_for(&spec, dialect).map_err(|e| Error::invalid(e.to_string()))?;
         let context = |op: &str| ctx(&s.name, s.one.url(), op);
         let vm_id = s
             .one
@@ -559,7 +577,10 @@ impl Driver {
                 .clone()
                 .or_else(|| s.settings.get("user_public_key_file").map(str::to_owned))
                 .unwrap_or_else(|| {
-                    format!("{}/.ssh/id_rsa.pub", std::env::var("HOME").unwrap_or_default())
+                    format!(
+                        "{}/.ssh/id_rsa.pub",
+                        std::env::var("HOME").unwrap_or_default()
+                    )
                 });
             let path = expand_home(&path);
             std::fs::read_to_string(&path).map_err(|e| {
@@ -588,7 +609,9 @@ impl Driver {
     ) -> Result<(String, Option<String>, Option<String>, Vec<u16>)> {
         let image = image.trim();
         if marketplace::is_valid_identifier(image) {
-            let entry = self.image_entry(s, image, false, "create_node (Marketplace entry)").await?;
+            let entry = self
+                .image_entry(s, image, false, "create_node (Marketplace entry)")
+                .await?;
             if entry.locations.is_empty() {
                 return Err(Error::invalid(format!(
                     "Image location(s) are not set in manifest for the image with ID {image}"
@@ -608,7 +631,12 @@ impl Driver {
                 .get("pdisk_endpoint")
                 .unwrap_or_else(|| s.pdisk.base_url())
                 .trim_end_matches('/');
-            return Ok((format!("pdisk:{base}/{image}"), Some("raw".into()), None, Vec::new()));
+            return Ok((
+                format!("pdisk:{base}/{image}"),
+                Some("raw".into()),
+                None,
+                Vec::new(),
+            ));
         }
         if image.starts_with("http://") || image.starts_with("https://") {
             return Ok((image.to_owned(), Some("raw".into()), None, Vec::new()));
@@ -739,10 +767,14 @@ impl Driver {
             | Err(marketplace::MarketplaceError::Http { status: 404, .. }) => Vec::new(),
             Err(e) => return Err(Error::remote(context(), e)),
         };
-        let mut images = self.select_images(entries, include_expired, include_deprecated, now_unix());
+        let mut images =
+            self.select_images(entries, include_expired, include_deprecated, now_unix());
         let eq = |a: &Option<String>, b: Option<&str>| match b {
             None => true,
-            Some(b) => a.as_deref().map(|a| a.eq_ignore_ascii_case(b)).unwrap_or(false),
+            Some(b) => a
+                .as_deref()
+                .map(|a| a.eq_ignore_ascii_case(b))
+                .unwrap_or(false),
         };
         images.retain(|e| {
             eq(&e.os, os)
@@ -760,7 +792,12 @@ impl Driver {
     }
 
     /// `get_image`.
-    pub async fn get_image(&self, site: &str, id: &str, include_expired: bool) -> Result<ImageEntry> {
+    pub async fn get_image(
+        &self,
+        site: &str,
+        id: &str,
+        include_expired: bool,
+    ) -> Result<ImageEntry> {
         let s = self.site(site)?;
         self.image_entry(s, id, include_expired, "get_image").await
     }
@@ -784,7 +821,12 @@ impl Driver {
                         })
                         .collect()
                 })
-                .map_err(|e| Error::remote(ctx(&s.name, s.pdisk.base_url(), "list_volumes (GET /disks/)"), e))
+                .map_err(|e| {
+                    Error::remote(
+                        ctx(&s.name, s.pdisk.base_url(), "list_volumes (GET /disks/)"),
+                        e,
+                    )
+                })
         }))
         .await;
         Ok(sites.iter().map(|s| s.name.clone()).zip(results).collect())
@@ -815,7 +857,9 @@ impl Driver {
             )));
         }
         let vis = Visibility::parse(visibility).ok_or_else(|| {
-            Error::invalid(format!("visibility must be 'private' or 'public', not '{visibility}'"))
+            Error::invalid(format!(
+                "visibility must be 'private' or 'public', not '{visibility}'"
+            ))
         })?;
         let context = |op: &str| ctx(&s.name, s.pdisk.base_url(), op);
         let uuid = s
@@ -847,10 +891,16 @@ impl Driver {
     /// `destroy_volume`.
     pub async fn destroy_volume(&self, site: &str, uuid: &str) -> Result<()> {
         let s = self.site(site)?;
-        s.pdisk
-            .delete(uuid)
-            .await
-            .map_err(|e| Error::remote(ctx(&s.name, s.pdisk.base_url(), "destroy_volume (DELETE /disks/<uuid>)"), e))
+        s.pdisk.delete(uuid).await.map_err(|e| {
+            Error::remote(
+                ctx(
+                    &s.name,
+                    s.pdisk.base_url(),
+                    "destroy_volume (DELETE /disks/<uuid>)",
+                ),
+                e,
+            )
+        })
     }
 
     /// `attach_volume`: the node must be RUNNING; its host comes from a fresh `one.vm.info`.
@@ -867,21 +917,26 @@ impl Driver {
         let host = vm.current_host().ok_or_else(|| {
             Error::invalid(format!("VM {vm_id} at site '{}' has no host yet", s.name))
         })?;
-        s.pdisk
-            .attach(uuid, host, vm_id)
-            .await
-            .map_err(|e| Error::remote(ctx(&s.name, s.pdisk.base_url(), "attach_volume (POST /disks/<uuid>/mounts/)"), e))
+        s.pdisk.attach(uuid, host, vm_id).await.map_err(|e| {
+            Error::remote(
+                ctx(
+                    &s.name,
+                    s.pdisk.base_url(),
+                    "attach_volume (POST /disks/<uuid>/mounts/)",
+                ),
+                e,
+            )
+        })
     }
 
     /// `detach_volume`: unmounts the disk from each of the caller's VMs it is mounted on.
     pub async fn detach_volume(&self, site: &str, uuid: &str) -> Result<Vec<(i64, String)>> {
         let s = self.site(site)?;
         let context = |op: &str| ctx(&s.name, s.pdisk.base_url(), op);
-        let mounts = s
-            .pdisk
-            .mounts(uuid)
-            .await
-            .map_err(|e| Error::remote(context("detach_volume (GET /disks/<uuid>/mounts)"), e))?;
+        let mounts =
+            s.pdisk.mounts(uuid).await.map_err(|e| {
+                Error::remote(context("detach_volume (GET /disks/<uuid>/mounts)"), e)
+            })?;
         if mounts.is_empty() {
             return Err(Error::invalid(format!(
                 "volume {uuid} at site '{}' is not attached to any node",
@@ -892,19 +947,30 @@ impl Driver {
             .one
             .vm_pool(POOL_MINE, POOL_STATE_NOT_DONE)
             .await
-            .map_err(|e| Error::remote(ctx(&s.name, s.one.url(), "detach_volume (one.vmpool.info)"), e))?;
+            .map_err(|e| {
+                Error::remote(
+                    ctx(&s.name, s.one.url(), "detach_volume (one.vmpool.info)"),
+                    e,
+                )
+            })?;
         let mine: HashSet<i64> = parse_pool(pool.as_bytes())
-            .map_err(|e| Error::remote(ctx(&s.name, s.one.url(), "detach_volume (one.vmpool.info)"), e))?
+            .map_err(|e| {
+                Error::remote(
+                    ctx(&s.name, s.one.url(), "detach_volume (one.vmpool.info)"),
+                    e,
+                )
+            })?
             .into_iter()
             .map(|v| v.id)
             .collect();
         let mut detached = Vec::new();
         for m in mounts.iter().filter(|m| mine.contains(&m.vm_id)) {
-            let target = s
-                .pdisk
-                .detach(uuid, m.vm_id)
-                .await
-                .map_err(|e| Error::remote(context("detach_volume (DELETE /disks/<uuid>/mounts/<id>)"), e))?;
+            let target = s.pdisk.detach(uuid, m.vm_id).await.map_err(|e| {
+                Error::remote(
+                    context("detach_volume (DELETE /disks/<uuid>/mounts/<id>)"),
+                    e,
+                )
+            })?;
             detached.push((m.vm_id, target));
         }
         if detached.is_empty() {
@@ -934,10 +1000,11 @@ fn now_unix() -> i64 {
 fn is_pdisk_uuid(s: &str) -> bool {
     let parts: Vec<&str> = s.split('-').collect();
     parts.len() == 5
-        && [8, 4, 4, 4, 12]
-            .iter()
-            .zip(&parts)
-            .all(|(n, p)| p.len() == *n && p.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+        && [8, 4, 4, 4, 12].iter().zip(&parts).all(|(n, p)| {
+            p.len() == *n
+                && p.bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        })
 }
 
 /// The image id in a root-disk source: the Marketplace identifier of `…/metadata/<id>`, the
@@ -949,7 +1016,11 @@ pub fn image_id_of_source(source: &str) -> String {
         return id.to_owned();
     }
     if source.starts_with("pdisk:") {
-        return source.rsplit(['/', ':']).next().unwrap_or(source).to_owned();
+        return source
+            .rsplit(['/', ':'])
+            .next()
+            .unwrap_or(source)
+            .to_owned();
     }
     source.to_owned()
 }
@@ -988,7 +1059,9 @@ mod tests {
     #[test]
     fn image_ids_from_sources() {
         assert_eq!(
-            image_id_of_source("https://marketplace.stratuslab.eu/metadata/Pd1C0IktTPRXFPGlEHfxrF7gxOF"),
+            image_id_of_source(
+                "https://marketplace.stratuslab.eu/metadata/Pd1C0IktTPRXFPGlEHfxrF7gxOF"
+            ),
             "Pd1C0IktTPRXFPGlEHfxrF7gxOF"
         );
         assert_eq!(

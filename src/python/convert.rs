@@ -66,7 +66,10 @@ pub fn node<'py>(py: Python<'py>, r: NodeRecord) -> PyResult<NodeTuple<'py>> {
 }
 
 /// `(id, name, extra)`
-pub fn image<'py>(py: Python<'py>, e: ImageEntry) -> PyResult<(String, String, Bound<'py, PyDict>)> {
+pub fn image<'py>(
+    py: Python<'py>,
+    e: ImageEntry,
+) -> PyResult<(String, String, Bound<'py, PyDict>)> {
     let extra = PyDict::new(py);
     let name = e.display_name();
     extra.set_item("title", &e.title)?;

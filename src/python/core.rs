@@ -27,6 +27,7 @@ pub struct Core {
 }
 
 type Failures<'py> = Vec<(String, Bound<'py, PyAny>)>;
+type LocationTuple<'py> = (String, String, String, Bound<'py, PyDict>);
 
 #[pymethods]
 impl Core {
@@ -105,10 +106,7 @@ impl Core {
     }
 
     /// `[(id, name, country, extra)]`
-    fn locations<'py>(
-        &self,
-        py: Python<'py>,
-    ) -> PyResult<Vec<(String, String, String, Bound<'py, PyDict>)>> {
+    fn locations<'py>(&self, py: Python<'py>) -> PyResult<Vec<LocationTuple<'py>>> {
         self.driver
             .sites()
             .iter()
@@ -117,7 +115,12 @@ impl Core {
                 extra.set_item("compute_endpoint", s.one.url())?;
                 extra.set_item("pdisk_endpoint", s.pdisk.base_url())?;
                 extra.set_item("marketplace_endpoint", s.marketplace.endpoint())?;
-                Ok((s.name.clone(), s.display_name.clone(), s.country.clone(), extra))
+                Ok((
+                    s.name.clone(),
+                    s.display_name.clone(),
+                    s.country.clone(),
+                    extra,
+                ))
             })
             .collect()
     }
@@ -150,7 +153,9 @@ impl Core {
                     }
                 }
                 Err(e) if strict => return Err(to_py(py, &e)),
-                Err(e) => failures.push((site, to_py(py, &e).into_value(py).into_bound(py).into_any())),
+                Err(e) => {
+                    failures.push((site, to_py(py, &e).into_value(py).into_bound(py).into_any()))
+                }
             }
         }
         Ok((nodes, failures))
@@ -205,7 +210,13 @@ impl Core {
         convert::node(py, r)
     }
 
-    fn node_action(&self, py: Python<'_>, site: String, vm_id: i64, action: String) -> PyResult<()> {
+    fn node_action(
+        &self,
+        py: Python<'_>,
+        site: String,
+        vm_id: i64,
+        action: String,
+    ) -> PyResult<()> {
         let driver = Arc::clone(&self.driver);
         block(py, async move {
             let action = NodeAction::parse(&action)?;
@@ -263,7 +274,10 @@ impl Core {
         strict: bool,
     ) -> PyResult<(Bound<'py, PyList>, Failures<'py>)> {
         let driver = Arc::clone(&self.driver);
-        let results = block(py, async move { driver.list_volumes(site.as_deref()).await })?;
+        let results = block(
+            py,
+            async move { driver.list_volumes(site.as_deref()).await },
+        )?;
         let volumes = PyList::empty(py);
         let mut failures = Vec::new();
         for (site, result) in results {
@@ -274,7 +288,9 @@ impl Core {
                     }
                 }
                 Err(e) if strict => return Err(to_py(py, &e)),
-                Err(e) => failures.push((site, to_py(py, &e).into_value(py).into_bound(py).into_any())),
+                Err(e) => {
+                    failures.push((site, to_py(py, &e).into_value(py).into_bound(py).into_any()))
+                }
             }
         }
         Ok((volumes, failures))
@@ -300,12 +316,25 @@ impl Core {
         block(py, async move { driver.destroy_volume(&site, &uuid).await })
     }
 
-    fn attach_volume(&self, py: Python<'_>, site: String, vm_id: i64, uuid: String) -> PyResult<String> {
+    fn attach_volume(
+        &self,
+        py: Python<'_>,
+        site: String,
+        vm_id: i64,
+        uuid: String,
+    ) -> PyResult<String> {
         let driver = Arc::clone(&self.driver);
-        block(py, async move { driver.attach_volume(&site, vm_id, &uuid).await })
+        block(py, async move {
+            driver.attach_volume(&site, vm_id, &uuid).await
+        })
     }
 
-    fn detach_volume(&self, py: Python<'_>, site: String, uuid: String) -> PyResult<Vec<(i64, String)>> {
+    fn detach_volume(
+        &self,
+        py: Python<'_>,
+        site: String,
+        uuid: String,
+    ) -> PyResult<Vec<(i64, String)>> {
         let driver = Arc::clone(&self.driver);
         block(py, async move { driver.detach_volume(&site, &uuid).await })
     }

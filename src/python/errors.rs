@@ -25,7 +25,10 @@ where
                 .map(|s| (*s).to_owned())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown panic".to_owned());
-            Err(to_py(py, &Error::internal(format!("a bug in the Rust core: {what}"))))
+            Err(to_py(
+                py,
+                &Error::internal(format!("a bug in the Rust core: {what}")),
+            ))
         }
     }
 }

@@ -54,7 +54,12 @@ impl LocalCloudServer {
 }
 
 fn lc<T>(r: Result<T, crate::localcloud::cloud::LocalCloudError>) -> Result<T, Error> {
-    r.map_err(|e| Error::remote(crate::error::Context::new("localcloud", "127.0.0.1", "local cloud"), e))
+    r.map_err(|e| {
+        Error::remote(
+            crate::error::Context::new("localcloud", "127.0.0.1", "local cloud"),
+            e,
+        )
+    })
 }
 
 #[pymethods]
@@ -139,17 +144,21 @@ impl LocalCloudServer {
     }
 
     fn seed_vms(&self, py: Python<'_>, site: String, n: usize, owner: String) -> PyResult<()> {
-        self.with(|c| {
-            run(py, || lc(c.seed_vms(&site, n, &owner)).map(|_| ()))
-        })
+        self.with(|c| run(py, || lc(c.seed_vms(&site, n, &owner)).map(|_| ())))
     }
 
     fn seed_volumes(&self, site: String, n: usize, owner: String) -> PyResult<()> {
-        self.with(|c| c.seed_volumes(&site, n, &owner).map_err(|e| PyValueError::new_err(e.to_string())))
+        self.with(|c| {
+            c.seed_volumes(&site, n, &owner)
+                .map_err(|e| PyValueError::new_err(e.to_string()))
+        })
     }
 
     fn seed_images(&self, n: usize) -> PyResult<()> {
-        self.with(|c| c.seed_images(n).map_err(|e| PyValueError::new_err(e.to_string())))
+        self.with(|c| {
+            c.seed_images(n)
+                .map_err(|e| PyValueError::new_err(e.to_string()))
+        })
     }
 
     fn load_marketplace_document(&self, rdf: String) -> PyResult<String> {
@@ -160,7 +169,10 @@ impl LocalCloudServer {
     }
 
     fn set_clock(&self, unix_time: Option<i64>) -> PyResult<()> {
-        self.with(|c| c.set_clock(unix_time).map_err(|e| PyRuntimeError::new_err(e.to_string())))
+        self.with(|c| {
+            c.set_clock(unix_time)
+                .map_err(|e| PyRuntimeError::new_err(e.to_string()))
+        })
     }
 
     fn vm_ids(&self, site: String) -> PyResult<Vec<i64>> {
@@ -224,10 +236,15 @@ impl LocalCloudServer {
             "truncated" => FaultKind::Truncated,
             "drop" => FaultKind::Drop,
             "reset" => FaultKind::Reset,
-            "slow" => FaultKind::Slow(self::seconds(seconds.ok_or_else(|| need("seconds"))?, "seconds")?),
+            "slow" => FaultKind::Slow(self::seconds(
+                seconds.ok_or_else(|| need("seconds"))?,
+                "seconds",
+            )?),
             "one_error" => FaultKind::OneError(
                 code.ok_or_else(|| need("code"))?,
-                message.clone().unwrap_or_else(|| "[VirtualMachineAllocate] injected error".into()),
+                message
+                    .clone()
+                    .unwrap_or_else(|| "[VirtualMachineAllocate] injected error".into()),
             ),
             "fault" => FaultKind::Fault(
                 code.ok_or_else(|| need("code"))?,
@@ -235,7 +252,11 @@ impl LocalCloudServer {
             ),
             "content_type" => FaultKind::WrongContentType,
             "huge" => FaultKind::HugeBody(size.ok_or_else(|| need("size"))?),
-            other => return Err(PyValueError::new_err(format!("unknown fault kind '{other}'"))),
+            other => {
+                return Err(PyValueError::new_err(format!(
+                    "unknown fault kind '{other}'"
+                )))
+            }
         };
         let rule = FaultRule {
             site,
@@ -244,17 +265,34 @@ impl LocalCloudServer {
             kind,
             times,
         };
-        self.with(|c| c.inject_fault(rule).map_err(|e| PyRuntimeError::new_err(e.to_string())))
+        self.with(|c| {
+            c.inject_fault(rule)
+                .map_err(|e| PyRuntimeError::new_err(e.to_string()))
+        })
     }
 
     fn clear_faults(&self) -> PyResult<()> {
-        self.with(|c| c.clear_faults().map_err(|e| PyRuntimeError::new_err(e.to_string())))
+        self.with(|c| {
+            c.clear_faults()
+                .map_err(|e| PyRuntimeError::new_err(e.to_string()))
+        })
     }
 
     #[pyo3(signature = (site, service_name, op))]
-    fn request_count(&self, site: Option<String>, service_name: String, op: Option<String>) -> PyResult<u64> {
+    fn request_count(
+        &self,
+        site: Option<String>,
+        service_name: String,
+        op: Option<String>,
+    ) -> PyResult<u64> {
         let svc = service(&service_name)?;
-        self.with(|c| Ok(c.request_count(site.as_deref().unwrap_or(""), svc, op.as_deref().unwrap_or(""))))
+        self.with(|c| {
+            Ok(c.request_count(
+                site.as_deref().unwrap_or(""),
+                svc,
+                op.as_deref().unwrap_or(""),
+            ))
+        })
     }
 
     /// Stops serving and frees the port.
