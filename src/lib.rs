@@ -11,6 +11,7 @@
 //! - `python` (feature `python`): the only pyo3 code.
 
 pub mod config;
+pub mod driver;
 pub mod error;
 pub mod http;
 pub mod localcloud;

@@ -180,6 +180,11 @@ fn split_scheme(value: &str) -> Option<(&str, &str)> {
 /// Splits `host[:port][/path]` (no scheme) into host, port and path (without its leading `/`).
 fn split_bare(value: &str) -> Result<(&str, Option<u16>, &str), PdiskError> {
     let (authority, path) = value.split_once('/').unwrap_or((value, ""));
+    if authority.contains('@') {
+        return Err(endpoint_error(
+            "the endpoint must not contain credentials (set pdisk_username/pdisk_password)",
+        ));
+    }
     let (host, port) = if let Some(rest) = authority.strip_prefix('[') {
         // [IPv6]:port
         let (inside, after) = rest
@@ -201,11 +206,6 @@ fn split_bare(value: &str) -> Result<(&str, Option<u16>, &str), PdiskError> {
     };
     if host.is_empty() {
         return Err(endpoint_error(format!("no host in '{value}'")));
-    }
-    if host.contains('@') {
-        return Err(endpoint_error(
-            "the endpoint must not contain credentials (set pdisk_username/pdisk_password)",
-        ));
     }
     let port = match port {
         None => None,
@@ -290,11 +290,13 @@ fn derive_from_compute(compute: &str) -> Result<String, PdiskError> {
 /// A volume as listed by `GET /disks/` (no type or visibility there).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DiskSummary {
+    /// Server-chosen id (lower-case UUID).
     pub uuid: String,
     /// Free text (`""` when none).
     pub tag: String,
     /// Number of mounts (of CoW snapshots for a `MACHINE_IMAGE_ORIGIN`).
     pub count: u32,
+    /// User name (or certificate DN) of the creator; the super-user after quarantine.
     pub owner: String,
     /// Marketplace image id, `snapshot:<uuid>`, or `""`.
     pub identifier: String,
@@ -311,13 +313,19 @@ pub struct DiskSummary {
 /// A volume as described by `GET /disks/<uuid>/`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Disk {
+    /// Server-chosen id (lower-case UUID).
     pub uuid: String,
+    /// Free text (`""` when none).
     pub tag: String,
+    /// Number of mounts (of CoW snapshots for a `MACHINE_IMAGE_ORIGIN`).
     pub count: u32,
+    /// User name (or certificate DN) of the creator; the super-user after quarantine.
     pub owner: String,
+    /// Marketplace image id, `snapshot:<uuid>`, or `""`.
     pub identifier: String,
     /// As given at creation: GiB when ≤ 1000, bytes otherwise (see [`Disk::size_gib`]).
     pub size: u64,
+    /// Start of quarantine, when the disk is quarantined.
     pub quarantine: Option<String>,
     /// `MACHINE_IMAGE_ORIGIN`, …, `DATA_IMAGE_RAW_READ_WRITE`.
     pub disk_type: String,
@@ -328,6 +336,7 @@ pub struct Disk {
 /// One mount of a volume.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mount {
+    /// OpenNebula VM id.
     pub vm_id: i64,
     /// `vda`…`vdz`, or `static` for a disk attached at boot.
     pub device: String,
@@ -1149,5 +1158,358 @@ mod tests {
             assert_eq!(check_uuid(bad).unwrap_err().kind(), Kind::InvalidArgument);
         }
         check_uuid("95b75092-17d2-459f-9fa0-cd1deaa721f1").unwrap();
+    }
+
+    // ---- decoding the emulator's golden replies (tests/fixtures/pdisk/golden, synthetic) ----
+
+    const A: &str = "95b75092-17d2-459f-9fa0-cd1deaa721f1";
+    const B: &str = "0c2cbb1a-3b0e-4a59-8d4e-6f0a1d2e3f40";
+
+    fn golden(name: &str) -> Vec<u8> {
+        let path = format!(
+            "{}/tests/fixtures/pdisk/golden/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        std::fs::read_to_string(path)
+            .unwrap()
+            .replace("{{uuid2}}", B)
+            .replace("{{uuid}}", A)
+            .into_bytes()
+    }
+
+    #[test]
+    fn decodes_golden_disks() {
+        let plain = parse_disk(&golden("disk-plain.json")).unwrap();
+        assert_eq!(
+            plain,
+            Disk {
+                uuid: A.into(),
+                tag: "data".into(),
+                count: 0,
+                owner: "joe".into(),
+                identifier: String::new(),
+                size: 10,
+                quarantine: None,
+                disk_type: "DATA_IMAGE_RAW_READ_WRITE".into(),
+                visibility: "PRIVATE".into(),
+            }
+        );
+        assert_eq!(plain.size_gib(), 10);
+        let full = parse_disk(&golden("disk-full.json")).unwrap();
+        assert_eq!(
+            full,
+            Disk {
+                uuid: B.into(),
+                tag: "my \"big\" disk".into(),
+                count: 2,
+                owner: "joe".into(),
+                identifier: "JcqGhHxmTRAEpHMmRF-xhSTM3TO".into(),
+                size: 1_500_000_000,
+                quarantine: Some("2014-03-01 10:00:00.000001".into()),
+                disk_type: "MACHINE_IMAGE_LIVE".into(),
+                visibility: "PUBLIC".into(),
+            }
+        );
+        assert_eq!(full.size_gib(), 2);
+
+        let list = parse_disk_list(&golden("disks-list.json")).unwrap();
+        let uuids: Vec<&str> = list.iter().map(|d| d.uuid.as_str()).collect();
+        assert_eq!(uuids, [B, A]);
+        assert_eq!(
+            list[0],
+            DiskSummary {
+                uuid: B.into(),
+                tag: "my \"big\" disk".into(),
+                count: 2,
+                owner: "joe".into(),
+                identifier: "JcqGhHxmTRAEpHMmRF-xhSTM3TO".into(),
+                size: 1_500_000_000,
+                quarantine: Some("2014-03-01 10:00:00.000001".into()),
+                disk_type: None,
+                visibility: None,
+            }
+        );
+        assert_eq!(
+            (list[1].tag.as_str(), list[1].size, list[1].count),
+            ("data", 10, 0)
+        );
+        assert!(parse_disk_list(&golden("disks-empty.json"))
+            .unwrap()
+            .is_empty());
+    }
+
+    #[test]
+    fn decodes_golden_actions_and_errors() {
+        assert_eq!(parse_uuid(&golden("uuid-keyvalue.json")).unwrap(), A);
+        assert_eq!(parse_target(&golden("attach-200.json")).unwrap(), "vdy");
+        assert_eq!(parse_target(&golden("detach-200.json")).unwrap(), "vdy");
+        assert_eq!(
+            parse_mounts(&golden("mounts.json")).unwrap(),
+            vec![
+                Mount {
+                    vm_id: 42,
+                    device: "vdy".into()
+                },
+                Mount {
+                    vm_id: 7,
+                    device: "vdz".into()
+                }
+            ]
+        );
+        assert!(parse_mounts(&golden("mounts-empty.json"))
+            .unwrap()
+            .is_empty());
+
+        let e = error_from_response(&response(
+            409,
+            &String::from_utf8(golden("error-409.json")).unwrap(),
+        ));
+        assert_eq!(
+            e.to_string(),
+            format!("pdisk answered HTTP 409: disk ({B}) is in use and can't be deleted")
+        );
+        assert_eq!((e.http_status(), e.service_code()), (Some(409), Some(409)));
+        let e = error_from_response(&response(
+            400,
+            &String::from_utf8(golden("error-400-size.json")).unwrap(),
+        ));
+        assert_eq!(
+            e.to_string(),
+            "pdisk answered HTTP 400: Error parsing size: For input string: \"ten\""
+        );
+        let e = error_from_response(&response(
+            404,
+            &String::from_utf8(golden("error-404.txt")).unwrap(),
+        ));
+        assert_eq!(
+            e.to_string(),
+            "pdisk answered HTTP 404: disk (no-such-disk) does not exist"
+        );
+        assert_eq!(e.service_code(), Some(404));
+    }
+
+    proptest::proptest! {
+        /// Whatever the server sends, decoding returns a value or an error, never a panic.
+        #[test]
+        fn decoding_never_panics(body in proptest::collection::vec(proptest::num::u8::ANY, 0..200)) {
+            let _ = parse_disk_list(&body);
+            let _ = parse_disk(&body);
+            let _ = parse_mounts(&body);
+            let _ = parse_target(&body);
+            let _ = parse_uuid(&body);
+            let e = error_from_response(&Response {
+                status: 500,
+                content_type: None,
+                location: None,
+                www_authenticate: None,
+                body: bytes::Bytes::from(body),
+            });
+            proptest::prop_assert_eq!(e.http_status(), Some(500));
+        }
+
+        #[test]
+        fn grouped_text_round_trips(n in proptest::num::u64::ANY) {
+            let digits = n.to_string();
+            let mut text = String::new();
+            for (i, c) in digits.chars().enumerate() {
+                if i > 0 && (digits.len() - i) % 3 == 0 {
+                    text.push(',');
+                }
+                text.push(c);
+            }
+            proptest::prop_assert_eq!(parse_grouped(&text), Some(n));
+            proptest::prop_assert_eq!(integer(&Value::String(text)), Ok(n));
+        }
+    }
+
+    // ---- end to end: PdiskClient → HTTP → PdiskStore (the local cloud's pdisk) ----
+
+    mod end_to_end {
+        use std::sync::{Arc, Mutex};
+
+        use axum::body::Bytes;
+        use axum::extract::State;
+        use axum::http::{HeaderMap, StatusCode, Uri};
+        use axum::response::{IntoResponse, Response as AxumResponse};
+        use base64::Engine;
+
+        use super::super::*;
+        use crate::http::HttpOptions;
+        use crate::localcloud::pdisk::PdiskStore;
+        use crate::localcloud::VmView;
+
+        type Shared = Arc<Mutex<PdiskStore>>;
+
+        fn basic_user(headers: &HeaderMap) -> Option<String> {
+            let value = headers.get("authorization")?.to_str().ok()?;
+            let encoded = value.strip_prefix("Basic ")?;
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(encoded)
+                .ok()?;
+            let text = String::from_utf8(decoded).ok()?;
+            let (user, password) = text.split_once(':')?;
+            (password == "secret").then(|| user.to_owned())
+        }
+
+        /// A minimal stand-in for the local cloud's server: Basic auth, `/pdisk/pswd` prefix.
+        async fn serve(
+            State(store): State<Shared>,
+            method: axum::http::Method,
+            uri: Uri,
+            headers: HeaderMap,
+            body: Bytes,
+        ) -> AxumResponse {
+            let Some(user) = basic_user(&headers) else {
+                return (
+                    StatusCode::UNAUTHORIZED,
+                    [(
+                        "www-authenticate",
+                        "Basic realm=\"StratusLab Password Realm\"",
+                    )],
+                    "",
+                )
+                    .into_response();
+            };
+            let Some(path) = uri.path().strip_prefix("/pdisk/pswd") else {
+                return StatusCode::NOT_FOUND.into_response();
+            };
+            let accept = headers
+                .get("accept")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            let lookup = |id: i64| {
+                (id == 42).then(|| VmView {
+                    id,
+                    owner: "joe".into(),
+                    host: Some("node-1".into()),
+                    running: true,
+                })
+            };
+            let reply = store.lock().unwrap().handle(
+                &user,
+                method.as_str(),
+                path,
+                uri.query().unwrap_or(""),
+                &body,
+                accept.as_deref(),
+                &lookup,
+            );
+            let status = StatusCode::from_u16(reply.status).unwrap();
+            (status, [("content-type", reply.content_type)], reply.body).into_response()
+        }
+
+        async fn start() -> (String, Shared) {
+            let store = Arc::new(Mutex::new(PdiskStore::new("pdisk")));
+            let app = axum::Router::new()
+                .fallback(serve)
+                .with_state(Arc::clone(&store));
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let address = listener.local_addr().unwrap();
+            tokio::spawn(async move { axum::serve(listener, app).await });
+            let compute = format!("http://{address}/one-proxy/xmlrpc");
+            (pdisk_base_url(None, &compute, false).unwrap(), store)
+        }
+
+        fn client(base: &str, user: &str, password: &str) -> PdiskClient {
+            let http = HttpClient::new(HttpOptions::default()).unwrap();
+            PdiskClient::new(
+                base.to_owned(),
+                Some((user.to_owned(), password.to_owned())),
+                http,
+                "local".to_owned(),
+            )
+        }
+
+        #[tokio::test]
+        async fn create_list_attach_delete_detach() {
+            let (base, store) = start().await;
+            assert!(base.ends_with("/pdisk/pswd"), "{base}");
+            let joe = client(&base, "joe", "secret");
+
+            let tag = r#"my "big" disk\data"#;
+            let uuid = joe.create(10, tag, Visibility::Private).await.unwrap();
+            let list = joe.list().await.unwrap();
+            assert_eq!(list.len(), 1);
+            assert_eq!(
+                (
+                    list[0].uuid.as_str(),
+                    list[0].tag.as_str(),
+                    list[0].size,
+                    list[0].count
+                ),
+                (uuid.as_str(), tag, 10, 0)
+            );
+            let disk = joe.describe(&uuid).await.unwrap();
+            assert_eq!(
+                (
+                    disk.visibility.as_str(),
+                    disk.disk_type.as_str(),
+                    disk.owner.as_str()
+                ),
+                ("PRIVATE", "DATA_IMAGE_RAW_READ_WRITE", "joe")
+            );
+
+            assert_eq!(joe.attach(&uuid, "node-1", 42).await.unwrap(), "vdz");
+            assert_eq!(
+                joe.mounts(&uuid).await.unwrap(),
+                vec![Mount {
+                    vm_id: 42,
+                    device: "vdz".into()
+                }]
+            );
+            assert_eq!(joe.describe(&uuid).await.unwrap().count, 1);
+
+            let refused = joe.delete(&uuid).await.unwrap_err();
+            assert_eq!(refused.kind(), Kind::Provider);
+            assert_eq!(
+                (refused.http_status(), refused.service_code()),
+                (Some(409), Some(409))
+            );
+            assert_eq!(
+                refused.to_string(),
+                format!("pdisk answered HTTP 409: disk ({uuid}) is in use and can't be deleted")
+            );
+
+            assert_eq!(joe.detach(&uuid, 42).await.unwrap(), "vdz");
+            joe.delete(&uuid).await.unwrap();
+            let gone = joe.describe(&uuid).await.unwrap_err();
+            assert_eq!(gone.http_status(), Some(404));
+            assert!(joe.list().await.unwrap().is_empty());
+            assert!(store.lock().unwrap().disks().is_empty());
+        }
+
+        #[tokio::test]
+        async fn refusals_reach_the_caller_classified() {
+            let (base, _store) = start().await;
+            let joe = client(&base, "joe", "secret");
+            let uuid = joe.create(1, "", Visibility::Public).await.unwrap();
+
+            let e = joe.attach(&uuid, "node-1", 99).await.unwrap_err();
+            assert_eq!((e.kind(), e.http_status()), (Kind::Provider, Some(500)));
+            assert_eq!(
+                e.to_string(),
+                "pdisk answered HTTP 500: Unable to attach persistent disk: VM 99 does not exist"
+            );
+            let e = joe.detach(&uuid, 42).await.unwrap_err();
+            assert_eq!(e.http_status(), Some(404));
+
+            let ann = client(&base, "ann", "secret");
+            assert_eq!(ann.describe(&uuid).await.unwrap().visibility, "PUBLIC");
+            let e = ann.delete(&uuid).await.unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                format!("pdisk answered HTTP 403: insufficient rights to delete disk ({uuid})")
+            );
+
+            let intruder = client(&base, "joe", "wrong");
+            let e = intruder.list().await.unwrap_err();
+            assert_eq!((e.kind(), e.http_status()), (Kind::InvalidCreds, Some(401)));
+            assert!(!format!("{e} {intruder:?}").contains("wrong"));
+
+            let e = joe.create(0, "x", Visibility::Private).await.unwrap_err();
+            assert_eq!(e.kind(), Kind::InvalidArgument);
+            let e = joe.describe("../disks").await.unwrap_err();
+            assert_eq!(e.kind(), Kind::InvalidArgument);
+        }
     }
 }

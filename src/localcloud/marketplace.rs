@@ -255,50 +255,7 @@ impl Catalog {
     /// ports, a virtio Debian, a deprecated Fedora), valid until 2099.
     pub fn with_default_entries() -> Self {
         let mut catalog = Catalog::new();
-        let specs: [(
-            &str,
-            &str,
-            &str,
-            &str,
-            &str,
-            &[u16],
-            Option<&str>,
-            Option<&str>,
-        ); 5] = [
-            ("ttylinux", "9.7", "i486", "raw", "gz", &[], None, None),
-            ("ubuntu", "14.04", "x86_64", "qcow2", "gz", &[], None, None),
-            (
-                "centos",
-                "6.5",
-                "x86_64",
-                "raw",
-                "gz",
-                &[22, 80, 443],
-                None,
-                None,
-            ),
-            (
-                "debian",
-                "7.8",
-                "x86_64",
-                "raw",
-                "bz2",
-                &[22],
-                Some("virtio"),
-                None,
-            ),
-            (
-                "fedora",
-                "14",
-                "i386",
-                "raw",
-                "gz",
-                &[],
-                None,
-                Some("Synthetic deprecation: superseded"),
-            ),
-        ];
-        for (os, os_version, arch, format, compression, ports, bus, deprecated) in specs {
+        let base = |os: &str, os_version: &str, arch: &str| {
             let mut entry = synthetic_entry(&format!("{os}-{os_version}-{arch}"), 0);
             entry.title = Some(format!("{os}-{os_version}-{arch}-base"));
             entry.description = Some(format!(
@@ -307,11 +264,22 @@ impl Catalog {
             entry.os = Some(os.to_owned());
             entry.os_version = Some(os_version.to_owned());
             entry.arch = Some(arch.to_owned());
-            entry.format = Some(format.to_owned());
-            entry.compression = Some(compression.to_owned());
-            entry.inbound_ports = ports.to_vec();
-            entry.disks_bus = bus.map(str::to_owned);
-            entry.deprecated = deprecated.map(str::to_owned);
+            entry.format = Some("raw".to_owned());
+            entry.compression = Some("gz".to_owned());
+            entry
+        };
+        let ttylinux = base("ttylinux", "9.7", "i486");
+        let mut ubuntu = base("ubuntu", "14.04", "x86_64");
+        ubuntu.format = Some("qcow2".to_owned());
+        let mut centos = base("centos", "6.5", "x86_64");
+        centos.inbound_ports = vec![22, 80, 443];
+        let mut debian = base("debian", "7.8", "x86_64");
+        debian.compression = Some("bz2".to_owned());
+        debian.inbound_ports = vec![22];
+        debian.disks_bus = Some("virtio".to_owned());
+        let mut fedora = base("fedora", "14", "i386");
+        fedora.deprecated = Some("Synthetic deprecation: superseded".to_owned());
+        for entry in [ttylinux, ubuntu, centos, debian, fedora] {
             catalog.insert(write_entry(&entry), entry);
         }
         catalog
@@ -659,5 +627,595 @@ fn synthetic_entry(name: &str, number: usize) -> ImageEntry {
         publisher: Some("StratusLab".to_owned()),
         creator: Some("stratuslab-libcloud local cloud".to_owned()),
         ..ImageEntry::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::marketplace::{parse_entry, parse_listing};
+
+    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/marketplace");
+    const XML: Option<&str> = Some("application/xml");
+    const JANE: &str = "jane.tester@example.org";
+    const BEE8: &str = "BEE8-MMAw-Lk_IgsEExAy3d9R8h";
+
+    fn fixture(path: &str) -> String {
+        std::fs::read_to_string(format!("{FIXTURES}/{path}")).unwrap()
+    }
+
+    fn date(s: &str) -> i64 {
+        parse_date(s).unwrap()
+    }
+
+    /// (identifier, endorsement date) of each entry of an XML listing reply.
+    fn listed(reply: &Reply) -> Vec<(String, String)> {
+        assert_eq!(
+            reply.status,
+            200,
+            "{}",
+            String::from_utf8_lossy(&reply.body)
+        );
+        assert_eq!(reply.content_type, "application/xml");
+        parse_listing(&reply.body)
+            .unwrap()
+            .into_iter()
+            .map(|e| {
+                let e = e.unwrap();
+                (e.identifier, e.created.unwrap_or_default())
+            })
+            .collect()
+    }
+
+    fn get(catalog: &Catalog, path: &str, query: &str, now: &str) -> Reply {
+        catalog.handle("GET", path, query, XML, date(now))
+    }
+
+    /// The five BEE8 versions of jane.tester (server tests), latest = two-locations.
+    fn bee8_catalog() -> Catalog {
+        let mut c = Catalog::new();
+        for f in [
+            "valid-indate-signature.xml",
+            "valid-indate-newer-signature.xml",
+            "valid-indate-older-signature.xml",
+            "valid-two-locations.xml",
+            "valid-expired-signature.xml",
+        ] {
+            c.add_document(&fixture(&format!("server-tests/{f}")))
+                .unwrap();
+        }
+        c
+    }
+
+    const NO_MATCH_XML: &str = r#"<?xml version="1.0" encoding="UTF-8" standalone="no"?><error>no metadata matching query found</error>"#;
+
+    #[test]
+    fn loads_every_real_fixture_that_a_marketplace_can_serve() {
+        let mut accepted = Vec::new();
+        let mut refused = 0;
+        for sub in [
+            "client-resources",
+            "client-tests",
+            "metadata-lib",
+            "server-tests",
+        ] {
+            for file in std::fs::read_dir(format!("{FIXTURES}/{sub}")).unwrap() {
+                let path = file.unwrap().path();
+                let name = format!("{sub}/{}", path.file_name().unwrap().to_str().unwrap());
+                let mut catalog = Catalog::new();
+                match catalog.add_document(&std::fs::read_to_string(&path).unwrap()) {
+                    Ok(id) => {
+                        assert_eq!(catalog.len(), 1);
+                        accepted.push(format!("{name} {id}"));
+                    }
+                    Err(_) => {
+                        assert!(catalog.is_empty());
+                        refused += 1;
+                    }
+                }
+            }
+        }
+        accepted.sort();
+        assert_eq!(
+            accepted,
+            [
+                "client-resources/manifest-invalid-sha1.xml JcqGhHxmTRAEpHMmRF-xhSTM3TO",
+                "client-tests/hackers-full.xml MMZu9WvwKIro-rtBQfDk4PsKO7_",
+                "metadata-lib/partial-multiple-signatures.xml MMZu9WvwKIro-rtBQfDk4PsKO7_",
+                "metadata-lib/valid-ca-signed.xml BEE8-MMAw-Lk_IgsEExAy3d9R8h",
+                "metadata-lib/valid-full-alt-cimi.xml MMZu9WvwKIro-rtBQfDk4PsKO7_",
+                "metadata-lib/valid-full-signature.xml MMZu9WvwKIro-rtBQfDk4PsKO7_",
+                "metadata-lib/valid-full.xml MMZu9WvwKIro-rtBQfDk4PsKO7_",
+                "server-tests/invalid-special-characters-signature.xml BEE8-MMAw-Lk_IgsEExAy3d9R8h",
+                "server-tests/valid-alternative-deprecated-signed.xml BEE8-MMAw-Lk_IgsEExAy3d9R8h",
+                "server-tests/valid-alternative-newid.xml F49uQGH1uwT4mG9Lqj2pYnWkApd",
+                "server-tests/valid-alternative.xml BEE8-MMAw-Lk_IgsEExAy3d9R8h",
+                "server-tests/valid-ca-signed.xml BEE8-MMAw-Lk_IgsEExAy3d9R8h",
+                "server-tests/valid-expired-signature.xml Ce3uQbAaxJMbTBaCXWO2FZPRFTT",
+                "server-tests/valid-indate-deprecated-signature.xml BEE8-MMAw-Lk_IgsEExAy3d9R8h",
+                "server-tests/valid-indate-newer-signature.xml BEE8-MMAw-Lk_IgsEExAy3d9R8h",
+                "server-tests/valid-indate-older-signature.xml BEE8-MMAw-Lk_IgsEExAy3d9R8h",
+                "server-tests/valid-indate-signature.xml BEE8-MMAw-Lk_IgsEExAy3d9R8h",
+                "server-tests/valid-two-locations.xml BEE8-MMAw-Lk_IgsEExAy3d9R8h",
+            ]
+        );
+        assert_eq!(refused, 60 - 18);
+    }
+
+    #[test]
+    fn refusals_say_why() {
+        let mut c = Catalog::new();
+        let err = c
+            .add_document(&fixture("server-tests/valid.xml"))
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid Marketplace entry: BEE8-MMAw-Lk_IgsEExAy3d9R8h: no endorsement e-mail, endorsement date or dcterms:valid: a Marketplace never lists nor serves such an entry"
+        );
+        let err = c
+            .add_document(&fixture("client-tests/valid-single-entry.xml"))
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "malformed Marketplace document: expected a single rdf:RDF document, found a <metadata> listing"
+        );
+        assert!(c.add_document("<not-xml").is_err());
+        assert!(c.is_empty());
+    }
+
+    /// Every real sample's dcterms:valid is in the past: before it, it lists; after it, it does not.
+    #[test]
+    fn injected_clock_decides_validity() {
+        for f in [
+            "client-resources/manifest-invalid-sha1.xml",
+            "server-tests/valid-two-locations.xml",
+            "server-tests/valid-alternative-newid.xml",
+            "server-tests/valid-expired-signature.xml",
+            "metadata-lib/valid-ca-signed.xml",
+        ] {
+            let raw = fixture(f);
+            let entry = parse_entry(raw.as_bytes()).unwrap();
+            let valid = date(entry.valid_until.as_deref().unwrap());
+            let mut c = Catalog::new();
+            c.add_document(&raw).unwrap();
+            let before = c.handle("GET", "/metadata", "", XML, valid - 1);
+            assert_eq!(
+                listed(&before),
+                [(entry.identifier.clone(), entry.created.clone().unwrap())],
+                "{f}"
+            );
+            let after = c.handle("GET", "/metadata", "", XML, valid + 1);
+            assert_eq!(listed(&after), [], "{f}");
+            let expired = c.handle("GET", "/metadata", "status=expired", XML, valid + 1);
+            assert_eq!(listed(&expired).len(), 1, "{f}");
+            // The client's pre-launch check (listing by identifier) fails once expired.
+            let by_id = c.handle(
+                "GET",
+                &format!("/metadata/{}", entry.identifier),
+                "",
+                XML,
+                valid + 1,
+            );
+            assert_eq!(by_id.status, 404, "{f}");
+        }
+    }
+
+    #[test]
+    fn deprecated_entries_only_under_status_deprecated() {
+        let mut c = Catalog::new();
+        c.add_document(&fixture(
+            "server-tests/valid-indate-deprecated-signature.xml",
+        ))
+        .unwrap();
+        let now = "2015-01-01T00:00:00Z";
+        assert_eq!(listed(&get(&c, "/metadata", "", now)), []);
+        assert_eq!(
+            listed(&get(
+                &c,
+                "/metadata",
+                "status=expired",
+                "2017-01-01T00:00:00Z"
+            )),
+            []
+        );
+        let expected = [(BEE8.to_owned(), "2014-03-08T14:10:17Z".to_owned())];
+        assert_eq!(
+            listed(&get(&c, "/metadata", "status=deprecated", now)),
+            expected
+        );
+        assert_eq!(listed(&get(&c, "/metadata", "status=all", now)), expected);
+        assert_eq!(
+            listed(&get(&c, "/metadata", "status=anything", now)),
+            expected
+        );
+    }
+
+    #[test]
+    fn only_the_latest_version_unless_a_date_is_given() {
+        let c = bee8_catalog();
+        let now = "2015-01-01T00:00:00Z";
+        let latest = [(BEE8.to_owned(), "2014-03-08T14:28:15Z".to_owned())];
+        assert_eq!(listed(&get(&c, "/metadata", "", now)), latest);
+        // Status "all" still lists only latest versions (and the expired Ce3u entry).
+        assert_eq!(
+            listed(&get(&c, "/metadata", "status=all", now)),
+            [
+                (BEE8.to_owned(), "2014-03-08T14:28:15Z".to_owned()),
+                (
+                    "Ce3uQbAaxJMbTBaCXWO2FZPRFTT".to_owned(),
+                    "2011-09-12T11:23:44Z".to_owned()
+                ),
+            ]
+        );
+        // A created filter selects that version, latest or not (still subject to status).
+        let newer = [(BEE8.to_owned(), "2014-03-08T14:23:18Z".to_owned())];
+        assert_eq!(
+            listed(&get(&c, "/metadata", "created=2014-03-08T14:23:18Z", now)),
+            newer
+        );
+        assert_eq!(
+            listed(&get(
+                &c,
+                &format!("/metadata/{BEE8}/2014-03-08T14:23:18Z"),
+                "",
+                now
+            )),
+            newer
+        );
+        let older = get(&c, "/metadata", "created=2014-03-08T14:15:05Z", now);
+        assert_eq!(
+            (older.status, older.body.as_slice()),
+            (404, NO_MATCH_XML.as_bytes())
+        );
+        assert_eq!(
+            listed(&get(
+                &c,
+                "/metadata",
+                "created=2014-03-08T14:15:05Z&status=expired",
+                now
+            )),
+            [(BEE8.to_owned(), "2014-03-08T14:15:05Z".to_owned())]
+        );
+    }
+
+    #[test]
+    fn filters_as_query_parameters_and_path_arguments() {
+        let mut c = bee8_catalog();
+        c.add_document(&fixture("client-resources/manifest-invalid-sha1.xml"))
+            .unwrap();
+        let now = "2015-01-01T00:00:00Z";
+        let bee8 = vec![(BEE8.to_owned(), "2014-03-08T14:28:15Z".to_owned())];
+        let cern = vec![(
+            "JcqGhHxmTRAEpHMmRF-xhSTM3TO".to_owned(),
+            "2012-09-13T13:13:38Z".to_owned(),
+        )];
+        let both = [bee8.clone(), cern.clone()].concat();
+        assert_eq!(listed(&get(&c, "/metadata", "", now)), both);
+        assert_eq!(listed(&get(&c, "/metadata/", "", now)), both);
+        for (path, query, expected) in [
+            ("/metadata", format!("identifier={BEE8}"), &bee8),
+            ("/metadata", format!("email={JANE}"), &bee8),
+            (
+                "/metadata",
+                "email=Konstantin.Skaburskas%40cern.ch".to_owned(),
+                &cern,
+            ),
+            (&format!("/metadata/{BEE8}") as &str, String::new(), &bee8),
+            (&format!("/metadata/{BEE8}/") as &str, String::new(), &bee8),
+            (&format!("/metadata/{JANE}") as &str, String::new(), &bee8),
+            (
+                &format!("/metadata/{BEE8}/{JANE}") as &str,
+                String::new(),
+                &bee8,
+            ),
+            (
+                &format!("/metadata//{JANE}/{BEE8}") as &str,
+                String::new(),
+                &bee8,
+            ),
+            ("/metadata/jane.tester%40example.org", String::new(), &bee8),
+            // Values are classified by shape, whatever the parameter's name.
+            ("/metadata", format!("identifier={JANE}"), &bee8),
+            // Empty values are ignored.
+            ("/metadata", "identifier=&email=".to_owned(), &both),
+        ] {
+            assert_eq!(
+                &listed(&get(&c, path, &query, now)),
+                expected,
+                "{path}?{query}"
+            );
+        }
+        for (path, query) in [
+            (
+                "/metadata",
+                format!("identifier={BEE8}&email=Konstantin.Skaburskas@cern.ch"),
+            ),
+            ("/metadata/AAAAAAAAAAAAAAAAAAAAAAAAAAA", String::new()),
+            ("/metadata", "email=nobody@example.org".to_owned()),
+        ] {
+            let reply = get(&c, path, &query, now);
+            assert_eq!(reply.status, 404, "{path}?{query}");
+            assert_eq!(reply.content_type, "application/xml");
+            assert_eq!(reply.body, NO_MATCH_XML.as_bytes());
+        }
+    }
+
+    #[test]
+    fn location_filter() {
+        let mut c = Catalog::new();
+        let mut ids = Vec::new();
+        for (i, locations) in [
+            vec!["pdisk:onehost-7.lal.in2p3.fr:8445:38a0738e"],
+            vec!["http://appliances.example.org/a.img.gz"],
+            vec!["ftp://appliances.example.org/b.img.gz"],
+            vec![],
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let mut entry = synthetic_entry("location", i);
+            entry.locations = locations.into_iter().map(str::to_owned).collect();
+            ids.push(entry.identifier.clone());
+            c.add_document(&write_entry(&entry)).unwrap();
+        }
+        let now = "2020-01-01T00:00:00Z";
+        let ids_of =
+            |reply: Reply| -> Vec<String> { listed(&reply).into_iter().map(|(i, _)| i).collect() };
+        assert_eq!(
+            ids_of(get(&c, "/metadata", "location=pdisk", now)),
+            [ids[0].clone()]
+        );
+        assert_eq!(
+            ids_of(get(&c, "/metadata", "location=web", now)),
+            ids[1..].to_vec()
+        );
+        assert_eq!(ids_of(get(&c, "/metadata", "location=all", now)), ids);
+        assert_eq!(ids_of(get(&c, "/metadata", "", now)), ids);
+    }
+
+    #[test]
+    fn unfiltered_empty_listing_is_an_empty_wrapper() {
+        let c = Catalog::new();
+        let reply = get(&c, "/metadata", "", "2020-01-01T00:00:00Z");
+        assert_eq!(reply.status, 200);
+        assert_eq!(
+            reply.body,
+            b"<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"no\"?><metadata></metadata>"
+        );
+        // Status alone is not a filter: still 200.
+        assert_eq!(
+            get(&c, "/metadata", "status=expired", "2020-01-01T00:00:00Z").status,
+            200
+        );
+    }
+
+    #[test]
+    fn single_entry_whatever_its_validity() {
+        let c = bee8_catalog();
+        let raw = fixture("server-tests/valid-indate-older-signature.xml");
+        let path = format!("/metadata/{BEE8}/{JANE}/2014-03-08T14:15:05Z");
+        let reply = c.handle("GET", &path, "", XML, date("2030-01-01T00:00:00Z"));
+        assert_eq!(reply.status, 200);
+        assert_eq!(reply.content_type, "application/rdf+xml");
+        assert_eq!(
+            reply.headers,
+            [(
+                "Content-Disposition".to_owned(),
+                format!("attachment; filename={BEE8}.xml")
+            )]
+        );
+        assert_eq!(reply.body, raw.as_bytes());
+        // Trailing slash and an encoded '@' reach it too.
+        let encoded = format!("/metadata/{BEE8}/jane.tester%40example.org/2014-03-08T14:15:05Z/");
+        assert_eq!(c.handle("GET", &encoded, "", None, 0).body, raw.as_bytes());
+    }
+
+    #[test]
+    fn single_entry_not_found_in_every_error_form() {
+        let c = bee8_catalog();
+        let path = format!("/metadata/{BEE8}/{JANE}/2000-01-01T00:00:00Z");
+        let xml = c.handle("GET", &path, "", Some("application/xml"), 0);
+        assert_eq!(
+            (xml.status, xml.content_type.as_str()),
+            (404, "application/xml")
+        );
+        assert_eq!(
+            xml.body,
+            b"<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"no\"?><error>metadata entry not found.\n</error>"
+        );
+        let json = c.handle("GET", &path, "", Some("application/json"), 0);
+        assert_eq!(
+            (json.status, json.content_type.as_str()),
+            (404, "application/json")
+        );
+        assert_eq!(json.body, br#"{"404":"metadata entry not found.\n"}"#);
+        let html = c.handle("GET", &path, "", Some("text/html,application/xml;q=0.9"), 0);
+        assert_eq!(
+            (html.status, html.content_type.as_str()),
+            (404, "text/html; charset=UTF-8")
+        );
+        let xml_preferred = c.handle("GET", &path, "", Some("text/html;q=0.5, text/xml"), 0);
+        assert_eq!(xml_preferred.content_type, "application/xml");
+    }
+
+    #[test]
+    fn other_methods_and_paths() {
+        let c = Catalog::with_default_entries();
+        let post = c.handle("POST", "/metadata", "", XML, 0);
+        assert_eq!(post.status, 405);
+        assert_eq!(post.headers, [("Allow".to_owned(), "GET, HEAD".to_owned())]);
+        assert_eq!(c.handle("GET", "/endorsers", "", XML, 0).status, 404);
+        assert_eq!(c.handle("GET", "/metadata/a/b/c/d", "", XML, 0).status, 404);
+    }
+
+    #[test]
+    fn json_form() {
+        let mut c = Catalog::new();
+        c.add_document(&fixture("client-resources/manifest-invalid-sha1.xml"))
+            .unwrap();
+        let now = date("2015-01-01T00:00:00Z");
+        let expected = serde_json::json!({
+            "sEcho": 3,
+            "iTotalRecords": 1,
+            "iTotalDisplayRecords": 1,
+            "rMsg": "",
+            "aaData": [[
+                "", "fedora", "14", "i386", "Konstantin.Skaburskas@cern.ch", "machine",
+                "2012-09-13T13:13:38Z", "JcqGhHxmTRAEpHMmRF-xhSTM3TO",
+                "http://appliances.stratuslab.eu/images/base/ttylinux-9.7-i486-base/1.4/ttylinux-9.7-i486-base-1.4.qcow.gz",
+                "dummy manifest to test sha1 mismatch.", ""
+            ]]
+        });
+        for (query, accept) in [
+            ("media=json&sEcho=3", XML),
+            ("sEcho=3", Some("application/json")),
+        ] {
+            let reply = c.handle("GET", "/metadata", query, accept, now);
+            assert_eq!(
+                (reply.status, reply.content_type.as_str()),
+                (200, "application/json")
+            );
+            let got: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
+            assert_eq!(got, expected);
+        }
+        // An unmatched JSON query still answers 200.
+        let reply = c.handle("GET", "/metadata", "media=json&email=x@y.org", None, now);
+        let got: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
+        assert_eq!(reply.status, 200);
+        assert_eq!(
+            got,
+            serde_json::json!({"sEcho": 0, "iTotalRecords": 1, "iTotalDisplayRecords": 0,
+                "rMsg": "no metadata matching query found", "aaData": []})
+        );
+    }
+
+    #[test]
+    fn json_search_sort_and_paging() {
+        let c = Catalog::with_default_entries();
+        let now = date("2020-01-01T00:00:00Z");
+        let rows = |query: &str| -> (u64, u64, Vec<String>) {
+            let reply = c.handle(
+                "GET",
+                "/metadata",
+                &format!("media=json&{query}"),
+                None,
+                now,
+            );
+            let v: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
+            let titles = v["aaData"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r[1].as_str().unwrap().to_owned())
+                .collect();
+            (
+                v["iTotalRecords"].as_u64().unwrap(),
+                v["iTotalDisplayRecords"].as_u64().unwrap(),
+                titles,
+            )
+        };
+        assert_eq!(
+            rows(""),
+            (
+                4,
+                4,
+                ["ttylinux", "ubuntu", "centos", "debian"]
+                    .map(String::from)
+                    .to_vec()
+            )
+        );
+        assert_eq!(
+            rows("sSearch=X86_64 cent"),
+            (4, 1, vec!["centos".to_owned()])
+        );
+        assert_eq!(rows("sSearch_3=i486"), (4, 1, vec!["ttylinux".to_owned()]));
+        assert_eq!(
+            rows("iDisplayStart=1&iDisplayLength=2&iSortCol_0=1&sSortDir_0=asc"),
+            (4, 4, vec!["debian".to_owned(), "ttylinux".to_owned()])
+        );
+        assert_eq!(
+            rows("iDisplayStart=0&iDisplayLength=-1&iSortCol_0=1&sSortDir_0=desc"),
+            (
+                4,
+                4,
+                ["ubuntu", "ttylinux", "debian", "centos"]
+                    .map(String::from)
+                    .to_vec()
+            )
+        );
+        assert_eq!(rows("status=deprecated"), (1, 1, vec!["fedora".to_owned()]));
+    }
+
+    #[test]
+    fn default_entries_are_synthetic_and_consistent() {
+        let c = Catalog::with_default_entries();
+        assert_eq!(c.len(), 5);
+        let reply = c.handle(
+            "GET",
+            "/metadata",
+            "status=all",
+            XML,
+            date("2020-01-01T00:00:00Z"),
+        );
+        let entries: Vec<ImageEntry> = parse_listing(&reply.body)
+            .unwrap()
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(entries.len(), 5);
+        for e in &entries {
+            assert!(e.description.as_deref().unwrap().starts_with("Synthetic "));
+            assert!(!e.identifier_mismatch);
+            assert_eq!(e.valid_until.as_deref(), Some(SYNTHETIC_VALID_UNTIL));
+            assert_eq!(c.entry(&e.identifier), Some(e));
+        }
+        let by_os = |os: &str| {
+            entries
+                .iter()
+                .find(|e| e.os.as_deref() == Some(os))
+                .unwrap()
+        };
+        assert_eq!(by_os("ubuntu").format.as_deref(), Some("qcow2"));
+        assert_eq!(by_os("centos").inbound_ports, [22, 80, 443]);
+        assert_eq!(by_os("debian").disks_bus.as_deref(), Some("virtio"));
+        assert!(by_os("fedora").deprecated.is_some());
+        assert!(String::from_utf8_lossy(&reply.body).contains("<!-- Synthetic entry"));
+    }
+
+    #[test]
+    fn seeding_and_cached_listing() {
+        let mut c = Catalog::with_default_entries();
+        let start = std::time::Instant::now();
+        c.seed(5000);
+        let seeding = start.elapsed();
+        assert_eq!(c.len(), 5005);
+        c.seed(2);
+        assert_eq!(c.len(), 5007, "new seeds get new identifiers");
+        let now = date("2020-01-01T00:00:00Z");
+        let first = c.handle("GET", "/metadata", "", XML, now);
+        let start = std::time::Instant::now();
+        let second = c.handle("GET", "/metadata", "", XML, now);
+        let cached = start.elapsed();
+        assert_eq!(first, second);
+        assert_eq!(listed(&first).len(), 5006);
+        // Debug-build bounds; release is far below.
+        assert!(seeding < std::time::Duration::from_secs(5), "{seeding:?}");
+        assert!(cached < std::time::Duration::from_secs(1), "{cached:?}");
+        // The cache follows the catalog.
+        c.seed(1);
+        assert_eq!(
+            listed(&c.handle("GET", "/metadata", "", XML, now)).len(),
+            5007
+        );
+    }
+
+    #[test]
+    fn replacing_the_same_coordinates() {
+        let mut c = Catalog::new();
+        let raw = fixture("server-tests/valid-two-locations.xml");
+        c.add_document(&raw).unwrap();
+        c.add_document(&raw).unwrap();
+        assert_eq!(c.len(), 1);
+        assert_eq!(c.entry(BEE8).unwrap().locations.len(), 2);
     }
 }

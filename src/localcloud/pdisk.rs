@@ -61,9 +61,13 @@ pub struct MountState {
 /// One disk, as the service stores it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DiskState {
+    /// Random lower-case UUID.
     pub uuid: String,
+    /// Free text, `""` when none.
     pub tag: String,
+    /// The creator (or the form's `owner`).
     pub owner: String,
+    /// PRIVATE by default.
     pub visibility: Visibility,
     /// One of [`DISK_TYPES`].
     pub disk_type: String,
@@ -75,6 +79,7 @@ pub struct DiskState {
     pub quarantine: String,
     /// Creation sequence number (larger = newer).
     pub created: u64,
+    /// Attach order.
     pub mounts: Vec<MountState>,
 }
 
@@ -1549,5 +1554,38 @@ mod tests {
             assert_eq!(reply.contains("\r\n"), crlf, "{template} line ends");
         }
         assert_eq!(keys(&golden("disk-full.json", &a, &b)).len(), 9);
+    }
+
+    proptest::proptest! {
+        /// Any request gets a reply with a known status, and JSON errors stay valid JSON.
+        #[test]
+        fn any_request_gets_a_sane_reply(
+            method in "(GET|HEAD|POST|PUT|DELETE|PATCH|get)",
+            segments in proptest::collection::vec(
+                "(disks|mounts|U|U_42|U_7|turl|instances|[a-z0-9_.%-]{0,6})", 0..6),
+            trailing in proptest::bool::ANY,
+            body in "(size|tag|visibility|node|vm_id|register_only|type|owner|identifier|=|&|[a-z0-9%+\"\\\\]){0,12}",
+            user in "(joe|ann|pdisk)",
+        ) {
+            let mut store = PdiskStore::new("pdisk");
+            let uuid = create(&mut store, "joe", "size=1&visibility=public");
+            assert_eq!(attach(&mut store, "joe", &uuid, "node-1.example.org", 42).status, 200);
+            let mut path = format!("/disks/{}", segments.join("/")).replace('U', &uuid);
+            if trailing {
+                path.push('/');
+            }
+            let reply = call(&mut store, &user, &method, &path, &body, ACCEPT_JSON);
+            proptest::prop_assert!(
+                [200, 201, 204, 400, 403, 404, 405, 409, 500, 501].contains(&reply.status),
+                "{} {} -> {}", method, path, reply.status
+            );
+            if reply.status >= 400 && method != "HEAD" {
+                let parsed: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
+                proptest::prop_assert_eq!(parsed["code"].as_u64(), Some(u64::from(reply.status)));
+            }
+            if reply.content_type == "application/json" && !reply.body.is_empty() {
+                proptest::prop_assert!(serde_json::from_slice::<serde_json::Value>(&reply.body).is_ok());
+            }
+        }
     }
 }

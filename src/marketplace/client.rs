@@ -223,6 +223,7 @@ fn http_error(response: &Response) -> MarketplaceError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::{Classify, Kind};
 
     #[test]
     fn endpoint_forms() {
@@ -286,5 +287,169 @@ mod tests {
             c.list_url(&q),
             "https://mp.example.org/marketplace/metadata?status=all&identifier=MMZu9WvwKIro-rtBQfDk4PsKO7_&email=jane.tester%2Bx%40example.org&created=2011-01-24T09%3A59%3A42Z"
         );
+    }
+
+    /// Serves a catalog under `/marketplace` (and garbage under `/garbage`) on an ephemeral port.
+    async fn serve(catalog: crate::localcloud::marketplace::Catalog, now: i64) -> String {
+        use axum::body::Body;
+        use std::sync::Arc;
+        let catalog = Arc::new(catalog);
+        let app = axum::Router::new().fallback(move |request: axum::extract::Request| {
+            let catalog = Arc::clone(&catalog);
+            async move {
+                let path = request.uri().path().to_owned();
+                let query = request.uri().query().unwrap_or("").to_owned();
+                let accept = request
+                    .headers()
+                    .get("accept")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned);
+                let reply = match path.strip_prefix("/marketplace") {
+                    Some(rest) => catalog.handle(
+                        request.method().as_str(),
+                        rest,
+                        &query,
+                        accept.as_deref(),
+                        now,
+                    ),
+                    None if path.starts_with("/garbage") => {
+                        crate::localcloud::Reply::new(200, "application/xml", "<metadata><rdf:RDF")
+                    }
+                    None => crate::localcloud::Reply::new(404, "text/html", "<html>nope</html>"),
+                };
+                let mut response = axum::http::Response::builder()
+                    .status(reply.status)
+                    .header("content-type", reply.content_type);
+                for (name, value) in reply.headers {
+                    response = response.header(name, value);
+                }
+                response.body(Body::from(reply.body)).unwrap()
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        format!("http://{address}")
+    }
+
+    fn now() -> i64 {
+        crate::marketplace::parse_date("2020-01-01T00:00:00Z").unwrap()
+    }
+
+    #[tokio::test]
+    async fn list_and_get_against_the_local_catalog() {
+        use crate::localcloud::marketplace::Catalog;
+        let mut catalog = Catalog::with_default_entries();
+        let expired = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/marketplace/server-tests/valid-expired-signature.xml"
+        ))
+        .unwrap();
+        catalog.add_document(&expired).unwrap();
+        let base = serve(catalog, now()).await;
+        let c = client(&format!("{base}/marketplace/"));
+
+        let entries = c.list(&ListQuery::default()).await.unwrap();
+        let oses: Vec<String> = entries
+            .into_iter()
+            .map(|e| e.unwrap().os.unwrap())
+            .collect();
+        assert_eq!(oses, ["ttylinux", "ubuntu", "centos", "debian"]);
+
+        let deprecated = ListQuery {
+            status: StatusFilter::Deprecated,
+            ..ListQuery::default()
+        };
+        let got = c.list(&deprecated).await.unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].as_ref().unwrap().os.as_deref(), Some("fedora"));
+
+        let expired_query = ListQuery {
+            status: StatusFilter::Expired,
+            email: Some("jane.tester@example.org".into()),
+            ..ListQuery::default()
+        };
+        let got = c.list(&expired_query).await.unwrap();
+        assert_eq!(
+            got[0].as_ref().unwrap().identifier,
+            "Ce3uQbAaxJMbTBaCXWO2FZPRFTT"
+        );
+
+        let nobody = ListQuery {
+            email: Some("nobody@example.org".into()),
+            ..ListQuery::default()
+        };
+        assert!(c.list(&nobody).await.unwrap().is_empty());
+
+        let ubuntu = c.list(&ListQuery::default()).await.unwrap()[1]
+            .as_ref()
+            .unwrap()
+            .identifier
+            .clone();
+        let got = c.get(&ubuntu).await.unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].format.as_deref(), Some("qcow2"));
+
+        let err = c.get("Ce3uQbAaxJMbTBaCXWO2FZPRFTT").await.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "no valid Marketplace entry with identifier 'Ce3uQbAaxJMbTBaCXWO2FZPRFTT'"
+        );
+        assert_eq!(err.http_status(), Some(404));
+
+        let err = c.get("not-an-id").await.unwrap_err();
+        assert_eq!(err.kind(), Kind::InvalidArgument);
+    }
+
+    #[tokio::test]
+    async fn errors_from_the_wire() {
+        let base = serve(crate::localcloud::marketplace::Catalog::new(), now()).await;
+        // Wrong prefix: a 404 that is not the no-match message is an error, not an empty list.
+        let err = client(&format!("{base}/wrong"))
+            .list(&ListQuery::default())
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "Marketplace answered HTTP 404: <html>nope</html>"
+        );
+        assert_eq!((err.kind(), err.http_status()), (Kind::Provider, Some(404)));
+        // An empty catalog lists nothing (200, empty wrapper).
+        let listing = client(&format!("{base}/marketplace"))
+            .list(&ListQuery {
+                status: StatusFilter::All,
+                ..ListQuery::default()
+            })
+            .await
+            .unwrap();
+        assert!(listing.is_empty());
+        let err = client(&format!("{base}/garbage"))
+            .list(&ListQuery::default())
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), Kind::Malformed);
+        // Nobody listening.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap();
+        drop(listener);
+        let err = client(&format!("http://{address}"))
+            .list(&ListQuery::default())
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), Kind::Unreachable);
+    }
+
+    #[test]
+    fn error_message_extraction() {
+        let response = Response {
+            status: 404,
+            content_type: Some("application/xml".into()),
+            location: None,
+            www_authenticate: None,
+            body: bytes::Bytes::from_static(
+                b"<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"no\"?><error>no metadata matching query found</error>",
+            ),
+        };
+        assert_eq!(error_message(&response), NO_MATCH_MESSAGE);
     }
 }

@@ -1,1 +1,73 @@
-//! pyo3 bindings (in progress).
+//! The only pyo3 code: the `stratuslab_libcloud._stratuslab` extension module.
+//!
+//! Every call that waits on the network releases the GIL ([`errors::run`]) and runs on the one
+//! process runtime; panics are caught there and raised as `StratusLabError`, never an abort.
+
+mod convert;
+mod core;
+mod errors;
+mod localcloud;
+
+use std::sync::OnceLock;
+
+use pyo3::prelude::*;
+
+static LOG_RESET: OnceLock<pyo3_log::ResetHandle> = OnceLock::new();
+
+/// Re-reads Python's logging levels (after `logging.getLogger(...).setLevel(...)`).
+#[pyfunction]
+fn reset_log_cache() {
+    if let Some(handle) = LOG_RESET.get() {
+        handle.reset();
+    }
+}
+
+/// `~/.stratuslab/stratuslab-user.cfg`, or None without a home directory.
+#[pyfunction]
+fn default_config_path() -> Option<String> {
+    crate::config::default_path().map(|p| p.to_string_lossy().into_owned())
+}
+
+/// Reads a configuration file as bytes (decoding and parsing happen in Rust too), with the
+/// specific errors for missing, unreadable and directory paths.
+#[pyfunction]
+fn read_config_file(py: Python<'_>, path: String) -> PyResult<Vec<u8>> {
+    errors::run(py, move || {
+        use crate::config::ConfigError;
+        let p = std::path::Path::new(&path);
+        if p.is_dir() {
+            return Err(ConfigError::IsDirectory { path: path.clone() }.into());
+        }
+        std::fs::read(p).map_err(|source| {
+            if source.kind() == std::io::ErrorKind::NotFound {
+                ConfigError::NotFound { path: path.clone() }.into()
+            } else {
+                ConfigError::Io {
+                    path: path.clone(),
+                    source,
+                }
+                .into()
+            }
+        })
+    })
+}
+
+#[pymodule]
+fn _stratuslab(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    if LOG_RESET.get().is_none() {
+        if let Ok(handle) = pyo3_log::Logger::new(py, pyo3_log::Caching::LoggersAndLevels)?
+            .filter(log::LevelFilter::Trace)
+            .install()
+        {
+            let _ = LOG_RESET.set(handle);
+        }
+    }
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_function(wrap_pyfunction!(reset_log_cache, m)?)?;
+    m.add_function(wrap_pyfunction!(default_config_path, m)?)?;
+    m.add_function(wrap_pyfunction!(read_config_file, m)?)?;
+    m.add_class::<core::Core>()?;
+    m.add_class::<localcloud::LocalCloudServer>()?;
+    Ok(())
+}

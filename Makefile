@@ -1,0 +1,55 @@
+# Developer interface. `make test` is the README's test command (CI runs it through .ci/run).
+PYTHON ?= python3
+PIP ?= $(PYTHON) -m pip
+CARGO ?= cargo
+PYTEST_ARGS ?=
+
+.PHONY: build test test-rust test-python lint fmt stubtest mypy demo bench bench-quick soak fuzz clean
+
+## build: install the package (Rust extension in release mode) and the test extras, editable.
+build:
+	$(PIP) install -q -e '.[test]'
+
+## test: the whole suite — Rust unit/property tests, then pytest end to end.
+test: build test-rust test-python
+
+test-rust:
+	$(CARGO) test --all-targets
+
+test-python:
+	$(PYTHON) -m pytest $(PYTEST_ARGS)
+
+## lint: formatting, clippy (warnings are errors), ruff, mypy --strict, stubtest.
+lint: build
+	$(CARGO) fmt --check
+	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy --all-targets --features python -- -D warnings
+	$(PYTHON) -m ruff check python tests examples bench
+	$(MAKE) mypy stubtest
+
+mypy:
+	$(PYTHON) -m mypy --strict python/stratuslab_libcloud examples
+
+stubtest:
+	$(PYTHON) -m mypy.stubtest stratuslab_libcloud._stratuslab --allowlist stubtest-allowlist.txt
+
+fmt:
+	$(CARGO) fmt
+	$(PYTHON) -m ruff format python tests examples bench
+
+## demo: the main job (README's first command does the same after `pip install .`).
+demo:
+	$(PYTHON) examples/quickstart.py
+
+bench:
+	$(PYTHON) bench/run.py
+
+bench-quick:
+	$(PYTHON) bench/run.py --quick
+
+soak:
+	$(PYTHON) -m pytest -m slow tests $(PYTEST_ARGS)
+
+clean:
+	$(CARGO) clean
+	rm -rf build dist .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,72 @@
+"""StratusLab compute driver for Apache Libcloud, with a Rust core and a local StratusLab cloud.
+
+Importing this package registers the ``"stratuslab"`` provider with libcloud::
+
+    import stratuslab_libcloud  # noqa: F401
+    from libcloud.compute.providers import get_driver
+
+    driver = get_driver("stratuslab")()
+"""
+
+from __future__ import annotations
+
+import warnings
+
+from libcloud.compute.providers import DRIVERS, get_driver, set_driver
+
+from ._stratuslab import __version__
+from .driver import StratusLabNodeDriver
+from .errors import (
+    StratusLabAuthError,
+    StratusLabConfigError,
+    StratusLabConnectionError,
+    StratusLabError,
+    StratusLabMalformedResponseError,
+    StratusLabProviderError,
+    StratusLabSiteWarning,
+    StratusLabTimeoutError,
+    StratusLabUnsupportedError,
+)
+from .localcloud import LocalCloud
+
+__all__ = [
+    "PROVIDER",
+    "LocalCloud",
+    "StratusLabAuthError",
+    "StratusLabConfigError",
+    "StratusLabConnectionError",
+    "StratusLabError",
+    "StratusLabMalformedResponseError",
+    "StratusLabNodeDriver",
+    "StratusLabProviderError",
+    "StratusLabSiteWarning",
+    "StratusLabTimeoutError",
+    "StratusLabUnsupportedError",
+    "__version__",
+    "register",
+]
+
+PROVIDER = "stratuslab"
+
+
+def register() -> None:
+    """Registers the ``"stratuslab"`` provider with libcloud. Safe to call any number of times,
+    and after the user registered the same class by hand. If another class is registered under
+    that name, it is left in place and a warning says so."""
+    if PROVIDER in DRIVERS:
+        try:
+            current = get_driver(PROVIDER)
+        except (ImportError, AttributeError):
+            current = None
+        if current is not StratusLabNodeDriver:
+            warnings.warn(
+                f"libcloud provider {PROVIDER!r} is already registered to {DRIVERS[PROVIDER]!r}; "
+                "leaving it in place",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        return
+    set_driver(PROVIDER, "stratuslab_libcloud.driver", "StratusLabNodeDriver")
+
+
+register()

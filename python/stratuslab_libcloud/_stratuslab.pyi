@@ -1,0 +1,130 @@
+"""Type stubs of the Rust extension ``stratuslab_libcloud._stratuslab``."""
+
+from typing import Any, final
+
+__version__: str
+
+NodeTuple = tuple[
+    str,  # site
+    int,  # vm id
+    str,  # name
+    str,  # libcloud NodeState value
+    list[str],  # public IPs
+    list[str],  # private IPs
+    tuple[str, int, int, int] | None,  # size: name, cpu, ram MiB, swap MiB
+    str | None,  # image id
+    int,  # created (unix seconds, 0 if unknown)
+    dict[str, Any],  # extra
+]
+ImageTuple = tuple[str, str, dict[str, Any]]
+VolumeTuple = tuple[str, str, int, str, dict[str, Any]]
+
+def reset_log_cache() -> None: ...
+def default_config_path() -> str | None: ...
+def read_config_file(path: str) -> bytes: ...
+@final
+class Core:
+    def __new__(
+        cls,
+        *,
+        config: str | bytes | None,
+        origin: str | None,
+        env: dict[str, str],
+        args: dict[str, str],
+        default_site: str | None,
+        timeout: float | None,
+        verify: bool,
+        ca_file: str | None,
+        retry_attempts: int,
+        retry_delay: float,
+        backoff: float,
+    ) -> Core: ...
+    def site_names(self) -> list[str]: ...
+    def default_site(self) -> str: ...
+    def locations(self) -> list[tuple[str, str, str, dict[str, Any]]]: ...
+    def sizes(self) -> list[tuple[str, int, int, int]]: ...
+    def list_nodes(
+        self, site: str | None, strict: bool
+    ) -> tuple[list[NodeTuple], list[tuple[str, BaseException]]]: ...
+    def get_node(self, site: str, vm_id: int) -> NodeTuple: ...
+    def create_node(
+        self,
+        site: str,
+        name: str,
+        size_name: str,
+        cpu: int,
+        ram_mib: int,
+        swap_mib: int,
+        image: str,
+        public_key: str | None,
+        public_key_file: str | None,
+        network: str | None,
+        context: list[tuple[str, str]],
+        disks_bus: str | None,
+        volatile_disk_gib: int | None,
+    ) -> NodeTuple: ...
+    def node_action(self, site: str, vm_id: int, action: str) -> None: ...
+    def list_images(
+        self,
+        site: str,
+        os: str | None,
+        arch: str | None,
+        endorser: str | None,
+        include_expired: bool,
+        include_deprecated: bool,
+    ) -> list[ImageTuple]: ...
+    def get_image(self, site: str, image_id: str, include_expired: bool) -> ImageTuple: ...
+    def list_volumes(
+        self, site: str | None, strict: bool
+    ) -> tuple[list[VolumeTuple], list[tuple[str, BaseException]]]: ...
+    def create_volume(self, site: str, size: int, name: str, visibility: str) -> VolumeTuple: ...
+    def destroy_volume(self, site: str, uuid: str) -> None: ...
+    def attach_volume(self, site: str, vm_id: int, uuid: str) -> str: ...
+    def detach_volume(self, site: str, uuid: str) -> list[tuple[int, str]]: ...
+
+@final
+class LocalCloudServer:
+    def __new__(
+        cls,
+        *,
+        sites: list[str],
+        users: list[tuple[str, str]],
+        version: str,
+        boot_step: float,
+        latency: float,
+        tls: bool,
+        port: int,
+        public_network: tuple[str, int] | None,
+        marketplace: bool,
+    ) -> LocalCloudServer: ...
+    def port(self) -> int: ...
+    def base_url(self) -> str: ...
+    def config_text(self) -> str: ...
+    def ca_file(self) -> str | None: ...
+    def endpoints(self, site: str) -> dict[str, str]: ...
+    def issue_client_cert(self, user: str) -> tuple[str, str]: ...
+    def seed_vms(self, site: str, n: int, owner: str) -> None: ...
+    def seed_volumes(self, site: str, n: int, owner: str) -> None: ...
+    def seed_images(self, n: int) -> None: ...
+    def load_marketplace_document(self, rdf: str) -> str: ...
+    def set_clock(self, unix_time: int | None) -> None: ...
+    def vm_ids(self, site: str) -> list[int]: ...
+    def vm_state(self, site: str, vm_id: int) -> tuple[int, int] | None: ...
+    def vm_template(self, site: str, vm_id: int) -> str | None: ...
+    def disks(self, site: str) -> list[dict[str, Any]]: ...
+    def inject_fault(
+        self,
+        kind: str,
+        site: str | None,
+        service: str,
+        op: str | None,
+        status: int | None,
+        seconds: float | None,
+        code: int | None,
+        message: str | None,
+        size: int | None,
+        times: int | None,
+    ) -> None: ...
+    def clear_faults(self) -> None: ...
+    def request_count(self, site: str | None, service: str, op: str | None) -> int: ...
+    def stop(self) -> None: ...

@@ -1,0 +1,286 @@
+"""A local StratusLab cloud: compute (OpenNebula XML-RPC behind one-proxy), pdisk and the
+Marketplace, emulated in Rust and served on 127.0.0.1.
+
+As a test fixture::
+
+    from stratuslab_libcloud import LocalCloud, StratusLabNodeDriver
+
+    with LocalCloud(sites=["lal", "grnet"]) as cloud:
+        driver = StratusLabNodeDriver(ex_config_file=cloud.config_file)
+        print(driver.list_locations())
+
+From the command line: ``python -m stratuslab_libcloud.localcloud --sites lal,grnet``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import threading
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from . import _stratuslab
+
+__all__ = ["DEFAULT_PASSWORD", "DEFAULT_USER", "LocalCloud", "main"]
+
+DEFAULT_USER = "alice"
+DEFAULT_PASSWORD = "alice-local-password"
+
+
+class LocalCloud:
+    """An in-process StratusLab cloud with one or more sites, on an ephemeral port by default.
+
+    :param sites: site names (one configuration section each).
+    :param users: user name → password accepted at every site.
+    :param version: OpenNebula version knob: ``"3.2"``, ``"3.8"`` (default), ``"4.x"``, ``"5.x"``.
+    :param boot_step: seconds per lifecycle step (PENDING → PROLOG → BOOT → RUNNING).
+    :param latency: seconds added to every reply.
+    :param tls: serve HTTPS with a CA generated at start (``ca_file``).
+    :param port: TCP port (0 = ephemeral).
+    :param public_network: first address and size of the ``public`` network, e.g.
+        ``("127.0.0.2", 200)`` to lease loopback addresses.
+    :param marketplace: seed the Marketplace with the default (synthetic) catalog.
+    """
+
+    def __init__(
+        self,
+        sites: Sequence[str] = ("lal",),
+        *,
+        users: dict[str, str] | None = None,
+        version: str = "3.8",
+        boot_step: float = 0.05,
+        latency: float = 0.0,
+        tls: bool = False,
+        port: int = 0,
+        public_network: tuple[str, int] | None = None,
+        marketplace: bool = True,
+    ) -> None:
+        if isinstance(sites, str):
+            sites = [s for s in sites.split(",") if s]
+        self.sites = list(sites)
+        self.users = dict(users) if users is not None else {DEFAULT_USER: DEFAULT_PASSWORD}
+        self._options: dict[str, Any] = {
+            "sites": self.sites,
+            "users": list(self.users.items()),
+            "version": version,
+            "boot_step": boot_step,
+            "latency": latency,
+            "tls": tls,
+            "port": port,
+            "public_network": public_network,
+            "marketplace": marketplace,
+        }
+        self._server: Any = None
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self.config_file: str | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> LocalCloud:
+        """Starts serving; returns self."""
+        if self._server is not None:
+            return self
+        self._server = _stratuslab.LocalCloudServer(**self._options)
+        self._tmp = tempfile.TemporaryDirectory(prefix="stratuslab-localcloud-")
+        path = Path(self._tmp.name) / "stratuslab-user.cfg"
+        path.write_text(self.config_text, encoding="utf-8")
+        os.chmod(path, 0o600)
+        self.config_file = str(path)
+        return self
+
+    def stop(self) -> None:
+        """Stops serving and frees the port. State is lost."""
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+        self.config_file = None
+
+    def __enter__(self) -> LocalCloud:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        state = f"port {self.port}" if self._server is not None else "stopped"
+        return f"<LocalCloud sites={self.sites!r} {state}>"
+
+    @property
+    def server(self) -> Any:
+        if self._server is None:
+            raise RuntimeError("the local cloud is not running (use start() or a with block)")
+        return self._server
+
+    # ------------------------------------------------------------------ facts
+
+    @property
+    def port(self) -> int:
+        return int(self.server.port())
+
+    @property
+    def base_url(self) -> str:
+        return str(self.server.base_url())
+
+    @property
+    def config_text(self) -> str:
+        """A ``stratuslab-user.cfg`` with one section per site and the first user's credentials."""
+        return str(self.server.config_text())
+
+    @property
+    def ca_file(self) -> str | None:
+        """PEM file of the generated CA (TLS only)."""
+        ca = self.server.ca_file()
+        return None if ca is None else str(ca)
+
+    def endpoints(self, site: str) -> dict[str, str]:
+        """``compute``, ``rpc2``, ``pdisk`` and ``marketplace`` URLs of a site."""
+        return dict(self.server.endpoints(site))
+
+    def issue_client_cert(self, user: str) -> tuple[str, str]:
+        """A client certificate and key (PEM paths) signed by the generated CA (TLS only)."""
+        cert, key = self.server.issue_client_cert(user)
+        return str(cert), str(key)
+
+    # ------------------------------------------------------------------ state
+
+    def seed(
+        self,
+        site: str | None = None,
+        *,
+        vms: int = 0,
+        volumes: int = 0,
+        images: int = 0,
+        owner: str | None = None,
+    ) -> None:
+        """Adds ``vms`` running VMs and ``volumes`` disks at a site (default: the first) owned by
+        ``owner`` (default: the first user), and ``images`` synthetic Marketplace entries."""
+        site = site or self.sites[0]
+        owner = owner or next(iter(self.users))
+        if vms:
+            self.server.seed_vms(site, vms, owner)
+        if volumes:
+            self.server.seed_volumes(site, volumes, owner)
+        if images:
+            self.server.seed_images(images)
+
+    def load_marketplace_file(self, path: str | os.PathLike[str]) -> str:
+        """Loads a real Marketplace entry (RDF/XML); returns its identifier."""
+        return str(self.server.load_marketplace_document(Path(path).read_text(encoding="utf-8")))
+
+    def set_clock(self, unix_time: float | None) -> None:
+        """Fixes the Marketplace's notion of now (``None`` = the real clock)."""
+        self.server.set_clock(None if unix_time is None else int(unix_time))
+
+    def vm_ids(self, site: str) -> list[int]:
+        return list(self.server.vm_ids(site))
+
+    def vm_state(self, site: str, vm_id: int) -> tuple[int, int] | None:
+        state = self.server.vm_state(site, vm_id)
+        return None if state is None else (int(state[0]), int(state[1]))
+
+    def vm_template(self, site: str, vm_id: int) -> str | None:
+        """The template text the VM was allocated with, as received."""
+        t = self.server.vm_template(site, vm_id)
+        return None if t is None else str(t)
+
+    def disks(self, site: str) -> list[dict[str, Any]]:
+        """Every pdisk disk of a site with its mounts."""
+        return list(self.server.disks(site))
+
+    # ------------------------------------------------------------------ faults
+
+    def inject_fault(
+        self,
+        kind: str,
+        *,
+        site: str | None = None,
+        service: str = "any",
+        op: str | None = None,
+        status: int | None = None,
+        seconds: float | None = None,
+        code: int | None = None,
+        message: str | None = None,
+        size: int | None = None,
+        times: int | None = None,
+    ) -> None:
+        """Makes matching requests fail.
+
+        ``kind``: ``status`` (HTTP ``status``), ``malformed``, ``truncated``, ``drop``,
+        ``reset``, ``slow`` (``seconds``), ``one_error`` (``code``, ``message``), ``fault``
+        (XML-RPC ``code``, ``message``), ``content_type``, ``huge`` (``size`` bytes).
+        ``service``: ``compute``, ``pdisk``, ``marketplace`` or ``any``; ``op``: an XML-RPC
+        method name or a REST ``"GET /disks"``-style operation; ``times``: how many requests.
+        """
+        self.server.inject_fault(
+            kind, site, service, op, status, seconds, code, message, size, times
+        )
+
+    def clear_faults(self) -> None:
+        self.server.clear_faults()
+
+    def request_count(self, site: str | None, service: str, op: str | None = None) -> int:
+        """Requests received so far for (site, service, op)."""
+        return int(self.server.request_count(site, service, op))
+
+
+def _print_endpoints(cloud: LocalCloud, out: Any) -> None:
+    print(f"StratusLab local cloud on {cloud.base_url}", file=out)
+    for site in cloud.sites:
+        for name, url in cloud.endpoints(site).items():
+            print(f"  {site:<12} {name:<12} {url}", file=out)
+    user, password = next(iter(cloud.users.items()))
+    print(f"  user {user!r}, password {password!r}", file=out)
+    if cloud.ca_file:
+        print(f"  CA certificate: {cloud.ca_file}", file=out)
+
+
+def main(argv: Iterable[str] | None = None) -> int:
+    """``python -m stratuslab_libcloud.localcloud``: serve until Ctrl-C."""
+    parser = argparse.ArgumentParser(
+        prog="python -m stratuslab_libcloud.localcloud",
+        description="Run a local StratusLab cloud (compute, pdisk, Marketplace) on 127.0.0.1.",
+    )
+    parser.add_argument("--port", type=int, default=0, help="TCP port (default: ephemeral)")
+    parser.add_argument("--sites", default="lal", help="comma-separated site names")
+    parser.add_argument("--version", default="3.8", choices=["3.2", "3.8", "4.x", "5.x"])
+    parser.add_argument("--boot-step", type=float, default=0.5, help="seconds per boot step")
+    parser.add_argument("--tls", action="store_true", help="serve HTTPS with a generated CA")
+    parser.add_argument("--write-config", metavar="PATH", help="write a stratuslab-user.cfg")
+    parser.add_argument("--seed-vms", type=int, default=0, metavar="N")
+    args = parser.parse_args(list(argv) if argv is not None else None)
+    sites = [s.strip() for s in args.sites.split(",") if s.strip()]
+    cloud = LocalCloud(
+        sites, version=args.version, boot_step=args.boot_step, tls=args.tls, port=args.port
+    )
+    with cloud:
+        if args.seed_vms:
+            for site in sites:
+                cloud.seed(site, vms=args.seed_vms)
+        if args.write_config:
+            Path(args.write_config).write_text(cloud.config_text, encoding="utf-8")
+            os.chmod(args.write_config, 0o600)
+            print(f"configuration written to {args.write_config}")
+        _print_endpoints(cloud, sys.stdout)
+        print("serving; press Ctrl-C to stop", flush=True)
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            print("stopping", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1002 @@
+//! The driver core: every site's clients, and the operations of the libcloud driver as plain
+//! records. Work across sites runs concurrently. No pyo3 here (`src/python/` wraps this).
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use futures_util::future::join_all;
+
+use crate::config::{InstanceType, Settings, SiteSettings};
+use crate::error::{Context, Error, Result};
+use crate::http::{HttpClient, HttpOptions, TlsOptions};
+use crate::marketplace::{self, ImageEntry, ListQuery, MarketplaceClient, StatusFilter};
+use crate::one::client::{OneClient, OneError, Version, POOL_MINE, POOL_STATE_NOT_DONE};
+use crate::one::endpoint::Auth;
+use crate::one::states;
+use crate::one::template::{self, NicSpec, RootDisk, VmSpec};
+use crate::one::vm::{parse_pool, parse_vm, VmRecord};
+use crate::pdisk::{self, PdiskClient, Visibility};
+
+/// Options that apply to every site.
+#[derive(Debug, Clone, Default)]
+pub struct DriverOptions {
+    /// Request timeout; `None` = the site's `endpoint_timeout`, else 60 s.
+    pub timeout: Option<Duration>,
+    pub tls: TlsOptions,
+    pub retry: crate::http::RetryPolicy,
+}
+
+/// One site: its settings and clients.
+#[derive(Debug)]
+pub struct Site {
+    pub name: String,
+    pub display_name: String,
+    pub country: String,
+    pub settings: SiteSettings,
+    pub one: OneClient,
+    pub pdisk: PdiskClient,
+    pub marketplace: MarketplaceClient,
+}
+
+/// A node as the driver reports it.
+#[derive(Debug, Clone)]
+pub struct NodeRecord {
+    pub site: String,
+    pub vm: VmRecord,
+    pub state: &'static str,
+    pub public_ips: Vec<String>,
+    pub private_ips: Vec<String>,
+    /// (name, cpu, ram MiB, swap MiB)
+    pub size: Option<(String, u32, u64, u64)>,
+    pub image_id: Option<String>,
+    /// Attached pdisk volumes: uuid → device.
+    pub volumes: BTreeMap<String, String>,
+}
+
+/// A volume as the driver reports it.
+#[derive(Debug, Clone)]
+pub struct VolumeRecord {
+    pub site: String,
+    pub disk: pdisk::DiskSummary,
+}
+
+/// What a `create_node` needs besides the site.
+#[derive(Debug, Clone, Default)]
+pub struct CreateNode {
+    pub name: String,
+    pub size_name: String,
+    pub cpu: u32,
+    pub ram_mib: u64,
+    pub swap_mib: u64,
+    pub image: String,
+    pub public_key: Option<String>,
+    pub public_key_file: Option<String>,
+    pub network: Option<String>,
+    pub context: Vec<(String, String)>,
+    pub disks_bus: Option<String>,
+    pub volatile_disk_gib: Option<u32>,
+}
+
+/// Node actions of the libcloud API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeAction {
+    Destroy,
+    Reboot,
+    Stop,
+    Start,
+}
+
+impl NodeAction {
+    pub fn parse(name: &str) -> Result<NodeAction> {
+        Ok(match name {
+            "destroy" => NodeAction::Destroy,
+            "reboot" => NodeAction::Reboot,
+            "stop" => NodeAction::Stop,
+            "start" => NodeAction::Start,
+            other => return Err(Error::invalid(format!("unknown node action '{other}'"))),
+        })
+    }
+    fn label(self) -> &'static str {
+        match self {
+            NodeAction::Destroy => "destroy_node",
+            NodeAction::Reboot => "reboot_node",
+            NodeAction::Stop => "stop_node",
+            NodeAction::Start => "start_node",
+        }
+    }
+}
+
+/// The OpenNebula action name for a libcloud action, given the site's version and, for `start`,
+/// the VM's current STATE. `None` = not possible on that version.
+pub fn action_name(action: NodeAction, version: Version, state: i32) -> Option<&'static str> {
+    let v38 = (version.major, version.minor) >= (3, 8);
+    match (action, version.major) {
+        (NodeAction::Destroy, 0..=3) => Some("finalize"),
+        (NodeAction::Destroy, 4) => Some("delete"),
+        (NodeAction::Destroy, _) => Some("terminate-hard"),
+        (NodeAction::Reboot, _) if v38 => Some("reboot"),
+        (NodeAction::Reboot, _) => None,
+        (NodeAction::Stop, _) if v38 => Some("poweroff"),
+        (NodeAction::Stop, _) => Some("stop"),
+        // POWEROFF (8): 3.8 wants `restart`, 4.x and later `resume`.
+        (NodeAction::Start, 3) if state == 8 => Some("restart"),
+        (NodeAction::Start, _) => Some("resume"),
+    }
+}
+
+/// The driver core.
+#[derive(Debug)]
+pub struct Driver {
+    sites: Vec<Site>,
+    default_site: String,
+    instance_types: Vec<InstanceType>,
+}
+
+fn site_auth(s: &SiteSettings) -> Result<Auth> {
+    if let (Some(u), Some(p)) = (s.get("username"), s.get("password")) {
+        return Ok(Auth::Password {
+            username: u.to_owned(),
+            password: p.to_owned(),
+        });
+    }
+    let home = std::env::var("HOME").unwrap_or_default();
+    let cert = s
+        .get("pem_certificate")
+        .map(str::to_owned)
+        .unwrap_or_else(|| format!("{home}/.globus/usercert.pem"));
+    let key = s
+        .get("pem_key")
+        .map(str::to_owned)
+        .unwrap_or_else(|| format!("{home}/.globus/userkey.pem"));
+    if std::path::Path::new(&cert).is_file() && std::path::Path::new(&key).is_file() {
+        return Ok(Auth::Certificate { cert, key });
+    }
+    let missing = match (s.get("username"), s.get("password")) {
+        (None, _) => "username",
+        (Some(_), None) => "password",
+        _ => "credentials",
+    };
+    Err(Error::Config(crate::config::ConfigError::BadValue {
+        location: "settings".to_owned(),
+        site: s.name.clone(),
+        key: missing.to_owned(),
+        reason: format!(
+            "missing credentials: no {missing}, and no readable PEM certificate/key ({cert}, {key})"
+        ),
+    }))
+}
+
+fn ctx(site: &str, endpoint: &str, operation: &str) -> Context {
+    Context::new(site, endpoint, operation)
+}
+
+impl Driver {
+    /// Builds every site's clients (no I/O).
+    pub fn new(settings: Settings, options: &DriverOptions) -> Result<Driver> {
+        let mut sites = Vec::with_capacity(settings.sites.len());
+        for s in settings.sites {
+            let auth = site_auth(&s)?;
+            let timeout = match options.timeout {
+                Some(t) => t,
+                None => match s.endpoint_timeout()? {
+                    Some(secs) => Duration::from_secs_f64(secs),
+                    None => crate::http::DEFAULT_TIMEOUT,
+                },
+            };
+            let mut tls = options.tls.clone();
+            if let Auth::Certificate { cert, key } = &auth {
+                tls.client_cert = Some(PathBuf::from(cert));
+                tls.client_key = Some(PathBuf::from(key));
+            }
+            let http = HttpClient::new(HttpOptions {
+                timeout,
+                tls,
+                retry: options.retry.clone(),
+                ..HttpOptions::default()
+            })
+            .map_err(|e| Error::remote(ctx(&s.name, "(TLS setup)", "configure"), e))?;
+            let endpoint = s.get("endpoint").ok_or_else(|| {
+                Error::Config(crate::config::ConfigError::BadValue {
+                    location: "settings".to_owned(),
+                    site: s.name.clone(),
+                    key: "endpoint".to_owned(),
+                    reason: "missing endpoint".to_owned(),
+                })
+            })?;
+            let one = OneClient::new(&s.name, endpoint, auth.clone(), http.clone())
+                .map_err(|e| Error::remote(ctx(&s.name, endpoint, "configure"), e))?;
+            let cert_mode = matches!(auth, Auth::Certificate { .. });
+            let pdisk_url = pdisk::pdisk_base_url(s.get("pdisk_endpoint"), endpoint, cert_mode)
+                .map_err(|e| Error::remote(ctx(&s.name, endpoint, "configure pdisk"), e))?;
+            let pdisk_credentials = match &auth {
+                Auth::Password { username, password } => Some((
+                    s.get("pdisk_username").unwrap_or(username).to_owned(),
+                    s.get("pdisk_password").unwrap_or(password).to_owned(),
+                )),
+                Auth::Certificate { .. } => None,
+            };
+            let pdisk = PdiskClient::new(pdisk_url, pdisk_credentials, http.clone(), s.name.clone());
+            let mp_endpoint = s
+                .get("marketplace_endpoint")
+                .unwrap_or("https://marketplace.stratuslab.eu");
+            let marketplace = MarketplaceClient::new(mp_endpoint, http.clone(), &s.name)
+                .map_err(|e| Error::remote(ctx(&s.name, mp_endpoint, "configure"), e))?;
+            sites.push(Site {
+                name: s.name.clone(),
+                display_name: s.display_name(),
+                country: s.country(),
+                settings: s,
+                one,
+                pdisk,
+                marketplace,
+            });
+        }
+        Ok(Driver {
+            sites,
+            default_site: settings.default_site,
+            instance_types: settings.instance_types,
+        })
+    }
+
+    pub fn sites(&self) -> &[Site] {
+        &self.sites
+    }
+
+    pub fn default_site(&self) -> &str {
+        &self.default_site
+    }
+
+    pub fn instance_types(&self) -> &[InstanceType] {
+        &self.instance_types
+    }
+
+    /// The site with this name, or an error listing the known ones.
+    pub fn site(&self, name: &str) -> Result<&Site> {
+        self.sites.iter().find(|s| s.name == name).ok_or_else(|| {
+            let known: Vec<&str> = self.sites.iter().map(|s| s.name.as_str()).collect();
+            Error::invalid(format!(
+                "unknown location '{name}' (known sites: {})",
+                known.join(", ")
+            ))
+        })
+    }
+
+    fn selected(&self, site: Option<&str>) -> Result<Vec<&Site>> {
+        match site {
+            Some(name) => Ok(vec![self.site(name)?]),
+            None => Ok(self.sites.iter().collect()),
+        }
+    }
+
+    fn size_of(&self, vm: &VmRecord) -> Option<(String, u32, u64, u64)> {
+        let cpu = vm
+            .template
+            .vcpu
+            .or_else(|| vm.template.cpu.map(|c| c.ceil() as u32))?;
+        let ram = vm.template.memory_mib?;
+        let swap = vm
+            .template
+            .disks
+            .iter()
+            .find(|d| d.disk_type.as_deref().map(str::to_ascii_lowercase).as_deref() == Some("swap"))
+            .and_then(|d| d.size_mib)
+            .unwrap_or(0);
+        let name = self
+            .instance_types
+            .iter()
+            .find(|t| t.cpu == cpu && t.ram_mib == ram && t.swap_mib == swap)
+            .or_else(|| {
+                self.instance_types
+                    .iter()
+                    .find(|t| t.cpu == cpu && t.ram_mib == ram)
+            })
+            .map(|t| t.name.clone())
+            .unwrap_or_else(|| format!("custom-{cpu}cpu-{ram}mib"));
+        Some((name, cpu, ram, swap))
+    }
+
+    fn node_record(&self, site: &str, vm: VmRecord) -> NodeRecord {
+        let mut public_ips = Vec::new();
+        let mut private_ips = Vec::new();
+        for nic in &vm.template.nics {
+            let Some(ip) = nic.ip.clone() else { continue };
+            let network = nic.network.as_deref().unwrap_or("").to_ascii_lowercase();
+            let private = network == "local" || network.contains("priv");
+            if private {
+                private_ips.push(ip);
+            } else {
+                public_ips.push(ip);
+            }
+        }
+        let root = vm
+            .template
+            .disks
+            .iter()
+            .find(|d| d.disk_id == Some(0))
+            .or_else(|| vm.template.disks.first());
+        let image_id = root.and_then(|d| d.source.as_deref()).map(image_id_of_source);
+        let mut volumes = BTreeMap::new();
+        for d in &vm.template.disks {
+            if let (Some(src), Some(target)) = (d.source.as_deref(), d.target.as_deref()) {
+                if src.starts_with("pdisk:") {
+                    let uuid = src.rsplit(['/', ':']).next().unwrap_or(src);
+                    if Some(d) != root {
+                        volumes.insert(uuid.to_owned(), target.to_owned());
+                    }
+                }
+            }
+        }
+        NodeRecord {
+            site: site.to_owned(),
+            state: states::node_state(vm.state, vm.lcm_state),
+            size: self.size_of(&vm),
+            public_ips,
+            private_ips,
+            image_id,
+            volumes,
+            vm,
+        }
+    }
+
+    /// `list_nodes`: every selected site concurrently; one result per site, in site order.
+    pub async fn list_nodes(
+        &self,
+        site: Option<&str>,
+    ) -> Result<Vec<(String, Result<Vec<NodeRecord>>)>> {
+        let sites = self.selected(site)?;
+        let results = join_all(sites.iter().map(|s| self.list_site_nodes(s))).await;
+        Ok(sites
+            .iter()
+            .map(|s| s.name.clone())
+            .zip(results)
+            .collect())
+    }
+
+    async fn list_site_nodes(&self, site: &Site) -> Result<Vec<NodeRecord>> {
+        let context = || ctx(&site.name, site.one.url(), "list_nodes (one.vmpool.info)");
+        let (pool, mounts) = tokio::join!(
+            site.one.vm_pool(POOL_MINE, POOL_STATE_NOT_DONE),
+            self.site_mounts(site)
+        );
+        let xml = pool.map_err(|e| Error::remote(context(), e))?;
+        let vms = parse_pool(xml.as_bytes()).map_err(|e| Error::remote(context(), e))?;
+        let mut records: Vec<NodeRecord> = vms
+            .into_iter()
+            .map(|vm| self.node_record(&site.name, vm))
+            .collect();
+        for r in &mut records {
+            for (uuid, vm_id, device) in &mounts {
+                if *vm_id == r.vm.id {
+                    r.volumes.insert(uuid.clone(), device.clone());
+                }
+            }
+        }
+        Ok(records)
+    }
+
+    /// (uuid, vm id, device) of the caller's mounted disks; failures only logged (the node list
+    /// does not depend on pdisk).
+    async fn site_mounts(&self, site: &Site) -> Vec<(String, i64, String)> {
+        let disks = match site.pdisk.list().await {
+            Ok(d) => d,
+            Err(e) => {
+                log::debug!(target: "stratuslab_libcloud", "site '{}': pdisk listing for node volumes failed: {e}", site.name);
+                return Vec::new();
+            }
+        };
+        let mounted: Vec<_> = disks.into_iter().filter(|d| d.count > 0).collect();
+        let all = join_all(mounted.iter().map(|d| site.pdisk.mounts(&d.uuid))).await;
+        let mut out = Vec::new();
+        for (d, m) in mounted.iter().zip(all) {
+            match m {
+                Ok(ms) => out.extend(ms.into_iter().map(|m| (d.uuid.clone(), m.vm_id, m.device))),
+                Err(e) => log::debug!(target: "stratuslab_libcloud", "site '{}': mounts of {}: {e}", site.name, d.uuid),
+            }
+        }
+        out
+    }
+
+    async fn vm(&self, site: &Site, vm_id: i64, operation: &str) -> Result<VmRecord> {
+        let context = || ctx(&site.name, site.one.url(), operation);
+        let xml = site
+            .one
+            .vm_info(vm_id)
+            .await
+            .map_err(|e| Error::remote(context(), e))?;
+        parse_vm(xml.as_bytes()).map_err(|e| Error::remote(context(), e))
+    }
+
+    /// `ex_get_node`: one VM by site-local id.
+    pub async fn get_node(&self, site: &str, vm_id: i64) -> Result<NodeRecord> {
+        let s = self.site(site)?;
+        let vm = self.vm(s, vm_id, "ex_get_node (one.vm.info)").await?;
+        Ok(self.node_record(site, vm))
+    }
+
+    /// `destroy_node`, `reboot_node`, `stop_node`, `start_node`.
+    pub async fn node_action(&self, site: &str, vm_id: i64, action: NodeAction) -> Result<()> {
+        let s = self.site(site)?;
+        let context = |op: &str| ctx(&s.name, s.one.url(), op);
+        let version = s
+            .one
+            .version()
+            .await
+            .map_err(|e| Error::remote(context("one.system.version"), e))?;
+        let state = if action == NodeAction::Start {
+            self.vm(s, vm_id, "start_node (one.vm.info)").await?.state
+        } else {
+            -1
+        };
+        let name = action_name(action, version, state).ok_or_else(|| {
+            Error::unsupported(format!(
+                "site '{}': {} is not supported by OpenNebula {version} (its one.vm.action has no such action)",
+                s.name,
+                action.label()
+            ))
+        })?;
+        s.one
+            .action(name, vm_id)
+            .await
+            .map_err(|e| Error::remote(context(&format!("{} (one.vm.action {name})", action.label())), e))
+    }
+
+    /// `create_node`: renders the template, allocates exactly once, reads the leased IP.
+    pub async fn create_node(&self, site: &str, req: CreateNode) -> Result<NodeRecord> {
+        let s = self.site(site)?;
+        if req.name.trim().is_empty() {
+            return Err(Error::invalid("node name must not be empty"));
+        }
+        if req.cpu == 0 || req.ram_mib == 0 {
+            return Err(Error::invalid(format!(
+                "size '{}' has no CPU or RAM",
+                req.size_name
+            )));
+        }
+        let public_key = self.public_key(s, &req)?;
+        let network = req.network.clone().unwrap_or_else(|| "public".to_owned());
+        if !matches!(network.as_str(), "public" | "private" | "local") {
+            return Err(Error::invalid(format!(
+                "unknown network '{network}' (public, private or local)"
+            )));
+        }
+        let (source, driver, bus, inbound) = self.resolve_image(s, &req.image).await?;
+        let bus = req
+            .disks_bus
+            .clone()
+            .or(s.settings.get("vm_disks_bus").map(str::to_owned))
+            .or(bus)
+            .unwrap_or_else(|| "ide".to_owned());
+        let prefix = match bus.to_ascii_lowercase().as_str() {
+            "ide" => "hd",
+            "scsi" => "sd",
+            "virtio" => "vd",
+            other => return Err(Error::invalid(format!("Unknown disks bus type '{other}' (ide, scsi or virtio)"))),
+        };
+        let cloud_init = s
+            .settings
+            .get("default_context_method")
+            .map(|m| m.trim().eq_ignore_ascii_case("cloud-init"))
+            .unwrap_or(false);
+        let mut context = Vec::new();
+        if cloud_init {
+            use base64::Engine as _;
+            context.push(("CONTEXT_METHOD".to_owned(), "cloud-init".to_owned()));
+            context.push((
+                "CLOUD_INIT_AUTHORIZED_KEYS".to_owned(),
+                base64::engine::general_purpose::STANDARD.encode(public_key.as_bytes()),
+            ));
+        }
+        context.push(("public_key".to_owned(), public_key));
+        context.extend(req.context.iter().cloned());
+        let context_fn = |op: &str| ctx(&s.name, s.one.url(), op);
+        let version = s
+            .one
+            .version()
+            .await
+            .map_err(|e| Error::remote(context_fn("create_node (one.system.version)"), e))?;
+        let dialect = if (version.major, version.minor) >= (3, 8) {
+            template::Dialect::One38
+        } else {
+            template::Dialect::StratusLab
+        };
+        let spec = VmSpec {
+            name: req.name.clone(),
+            cpu: f64::from(req.cpu),
+            vcpu: req.cpu,
+            memory_mib: req.ram_mib,
+            root_disk: RootDisk {
+                source,
+                target_prefix: prefix.to_owned(),
+                driver,
+                save: false,
+            },
+            swap_mib: (req.swap_mib > 0).then_some(req.swap_mib),
+            extra_disks: req
+                .volatile_disk_gib
+                .map(|g| vec![template::ExtraDisk::Volatile { size_mib: u64::from(g) * 1024 }])
+                .unwrap_or_default(),
+            nics: vec![NicSpec {
+                network,
+                ip: None,
+                model: s.settings.get("vm_network_model").map(str::to_owned),
+            }],
+            context,
+            graphics: true,
+            requirements: s.settings.get("vm_requirements").map(str::to_owned),
+            inbound_ports: inbound,
+            raw_extra: Vec::new(),
+        };
+        let text = template::render_for(&spec, dialect).map_err(|e| Error::invalid(e.to_string()))?;
+        let context = |op: &str| ctx(&s.name, s.one.url(), op);
+        let vm_id = s
+            .one
+            .allocate(&text)
+            .await
+            .map_err(|e| Error::remote(context("create_node (one.vm.allocate)"), e))?;
+        match self.vm(s, vm_id, "create_node (one.vm.info)").await {
+            Ok(vm) => Ok(self.node_record(site, vm)),
+            Err(e) => {
+                // The VM exists: report it rather than lose its id.
+                log::warn!(target: "stratuslab_libcloud", "site '{}': VM {vm_id} was created but reading it back failed: {e}", s.name);
+                let vm = VmRecord {
+                    id: vm_id,
+                    name: req.name.clone(),
+                    state: 1,
+                    ..VmRecord::default()
+                };
+                Ok(self.node_record(site, vm))
+            }
+        }
+    }
+
+    fn public_key(&self, s: &Site, req: &CreateNode) -> Result<String> {
+        let text = if let Some(k) = &req.public_key {
+            k.clone()
+        } else {
+            let path = req
+                .public_key_file
+                .clone()
+                .or_else(|| s.settings.get("user_public_key_file").map(str::to_owned))
+                .unwrap_or_else(|| {
+                    format!("{}/.ssh/id_rsa.pub", std::env::var("HOME").unwrap_or_default())
+                });
+            let path = expand_home(&path);
+            std::fs::read_to_string(&path).map_err(|e| {
+                Error::invalid(format!(
+                    "no SSH public key: give auth=NodeAuthSSHKey(...) or a readable key file (cannot read {path}: {e})"
+                ))
+            })?
+        };
+        let key: String = text
+            .lines()
+            .filter(|l| !l.starts_with("Comment:"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let key = key.trim().to_owned();
+        if key.is_empty() {
+            return Err(Error::invalid("the SSH public key is empty"));
+        }
+        Ok(key)
+    }
+
+    /// Root-disk source, driver, disks bus and inbound ports for an image reference (spec §3.1).
+    async fn resolve_image(
+        &self,
+        s: &Site,
+        image: &str,
+    ) -> Result<(String, Option<String>, Option<String>, Vec<u16>)> {
+        let image = image.trim();
+        if marketplace::is_valid_identifier(image) {
+            let entry = self.image_entry(s, image, false, "create_node (Marketplace entry)").await?;
+            if entry.locations.is_empty() {
+                return Err(Error::invalid(format!(
+                    "Image location(s) are not set in manifest for the image with ID {image}"
+                )));
+            }
+            let source = format!("{}/metadata/{image}", s.marketplace.endpoint());
+            return Ok((
+                source,
+                Some(entry.format.clone().unwrap_or_default()),
+                entry.disks_bus.clone(),
+                entry.inbound_ports.clone(),
+            ));
+        }
+        if is_pdisk_uuid(image) {
+            let base = s
+                .settings
+                .get("pdisk_endpoint")
+                .unwrap_or_else(|| s.pdisk.base_url())
+                .trim_end_matches('/');
+            return Ok((format!("pdisk:{base}/{image}"), Some("raw".into()), None, Vec::new()));
+        }
+        if image.starts_with("http://") || image.starts_with("https://") {
+            return Ok((image.to_owned(), Some("raw".into()), None, Vec::new()));
+        }
+        Err(Error::invalid(format!(
+            "image '{image}' is neither a Marketplace identifier (27 characters of [A-Za-z0-9_-]), a pdisk UUID nor an http(s) URL"
+        )))
+    }
+
+    async fn image_entry(
+        &self,
+        s: &Site,
+        id: &str,
+        include_expired: bool,
+        operation: &str,
+    ) -> Result<ImageEntry> {
+        if !marketplace::is_valid_identifier(id) {
+            return Err(Error::invalid(format!(
+                "'{id}' is not a Marketplace image identifier (27 characters of [A-Za-z0-9_-])"
+            )));
+        }
+        let context = || ctx(&s.name, s.marketplace.endpoint(), operation);
+        let query = ListQuery {
+            status: if include_expired {
+                StatusFilter::All
+            } else {
+                StatusFilter::Valid
+            },
+            identifier: Some(id.to_owned()),
+            ..ListQuery::default()
+        };
+        let entries = s
+            .marketplace
+            .list(&query)
+            .await
+            .or_else(|e| match e {
+                marketplace::MarketplaceError::NotFound { .. } => Ok(Vec::new()),
+                marketplace::MarketplaceError::Http { status: 404, .. } => Ok(Vec::new()),
+                other => Err(other),
+            })
+            .map_err(|e| Error::remote(context(), e))?;
+        let now = now_unix();
+        let mut images = self.select_images(entries, include_expired, include_expired, now);
+        images.retain(|e| e.identifier == id);
+        images.into_iter().next().ok_or_else(|| {
+            Error::remote(
+                context(),
+                marketplace::MarketplaceError::NotFound {
+                    identifier: id.to_owned(),
+                },
+            )
+        })
+    }
+
+    /// Valid-checked, collapsed (newest per identifier) entries, in listing order.
+    fn select_images(
+        &self,
+        entries: Vec<std::result::Result<ImageEntry, marketplace::MarketplaceError>>,
+        include_expired: bool,
+        include_deprecated: bool,
+        now: i64,
+    ) -> Vec<ImageEntry> {
+        let mut by_id: BTreeMap<String, usize> = BTreeMap::new();
+        let mut out: Vec<ImageEntry> = Vec::new();
+        for entry in entries {
+            let entry = match entry {
+                Ok(e) => e,
+                Err(e) => {
+                    log::warn!(target: "stratuslab_libcloud", "skipping a Marketplace entry: {e}");
+                    continue;
+                }
+            };
+            if entry.identifier_mismatch {
+                log::warn!(target: "stratuslab_libcloud", "Marketplace entry {}: identifier does not match its SHA-1 checksum", entry.identifier);
+            }
+            let expired = entry
+                .valid_until
+                .as_deref()
+                .and_then(marketplace::parse_date)
+                .map(|t| t <= now)
+                .unwrap_or(false);
+            if expired && !include_expired {
+                continue;
+            }
+            if entry.deprecated.is_some() && !include_deprecated {
+                continue;
+            }
+            match by_id.get(&entry.identifier) {
+                Some(&i) => {
+                    if entry.created > out[i].created {
+                        out[i] = entry;
+                    }
+                }
+                None => {
+                    by_id.insert(entry.identifier.clone(), out.len());
+                    out.push(entry);
+                }
+            }
+        }
+        out
+    }
+
+    /// `list_images` of one site's Marketplace.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn list_images(
+        &self,
+        site: &str,
+        os: Option<&str>,
+        arch: Option<&str>,
+        endorser: Option<&str>,
+        include_expired: bool,
+        include_deprecated: bool,
+    ) -> Result<Vec<ImageEntry>> {
+        let s = self.site(site)?;
+        let query = ListQuery {
+            status: if include_expired || include_deprecated {
+                StatusFilter::All
+            } else {
+                StatusFilter::Valid
+            },
+            email: endorser.map(str::to_owned),
+            ..ListQuery::default()
+        };
+        let context = || ctx(&s.name, s.marketplace.endpoint(), "list_images");
+        let entries = match s.marketplace.list(&query).await {
+            Ok(e) => e,
+            Err(marketplace::MarketplaceError::NotFound { .. })
+            | Err(marketplace::MarketplaceError::Http { status: 404, .. }) => Vec::new(),
+            Err(e) => return Err(Error::remote(context(), e)),
+        };
+        let mut images = self.select_images(entries, include_expired, include_deprecated, now_unix());
+        let eq = |a: &Option<String>, b: Option<&str>| match b {
+            None => true,
+            Some(b) => a.as_deref().map(|a| a.eq_ignore_ascii_case(b)).unwrap_or(false),
+        };
+        images.retain(|e| {
+            eq(&e.os, os)
+                && eq(&e.arch, arch)
+                && match endorser {
+                    None => true,
+                    Some(m) => e
+                        .endorser
+                        .as_ref()
+                        .map(|x| x.email.eq_ignore_ascii_case(m))
+                        .unwrap_or(false),
+                }
+        });
+        Ok(images)
+    }
+
+    /// `get_image`.
+    pub async fn get_image(&self, site: &str, id: &str, include_expired: bool) -> Result<ImageEntry> {
+        let s = self.site(site)?;
+        self.image_entry(s, id, include_expired, "get_image").await
+    }
+
+    /// `list_volumes`: every selected site concurrently.
+    pub async fn list_volumes(
+        &self,
+        site: Option<&str>,
+    ) -> Result<Vec<(String, Result<Vec<VolumeRecord>>)>> {
+        let sites = self.selected(site)?;
+        let results = join_all(sites.iter().map(|s| async move {
+            s.pdisk
+                .list()
+                .await
+                .map(|disks| {
+                    disks
+                        .into_iter()
+                        .map(|disk| VolumeRecord {
+                            site: s.name.clone(),
+                            disk,
+                        })
+                        .collect()
+                })
+                .map_err(|e| Error::remote(ctx(&s.name, s.pdisk.base_url(), "list_volumes (GET /disks/)"), e))
+        }))
+        .await;
+        Ok(sites.iter().map(|s| s.name.clone()).zip(results).collect())
+    }
+
+    /// `create_volume`: checks before sending, then POST, then describes the new disk.
+    pub async fn create_volume(
+        &self,
+        site: &str,
+        size_gib: i64,
+        name: &str,
+        visibility: &str,
+    ) -> Result<VolumeRecord> {
+        let s = self.site(site)?;
+        if !(1..=1024).contains(&size_gib) {
+            return Err(Error::invalid(format!(
+                "volume size must be between 1 and 1024 GiB, not {size_gib}"
+            )));
+        }
+        let tag = name.trim();
+        if tag.is_empty() {
+            return Err(Error::invalid("volume name must not be empty"));
+        }
+        if tag.chars().count() > 40 {
+            return Err(Error::invalid(format!(
+                "volume name is {} characters long; pdisk tags are at most 40",
+                tag.chars().count()
+            )));
+        }
+        let vis = Visibility::parse(visibility).ok_or_else(|| {
+            Error::invalid(format!("visibility must be 'private' or 'public', not '{visibility}'"))
+        })?;
+        let context = |op: &str| ctx(&s.name, s.pdisk.base_url(), op);
+        let uuid = s
+            .pdisk
+            .create(size_gib as u32, tag, vis)
+            .await
+            .map_err(|e| Error::remote(context("create_volume (POST /disks/)"), e))?;
+        let disk = s
+            .pdisk
+            .describe(&uuid)
+            .await
+            .map_err(|e| Error::remote(context("create_volume (GET /disks/<uuid>)"), e))?;
+        Ok(VolumeRecord {
+            site: s.name.clone(),
+            disk: pdisk::DiskSummary {
+                uuid: disk.uuid,
+                tag: disk.tag,
+                count: disk.count,
+                owner: disk.owner,
+                identifier: disk.identifier,
+                size: disk.size,
+                quarantine: disk.quarantine,
+                disk_type: Some(disk.disk_type),
+                visibility: Some(disk.visibility),
+            },
+        })
+    }
+
+    /// `destroy_volume`.
+    pub async fn destroy_volume(&self, site: &str, uuid: &str) -> Result<()> {
+        let s = self.site(site)?;
+        s.pdisk
+            .delete(uuid)
+            .await
+            .map_err(|e| Error::remote(ctx(&s.name, s.pdisk.base_url(), "destroy_volume (DELETE /disks/<uuid>)"), e))
+    }
+
+    /// `attach_volume`: the node must be RUNNING; its host comes from a fresh `one.vm.info`.
+    pub async fn attach_volume(&self, site: &str, vm_id: i64, uuid: &str) -> Result<String> {
+        let s = self.site(site)?;
+        let vm = self.vm(s, vm_id, "attach_volume (one.vm.info)").await?;
+        if !(vm.state == 3 && vm.lcm_state == 3) {
+            return Err(Error::invalid(format!(
+                "VM {vm_id} at site '{}' is not in running state ({}), so the volume cannot be attached",
+                s.name,
+                states::summary_label(vm.state, vm.lcm_state)
+            )));
+        }
+        let host = vm.current_host().ok_or_else(|| {
+            Error::invalid(format!("VM {vm_id} at site '{}' has no host yet", s.name))
+        })?;
+        s.pdisk
+            .attach(uuid, host, vm_id)
+            .await
+            .map_err(|e| Error::remote(ctx(&s.name, s.pdisk.base_url(), "attach_volume (POST /disks/<uuid>/mounts/)"), e))
+    }
+
+    /// `detach_volume`: unmounts the disk from each of the caller's VMs it is mounted on.
+    pub async fn detach_volume(&self, site: &str, uuid: &str) -> Result<Vec<(i64, String)>> {
+        let s = self.site(site)?;
+        let context = |op: &str| ctx(&s.name, s.pdisk.base_url(), op);
+        let mounts = s
+            .pdisk
+            .mounts(uuid)
+            .await
+            .map_err(|e| Error::remote(context("detach_volume (GET /disks/<uuid>/mounts)"), e))?;
+        if mounts.is_empty() {
+            return Err(Error::invalid(format!(
+                "volume {uuid} at site '{}' is not attached to any node",
+                s.name
+            )));
+        }
+        let pool = s
+            .one
+            .vm_pool(POOL_MINE, POOL_STATE_NOT_DONE)
+            .await
+            .map_err(|e| Error::remote(ctx(&s.name, s.one.url(), "detach_volume (one.vmpool.info)"), e))?;
+        let mine: HashSet<i64> = parse_pool(pool.as_bytes())
+            .map_err(|e| Error::remote(ctx(&s.name, s.one.url(), "detach_volume (one.vmpool.info)"), e))?
+            .into_iter()
+            .map(|v| v.id)
+            .collect();
+        let mut detached = Vec::new();
+        for m in mounts.iter().filter(|m| mine.contains(&m.vm_id)) {
+            let target = s
+                .pdisk
+                .detach(uuid, m.vm_id)
+                .await
+                .map_err(|e| Error::remote(context("detach_volume (DELETE /disks/<uuid>/mounts/<id>)"), e))?;
+            detached.push((m.vm_id, target));
+        }
+        if detached.is_empty() {
+            return Err(Error::invalid(format!(
+                "volume {uuid} at site '{}' is mounted only on VMs that are not yours",
+                s.name
+            )));
+        }
+        Ok(detached)
+    }
+}
+
+fn expand_home(path: &str) -> String {
+    match path.strip_prefix("~/") {
+        Some(rest) => format!("{}/{rest}", std::env::var("HOME").unwrap_or_default()),
+        None => path.to_owned(),
+    }
+}
+
+fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn is_pdisk_uuid(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('-').collect();
+    parts.len() == 5
+        && [8, 4, 4, 4, 12]
+            .iter()
+            .zip(&parts)
+            .all(|(n, p)| p.len() == *n && p.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+}
+
+/// The image id in a root-disk source: the Marketplace identifier of `…/metadata/<id>`, the
+/// UUID of a `pdisk:` source, else the source itself.
+pub fn image_id_of_source(source: &str) -> String {
+    if let Some(i) = source.find("/metadata/") {
+        let rest = &source[i + "/metadata/".len()..];
+        let id = rest.split('/').next().unwrap_or(rest);
+        return id.to_owned();
+    }
+    if source.starts_with("pdisk:") {
+        return source.rsplit(['/', ':']).next().unwrap_or(source).to_owned();
+    }
+    source.to_owned()
+}
+
+impl From<OneError> for Error {
+    fn from(e: OneError) -> Self {
+        Error::remote(Context::default(), e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(s: &str) -> Version {
+        Version::parse(s).unwrap()
+    }
+
+    #[test]
+    fn action_names_per_version() {
+        use NodeAction::*;
+        assert_eq!(action_name(Destroy, v("3.2.1"), 3), Some("finalize"));
+        assert_eq!(action_name(Destroy, v("3.8.5"), 3), Some("finalize"));
+        assert_eq!(action_name(Destroy, v("4.14.2"), 3), Some("delete"));
+        assert_eq!(action_name(Destroy, v("5.12.0"), 3), Some("terminate-hard"));
+        assert_eq!(action_name(Reboot, v("3.2.1"), 3), None);
+        assert_eq!(action_name(Reboot, v("3.8.5"), 3), Some("reboot"));
+        assert_eq!(action_name(Stop, v("3.2.1"), 3), Some("stop"));
+        assert_eq!(action_name(Stop, v("3.8.5"), 3), Some("poweroff"));
+        assert_eq!(action_name(Start, v("3.8.5"), 8), Some("restart"));
+        assert_eq!(action_name(Start, v("3.8.5"), 4), Some("resume"));
+        assert_eq!(action_name(Start, v("5.12.0"), 8), Some("resume"));
+        assert_eq!(action_name(Start, v("3.2.1"), 4), Some("resume"));
+    }
+
+    #[test]
+    fn image_ids_from_sources() {
+        assert_eq!(
+            image_id_of_source("https://marketplace.stratuslab.eu/metadata/Pd1C0IktTPRXFPGlEHfxrF7gxOF"),
+            "Pd1C0IktTPRXFPGlEHfxrF7gxOF"
+        );
+        assert_eq!(
+            image_id_of_source("pdisk:154.48.152.10:8445/95b75092-17d2-459f-9fa0-cd1deaa721f1"),
+            "95b75092-17d2-459f-9fa0-cd1deaa721f1"
+        );
+        assert_eq!(image_id_of_source("dummy_path"), "dummy_path");
+        assert!(is_pdisk_uuid("95b75092-17d2-459f-9fa0-cd1deaa721f1"));
+        assert!(!is_pdisk_uuid("95B75092-17d2-459f-9fa0-cd1deaa721f1"));
+    }
+}

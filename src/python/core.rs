@@ -1,0 +1,312 @@
+//! `Core`: the driver core behind `StratusLabNodeDriver`. Shareable between threads (`frozen`,
+//! no interior Python state); every network call releases the GIL.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+
+use super::convert;
+use super::errors::{block, run, to_py};
+use crate::config::{self, Overrides};
+use crate::driver::{CreateNode, Driver, DriverOptions, NodeAction};
+use crate::http::{RetryPolicy, TlsOptions};
+
+/// Configuration text as given by Python: `str` or `bytes`.
+#[derive(FromPyObject)]
+pub enum ConfigInput {
+    Text(String),
+    Bytes(Vec<u8>),
+}
+
+#[pyclass(frozen, module = "stratuslab_libcloud._stratuslab")]
+pub struct Core {
+    driver: Arc<Driver>,
+}
+
+type Failures<'py> = Vec<(String, Bound<'py, PyAny>)>;
+
+#[pymethods]
+impl Core {
+    #[new]
+    #[pyo3(signature = (*, config, origin, env, args, default_site, timeout, verify, ca_file, retry_attempts, retry_delay, backoff))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        config: Option<ConfigInput>,
+        origin: Option<String>,
+        env: BTreeMap<String, String>,
+        args: BTreeMap<String, String>,
+        default_site: Option<String>,
+        timeout: Option<f64>,
+        verify: bool,
+        ca_file: Option<String>,
+        retry_attempts: u32,
+        retry_delay: f64,
+        backoff: f64,
+    ) -> PyResult<Self> {
+        if let Some(t) = timeout {
+            if !(t.is_finite() && t > 0.0) {
+                return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                    "timeout must be a positive number of seconds, not {t}"
+                )));
+            }
+        }
+        if !(retry_delay.is_finite() && retry_delay >= 0.0 && backoff.is_finite() && backoff >= 1.0)
+        {
+            return Err(pyo3::exceptions::PyValueError::new_err(
+                "retry_delay must be ≥ 0 and backoff ≥ 1",
+            ));
+        }
+        run(py, move || {
+            let overrides = Overrides {
+                default_site,
+                env: config::env_overrides(env),
+                args,
+            };
+            let origin = origin.unwrap_or_else(|| "<configuration>".to_owned());
+            let settings = match config {
+                Some(ConfigInput::Text(t)) => {
+                    config::resolve(&config::parse_str(&t, &origin)?, &overrides)?
+                }
+                Some(ConfigInput::Bytes(b)) => {
+                    config::resolve(&config::parse_bytes(&b, &origin)?, &overrides)?
+                }
+                None => config::resolve_without_file(&overrides)?,
+            };
+            let options = DriverOptions {
+                timeout: timeout.map(Duration::from_secs_f64),
+                tls: TlsOptions {
+                    insecure: !verify,
+                    ca_file: ca_file.map(Into::into),
+                    client_cert: None,
+                    client_key: None,
+                },
+                retry: RetryPolicy {
+                    attempts: retry_attempts.max(1),
+                    delay: Duration::from_secs_f64(retry_delay),
+                    backoff,
+                },
+            };
+            Ok(Core {
+                driver: Arc::new(Driver::new(settings, &options)?),
+            })
+        })
+    }
+
+    fn site_names(&self) -> Vec<String> {
+        self.driver.sites().iter().map(|s| s.name.clone()).collect()
+    }
+
+    fn default_site(&self) -> String {
+        self.driver.default_site().to_owned()
+    }
+
+    /// `[(id, name, country, extra)]`
+    fn locations<'py>(
+        &self,
+        py: Python<'py>,
+    ) -> PyResult<Vec<(String, String, String, Bound<'py, PyDict>)>> {
+        self.driver
+            .sites()
+            .iter()
+            .map(|s| {
+                let extra = PyDict::new(py);
+                extra.set_item("compute_endpoint", s.one.url())?;
+                extra.set_item("pdisk_endpoint", s.pdisk.base_url())?;
+                extra.set_item("marketplace_endpoint", s.marketplace.endpoint())?;
+                Ok((s.name.clone(), s.display_name.clone(), s.country.clone(), extra))
+            })
+            .collect()
+    }
+
+    /// `[(name, cpu, ram_mib, swap_mib)]`
+    fn sizes(&self) -> Vec<(String, u32, u64, u64)> {
+        self.driver
+            .instance_types()
+            .iter()
+            .map(|t| (t.name.clone(), t.cpu, t.ram_mib, t.swap_mib))
+            .collect()
+    }
+
+    #[pyo3(signature = (site, strict))]
+    fn list_nodes<'py>(
+        &self,
+        py: Python<'py>,
+        site: Option<String>,
+        strict: bool,
+    ) -> PyResult<(Bound<'py, PyList>, Failures<'py>)> {
+        let driver = Arc::clone(&self.driver);
+        let results = block(py, async move { driver.list_nodes(site.as_deref()).await })?;
+        let nodes = PyList::empty(py);
+        let mut failures = Vec::new();
+        for (site, result) in results {
+            match result {
+                Ok(records) => {
+                    for r in records {
+                        nodes.append(convert::node(py, r)?)?;
+                    }
+                }
+                Err(e) if strict => return Err(to_py(py, &e)),
+                Err(e) => failures.push((site, to_py(py, &e).into_value(py).into_bound(py).into_any())),
+            }
+        }
+        Ok((nodes, failures))
+    }
+
+    fn get_node<'py>(
+        &self,
+        py: Python<'py>,
+        site: String,
+        vm_id: i64,
+    ) -> PyResult<convert::NodeTuple<'py>> {
+        let driver = Arc::clone(&self.driver);
+        let r = block(py, async move { driver.get_node(&site, vm_id).await })?;
+        convert::node(py, r)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (site, name, size_name, cpu, ram_mib, swap_mib, image, public_key, public_key_file, network, context, disks_bus, volatile_disk_gib))]
+    fn create_node<'py>(
+        &self,
+        py: Python<'py>,
+        site: String,
+        name: String,
+        size_name: String,
+        cpu: u32,
+        ram_mib: u64,
+        swap_mib: u64,
+        image: String,
+        public_key: Option<String>,
+        public_key_file: Option<String>,
+        network: Option<String>,
+        context: Vec<(String, String)>,
+        disks_bus: Option<String>,
+        volatile_disk_gib: Option<u32>,
+    ) -> PyResult<convert::NodeTuple<'py>> {
+        let driver = Arc::clone(&self.driver);
+        let req = CreateNode {
+            name,
+            size_name,
+            cpu,
+            ram_mib,
+            swap_mib,
+            image,
+            public_key,
+            public_key_file,
+            network,
+            context,
+            disks_bus,
+            volatile_disk_gib,
+        };
+        let r = block(py, async move { driver.create_node(&site, req).await })?;
+        convert::node(py, r)
+    }
+
+    fn node_action(&self, py: Python<'_>, site: String, vm_id: i64, action: String) -> PyResult<()> {
+        let driver = Arc::clone(&self.driver);
+        block(py, async move {
+            let action = NodeAction::parse(&action)?;
+            driver.node_action(&site, vm_id, action).await
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (site, os, arch, endorser, include_expired, include_deprecated))]
+    fn list_images<'py>(
+        &self,
+        py: Python<'py>,
+        site: String,
+        os: Option<String>,
+        arch: Option<String>,
+        endorser: Option<String>,
+        include_expired: bool,
+        include_deprecated: bool,
+    ) -> PyResult<Vec<(String, String, Bound<'py, PyDict>)>> {
+        let driver = Arc::clone(&self.driver);
+        let entries = block(py, async move {
+            driver
+                .list_images(
+                    &site,
+                    os.as_deref(),
+                    arch.as_deref(),
+                    endorser.as_deref(),
+                    include_expired,
+                    include_deprecated,
+                )
+                .await
+        })?;
+        entries.into_iter().map(|e| convert::image(py, e)).collect()
+    }
+
+    fn get_image<'py>(
+        &self,
+        py: Python<'py>,
+        site: String,
+        image_id: String,
+        include_expired: bool,
+    ) -> PyResult<(String, String, Bound<'py, PyDict>)> {
+        let driver = Arc::clone(&self.driver);
+        let e = block(py, async move {
+            driver.get_image(&site, &image_id, include_expired).await
+        })?;
+        convert::image(py, e)
+    }
+
+    #[pyo3(signature = (site, strict))]
+    fn list_volumes<'py>(
+        &self,
+        py: Python<'py>,
+        site: Option<String>,
+        strict: bool,
+    ) -> PyResult<(Bound<'py, PyList>, Failures<'py>)> {
+        let driver = Arc::clone(&self.driver);
+        let results = block(py, async move { driver.list_volumes(site.as_deref()).await })?;
+        let volumes = PyList::empty(py);
+        let mut failures = Vec::new();
+        for (site, result) in results {
+            match result {
+                Ok(records) => {
+                    for r in records {
+                        volumes.append(convert::volume(py, r)?)?;
+                    }
+                }
+                Err(e) if strict => return Err(to_py(py, &e)),
+                Err(e) => failures.push((site, to_py(py, &e).into_value(py).into_bound(py).into_any())),
+            }
+        }
+        Ok((volumes, failures))
+    }
+
+    fn create_volume<'py>(
+        &self,
+        py: Python<'py>,
+        site: String,
+        size: i64,
+        name: String,
+        visibility: String,
+    ) -> PyResult<(String, String, u64, &'static str, Bound<'py, PyDict>)> {
+        let driver = Arc::clone(&self.driver);
+        let v = block(py, async move {
+            driver.create_volume(&site, size, &name, &visibility).await
+        })?;
+        convert::volume(py, v)
+    }
+
+    fn destroy_volume(&self, py: Python<'_>, site: String, uuid: String) -> PyResult<()> {
+        let driver = Arc::clone(&self.driver);
+        block(py, async move { driver.destroy_volume(&site, &uuid).await })
+    }
+
+    fn attach_volume(&self, py: Python<'_>, site: String, vm_id: i64, uuid: String) -> PyResult<String> {
+        let driver = Arc::clone(&self.driver);
+        block(py, async move { driver.attach_volume(&site, vm_id, &uuid).await })
+    }
+
+    fn detach_volume(&self, py: Python<'_>, site: String, uuid: String) -> PyResult<Vec<(i64, String)>> {
+        let driver = Arc::clone(&self.driver);
+        block(py, async move { driver.detach_volume(&site, &uuid).await })
+    }
+}

@@ -1,0 +1,90 @@
+//! The single place where Rust errors become Python exceptions (classes of
+//! `stratuslab_libcloud.errors`, which subclass libcloud's), and where panics are caught.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use crate::error::{Classify, Error, Kind};
+
+/// Runs `f` with the GIL released, catching panics, and maps its error to Python.
+pub fn run<T, F>(py: Python<'_>, f: F) -> PyResult<T>
+where
+    F: FnOnce() -> Result<T, Error> + Send,
+    T: Send,
+{
+    let outcome = py.detach(move || catch_unwind(AssertUnwindSafe(f)));
+    match outcome {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(to_py(py, &e)),
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".to_owned());
+            Err(to_py(py, &Error::internal(format!("a bug in the Rust core: {what}"))))
+        }
+    }
+}
+
+/// Blocks on a future on the process runtime with the GIL released.
+pub fn block<T, Fut>(py: Python<'_>, fut: Fut) -> PyResult<T>
+where
+    Fut: std::future::Future<Output = Result<T, Error>> + Send,
+    T: Send,
+{
+    run(py, move || crate::runtime::block_on(fut)?)
+}
+
+/// Builds the Python exception for an error.
+pub fn to_py(py: Python<'_>, error: &Error) -> PyErr {
+    match build(py, error) {
+        Ok(e) => e,
+        Err(e) => e,
+    }
+}
+
+fn build(py: Python<'_>, error: &Error) -> PyResult<PyErr> {
+    let module = py.import("stratuslab_libcloud.errors")?;
+    let message = error.to_string();
+    let context = PyDict::new(py);
+    if let Some(c) = error.context() {
+        context.set_item("site", &c.site)?;
+        context.set_item("endpoint", &c.endpoint)?;
+        context.set_item("operation", &c.operation)?;
+    }
+    if let Some(code) = error.service_code() {
+        context.set_item("service_code", code)?;
+    }
+    let kwargs = PyDict::new(py);
+    kwargs.set_item("context", context)?;
+    let value = match error.kind() {
+        Kind::InvalidCreds => module
+            .getattr("StratusLabAuthError")?
+            .call((message,), Some(&kwargs))?,
+        Kind::Malformed => module
+            .getattr("StratusLabMalformedResponseError")?
+            .call((message,), Some(&kwargs))?,
+        Kind::Provider => module
+            .getattr("StratusLabProviderError")?
+            .call((message, error.http_status()), Some(&kwargs))?,
+        Kind::Timeout => module
+            .getattr("StratusLabTimeoutError")?
+            .call((message,), Some(&kwargs))?,
+        Kind::Unreachable => module
+            .getattr("StratusLabConnectionError")?
+            .call((message,), Some(&kwargs))?,
+        Kind::Unsupported => module
+            .getattr("StratusLabUnsupportedError")?
+            .call((message,), Some(&kwargs))?,
+        Kind::Internal => module
+            .getattr("StratusLabError")?
+            .call((message,), Some(&kwargs))?,
+        Kind::Config => module.getattr("StratusLabConfigError")?.call1((message,))?,
+        Kind::InvalidArgument => return Ok(PyValueError::new_err(message)),
+    };
+    Ok(PyErr::from_value(value))
+}
