@@ -251,6 +251,8 @@ where
     let service = TowerToHyperService::new(router.layer(Extension(info)));
     let conn = hyper::server::conn::http1::Builder::new()
         .keep_alive(true)
+        // Header names as Jetty sends them (`WWW-Authenticate`); some clients look them up by case.
+        .title_case_headers(true)
         .serve_connection(TokioIo::new(io), service);
     tokio::select! {
         _ = conn => {}
@@ -583,6 +585,11 @@ fn compute(
     auth: ComputeAuth,
     call: Result<(String, Vec<Value>), crate::xmlrpc::XmlRpcError>,
 ) -> Reply {
+    match auth {
+        ComputeAuth::Password if password_user(shared, headers).is_none() => return unauthorized(),
+        ComputeAuth::Certificate if conn.peer_dn.is_none() => return html_error(403),
+        _ => {}
+    }
     let (method, mut params) = match call {
         Ok(call) => call,
         Err(err) => {
@@ -833,6 +840,19 @@ mod tests {
         client.send(request).await
     }
 
+    /// The raw reply head to an unauthenticated POST.
+    async fn raw_post(port: u16, path: &str) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        let request = format!(
+            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        );
+        tcp.write_all(request.as_bytes()).await.unwrap();
+        let mut reply = Vec::new();
+        tcp.read_to_end(&mut reply).await.unwrap();
+        String::from_utf8_lossy(&reply).into_owned()
+    }
+
     /// One call as alice through one-proxy's password context.
     async fn rpc(
         client: &HttpClient,
@@ -919,6 +939,13 @@ mod tests {
 
         // No or wrong credentials: HTTP 401 with the realm.
         for auth in [None, Some(("alice", "wrong"))] {
+            // Authentication comes before the body is looked at (Jetty's JAAS runs first).
+            let raw = raw_post(cloud.port(), "/lal/one-proxy/pswd/xmlrpc").await;
+            assert!(raw.starts_with("HTTP/1.1 401 Unauthorized\r\n"), "{raw}");
+            assert!(
+                raw.contains("\r\nContent-Type: text/html;charset=ISO-8859-1\r\n"),
+                "{raw}"
+            );
             let reply = post(&client, &url, auth, "one.system.version", &[s("x")])
                 .await
                 .unwrap();
@@ -1485,6 +1512,52 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(120), hammer(30))
             .await
             .unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn ten_thousand_vm_pool_is_served_from_cache() {
+        let cloud = start(options(&["lal"], 0)).await;
+        let ids = cloud.seed_vms("lal", 10_000, "alice").unwrap();
+        assert_eq!(ids.len(), 10_000);
+        let client = client();
+        let url = pswd(&cloud, "lal");
+        let params = [
+            s("x"),
+            Value::Int(-3),
+            Value::Int(-1),
+            Value::Int(-1),
+            Value::Int(-1),
+        ];
+        let fetch = || {
+            post(
+                &client,
+                &url,
+                Some(("alice", "secret-pw")),
+                "one.vmpool.info",
+                &params,
+            )
+        };
+        let first = fetch().await.unwrap();
+        // The second reply is the cached bytes of the first (same generation).
+        let second = fetch().await.unwrap();
+        assert_eq!(first.body, second.body);
+        assert!(first.body.len() > 30_000_000, "{}", first.body.len());
+        let text = std::str::from_utf8(&first.body).unwrap();
+        assert_eq!(text.matches("&lt;VM&gt;&lt;ID&gt;").count(), 10_000);
+        // A change invalidates it.
+        ok_value(
+            rpc(
+                &client,
+                &url,
+                "one.vm.action",
+                &[s("finalize"), Value::Int(0)],
+            )
+            .await,
+        );
+        let third = fetch().await.unwrap();
+        let text = std::str::from_utf8(&third.body).unwrap();
+        assert_eq!(text.matches("&lt;VM&gt;&lt;ID&gt;").count(), 9_999);
+        cloud.stop().await;
     }
 
     #[tokio::test]
