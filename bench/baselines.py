@@ -11,11 +11,13 @@
 from __future__ import annotations
 
 import base64
+import gc
 import http.client
 import urllib.parse
 import xml.etree.ElementTree as ET
 import xmlrpc.client
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any
 
@@ -151,6 +153,20 @@ def image_id_of_source(source: str) -> str:
     return source
 
 
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """The cyclic GC paused while objects are built, as the driver does (a driver can avoid
+    the collections; so the floor avoids them too, and so do the baselines that build with it)."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
 # ---------------------------------------------------------------------------------------------
 # The floor: libcloud objects from flat tuples that hold every value already computed.
 #
@@ -179,6 +195,11 @@ EXTRA_KEYS = (
 def build_nodes(driver: Any, tuples: Iterable[NodeTuple]) -> list[Node]:
     """The objects ``StratusLabNodeDriver.list_nodes`` returns, from ready values: construction
     only (the extra dicts, lists, NodeSize, NodeImage, datetime and Node)."""
+    with gc_paused():
+        return _build_nodes(driver, tuples)
+
+
+def _build_nodes(driver: Any, tuples: Iterable[NodeTuple]) -> list[Node]:
     out = []
     append = out.append
     utc = timezone.utc
@@ -593,10 +614,11 @@ IMAGE_KEYS = (
 def build_images(driver: Any, tuples: Iterable[tuple[str, str, tuple[Any, ...]]]) -> list[Any]:
     """The objects ``StratusLabNodeDriver.list_images`` returns, from parsed tuples."""
     keys = IMAGE_KEYS
-    return [
-        NodeImage(id=i, name=name, driver=driver, extra=dict(zip(keys, values, strict=True)))
-        for i, name, values in tuples
-    ]
+    with gc_paused():
+        return [
+            NodeImage(id=i, name=name, driver=driver, extra=dict(zip(keys, values, strict=True)))
+            for i, name, values in tuples
+        ]
 
 
 def image_tuples_from_images(images: Iterable[NodeImage]) -> list[tuple[str, str, tuple[Any, ...]]]:

@@ -13,11 +13,6 @@
 //! SEQ 3) show it). So the current record is the one with the highest `SEQ`, which is the last
 //! one: the StratusLab client's "first HISTORY" is wrong after a migration or stop/resume.
 
-use std::borrow::Cow;
-
-use quick_xml::events::{BytesRef, BytesStart, Event};
-use quick_xml::Reader;
-
 use crate::error::{Classify, Kind};
 
 /// Why a VM document could not be read.
@@ -140,15 +135,92 @@ impl VmRecord {
 /// Parses a `one.vm.info` document (root `VM`).
 pub fn parse_vm(xml: &[u8]) -> Result<VmRecord, VmXmlError> {
     let mut vms = Vec::with_capacity(1);
-    parse(xml, Root::Vm, &mut vms)?;
+    parse(utf8(xml)?, Root::Vm, Part::Whole, &mut vms)?;
     vms.pop().ok_or(VmXmlError::Truncated)
 }
 
-/// Parses a `one.vmpool.info` document (root `VM_POOL`, zero or more `VM`).
+/// Parses a `one.vmpool.info` document (root `VM_POOL`, zero or more `VM`). A large pool is
+/// cut between two top-level `VM`s and the pieces are read on several threads; if any piece
+/// fails (a cut that fell inside CDATA, say), the whole document is read again in one piece, so
+/// the result and the errors are those of a serial read.
 pub fn parse_pool(xml: &[u8]) -> Result<Vec<VmRecord>, VmXmlError> {
+    let doc = utf8(xml)?;
+    if let Some(vms) = parse_pool_parallel(doc) {
+        return Ok(vms);
+    }
     let mut vms = Vec::new();
-    parse(xml, Root::Pool, &mut vms)?;
+    parse(doc, Root::Pool, Part::Whole, &mut vms)?;
     Ok(vms)
+}
+
+/// Below this size a pool is read on one thread.
+const PARALLEL_MIN_BYTES: usize = 1 << 20;
+/// At most this many pieces.
+const MAX_PIECES: usize = 8;
+
+fn utf8(xml: &[u8]) -> Result<&str, VmXmlError> {
+    std::str::from_utf8(xml).map_err(|e| VmXmlError::Xml {
+        position: e.valid_up_to() as u64,
+        message: "the document is not valid UTF-8".to_owned(),
+    })
+}
+
+/// Which piece of a pool document a parse reads.
+#[derive(Clone, Copy, PartialEq)]
+enum Part {
+    /// The whole document.
+    Whole,
+    /// From the start to a cut: must end with only the root element open.
+    Head,
+    /// Between two cuts, inside the root: a sequence of complete elements.
+    Middle,
+    /// From a cut inside the root to the end of the document.
+    Tail,
+}
+
+fn parse_pool_parallel(doc: &str) -> Option<Vec<VmRecord>> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let pieces = threads.min(MAX_PIECES).min(doc.len() / PARALLEL_MIN_BYTES);
+    if pieces < 2 {
+        return None;
+    }
+    // Cut after a `</VM>` that is followed by `<VM>`, near each 1/n of the document.
+    let mut cuts = vec![0];
+    for k in 1..pieces {
+        let from = (doc.len() * k / pieces).max(*cuts.last()?);
+        let at = memchr::memmem::find(doc.as_bytes().get(from..)?, b"</VM><VM>")?;
+        cuts.push(from + at + "</VM>".len());
+    }
+    cuts.push(doc.len());
+    cuts.dedup();
+    let last = cuts.len() - 2;
+    let results: Vec<Option<Vec<VmRecord>>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = cuts
+            .windows(2)
+            .enumerate()
+            .skip(1)
+            .map(|(i, w)| {
+                let piece = &doc[w[0]..w[1]];
+                let part = if i == last { Part::Tail } else { Part::Middle };
+                scope.spawn(move || {
+                    let mut out = Vec::new();
+                    parse(piece, Root::Pool, part, &mut out).ok().map(|()| out)
+                })
+            })
+            .collect();
+        let mut head = Vec::new();
+        let first = parse(&doc[..cuts[1]], Root::Pool, Part::Head, &mut head)
+            .ok()
+            .map(|()| head);
+        std::iter::once(first)
+            .chain(handles.into_iter().map(|h| h.join().ok().flatten()))
+            .collect()
+    });
+    let mut all = Vec::new();
+    for piece in results {
+        all.extend(piece?);
+    }
+    Some(all)
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -342,13 +414,13 @@ impl Text {
         self.cdata = None;
     }
 
-    fn push_text(&mut self, s: &str) {
-        self.buf.push_str(s);
-    }
-
     fn push_cdata(&mut self, s: &str) {
         let start = self.buf.len();
-        self.buf.push_str(s);
+        if s.contains('\r') {
+            self.buf.push_str(&s.replace("\r\n", "\n").replace('\r', "\n"));
+        } else {
+            self.buf.push_str(s);
+        }
         let end = self.buf.len();
         self.cdata = Some(match self.cdata {
             Some((first, _)) => (first, end),
@@ -371,27 +443,204 @@ impl Text {
     }
 }
 
-fn xml_error(reader: &Reader<&[u8]>, e: impl std::fmt::Display) -> VmXmlError {
-    VmXmlError::Xml {
-        position: reader.error_position(),
-        message: e.to_string(),
+/// One token of the document.
+enum Token<'a> {
+    Start(&'a str),
+    Empty(&'a str),
+    End(&'a str),
+    /// Character data as written (references not yet resolved).
+    Text(&'a str),
+    CData(&'a str),
+    Eof,
+}
+
+/// A byte-level tokenizer of the XML that oned writes (elements, text, CDATA, references;
+/// declarations, comments, processing instructions and a DOCTYPE are skipped; attributes are
+/// allowed and ignored). It checks what the reader relies on: every markup construct is
+/// closed, end tags match, references are known. Positions in errors are byte offsets.
+struct Scanner<'a> {
+    doc: &'a str,
+    pos: usize,
+}
+
+impl<'a> Scanner<'a> {
+    fn error(&self, at: usize, message: impl Into<String>) -> VmXmlError {
+        VmXmlError::Xml {
+            position: at as u64,
+            message: message.into(),
+        }
+    }
+
+    /// The offset of `needle` at or after `from`, or an error naming what is unclosed.
+    fn find(&self, from: usize, needle: &str, what: &str) -> Result<usize, VmXmlError> {
+        let hay = self.doc.as_bytes().get(from..).unwrap_or_default();
+        let found = if needle.len() == 1 {
+            memchr::memchr(needle.as_bytes()[0], hay)
+        } else {
+            memchr::memmem::find(hay, needle.as_bytes())
+        };
+        found
+            .map(|i| from + i)
+            .ok_or_else(|| self.error(from, format!("{what} is not closed")))
+    }
+
+    fn next(&mut self) -> Result<Token<'a>, VmXmlError> {
+        let bytes = self.doc.as_bytes();
+        loop {
+            let start = self.pos;
+            let Some(&first) = bytes.get(start) else {
+                return Ok(Token::Eof);
+            };
+            if first != b'<' {
+                let end = memchr::memchr(b'<', &bytes[start..]).map_or(bytes.len(), |i| start + i);
+                self.pos = end;
+                return Ok(Token::Text(&self.doc[start..end]));
+            }
+            let rest = &bytes[start + 1..];
+            match rest.first() {
+                Some(b'/') => {
+                    let gt = self.find(start, ">", "an end tag")?;
+                    self.pos = gt + 1;
+                    let name = self.doc[start + 2..gt].trim_end_matches(is_space);
+                    if name.is_empty() || name.starts_with(is_space) {
+                        return Err(self.error(start, "an end tag without a name"));
+                    }
+                    return Ok(Token::End(name));
+                }
+                Some(b'?') => {
+                    self.pos = self.find(start + 2, "?>", "a processing instruction")? + 2;
+                }
+                Some(b'!') if rest.starts_with(b"![CDATA[") => {
+                    let from = start + 9;
+                    let end = self.find(from, "]]>", "a CDATA section")?;
+                    self.pos = end + 3;
+                    return Ok(Token::CData(&self.doc[from..end]));
+                }
+                Some(b'!') if rest.starts_with(b"!--") => {
+                    self.pos = self.find(start + 4, "-->", "a comment")? + 3;
+                }
+                Some(b'!') if rest.starts_with(b"!DOCTYPE") => {
+                    self.pos = self.doctype_end(start)?;
+                }
+                Some(b'!') => return Err(self.error(start, "unknown markup '<!'")),
+                Some(_) => {
+                    let gt = self.tag_end(start)?;
+                    self.pos = gt + 1;
+                    let inner = &self.doc[start + 1..gt];
+                    let (inner, empty) = match inner.strip_suffix('/') {
+                        Some(i) => (i, true),
+                        None => (inner, false),
+                    };
+                    let name_len = inner
+                        .find(|c: char| is_space(c) || c == '/')
+                        .unwrap_or(inner.len());
+                    let name = &inner[..name_len];
+                    if name.is_empty() {
+                        return Err(self.error(start, "a start tag without a name"));
+                    }
+                    return Ok(if empty {
+                        Token::Empty(name)
+                    } else {
+                        Token::Start(name)
+                    });
+                }
+                None => return Err(self.error(start, "the document ends after '<'")),
+            }
+        }
+    }
+
+    /// The `>` closing the start tag at `start`, quoted attribute values skipped.
+    fn tag_end(&self, start: usize) -> Result<usize, VmXmlError> {
+        let gt = self.find(start, ">", "a start tag")?;
+        let tag = &self.doc.as_bytes()[start + 1..gt];
+        if !tag.iter().any(|&b| b == b'"' || b == b'\'' || b == b'<') {
+            return Ok(gt);
+        }
+        let mut quote = None;
+        for (i, &b) in self.doc.as_bytes()[start + 1..].iter().enumerate() {
+            match (quote, b) {
+                (Some(q), _) if b == q => quote = None,
+                (Some(_), b'<') | (None, b'<') => {
+                    return Err(self.error(start + 1 + i, "'<' inside a tag"))
+                }
+                (Some(_), _) => {}
+                (None, b'"' | b'\'') => quote = Some(b),
+                (None, b'>') => return Ok(start + 1 + i),
+                (None, _) => {}
+            }
+        }
+        Err(self.error(start, "a start tag is not closed"))
+    }
+
+    /// The offset after a `<!DOCTYPE ...>` (with an internal subset in brackets).
+    fn doctype_end(&self, start: usize) -> Result<usize, VmXmlError> {
+        let mut depth = 0usize;
+        for (i, &b) in self.doc.as_bytes()[start..].iter().enumerate() {
+            match b {
+                b'[' => depth += 1,
+                b']' => depth = depth.saturating_sub(1),
+                b'>' if depth == 0 => return Ok(start + i + 1),
+                _ => {}
+            }
+        }
+        Err(self.error(start, "a DOCTYPE is not closed"))
     }
 }
 
-fn resolve_ref(r: &BytesRef<'_>) -> Result<Cow<'static, str>, String> {
-    if let Some(c) = r.resolve_char_ref().map_err(|e| e.to_string())? {
-        return Ok(Cow::Owned(c.to_string()));
+fn is_space(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\n' | '\r')
+}
+
+/// Appends character data with its references resolved and line ends normalised (XML 1.0:
+/// `\r\n` and `\r` become `\n`, before references, so `&#13;` stays a carriage return).
+fn push_text(raw: &str, at: usize, out: &mut String) -> Result<(), VmXmlError> {
+    let bytes = raw.as_bytes();
+    let mut last = 0;
+    for i in memchr::memchr2_iter(b'&', b'\r', bytes) {
+        if i < last {
+            continue;
+        }
+        out.push_str(&raw[last..i]);
+        if bytes[i] == b'\r' {
+            out.push('\n');
+            last = i + 1 + usize::from(bytes.get(i + 1) == Some(&b'\n'));
+            continue;
+        }
+        let end = raw[i..].find(';').ok_or_else(|| VmXmlError::Xml {
+            position: (at + i) as u64,
+            message: "a reference without ';'".to_owned(),
+        })?;
+        let name = &raw[i + 1..i + end];
+        out.push(reference(name).ok_or_else(|| VmXmlError::Xml {
+            position: (at + i) as u64,
+            message: format!("unknown or invalid reference &{name};"),
+        })?);
+        last = i + end + 1;
     }
-    let s: &str = r;
-    let known = match s {
-        "lt" => "<",
-        "gt" => ">",
-        "amp" => "&",
-        "apos" => "'",
-        "quot" => "\"",
-        other => return Err(format!("unknown entity &{other};")),
+    out.push_str(&raw[last..]);
+    Ok(())
+}
+
+/// The character of a reference name (`amp`, `#38`, `#x26`, ...); `None` if unknown or invalid.
+fn reference(name: &str) -> Option<char> {
+    let code = match name {
+        "lt" => return Some('<'),
+        "gt" => return Some('>'),
+        "amp" => return Some('&'),
+        "apos" => return Some('\''),
+        "quot" => return Some('"'),
+        _ => {
+            let num = name.strip_prefix('#')?;
+            if num.starts_with(['+', '-']) {
+                return None;
+            }
+            match num.strip_prefix('x') {
+                Some(hex) => u32::from_str_radix(hex, 16).ok()?,
+                None => num.parse::<u32>().ok()?,
+            }
+        }
     };
-    Ok(Cow::Borrowed(known))
+    char::from_u32(code).filter(|&c| c != '\0')
 }
 
 fn int<T: std::str::FromStr>(element: &'static str, s: &str) -> Result<T, VmXmlError> {
@@ -546,9 +795,7 @@ struct Parser {
 }
 
 impl Parser {
-    fn start(&mut self, e: &BytesStart<'_>) -> Result<Tag, VmXmlError> {
-        let name = e.name();
-        let name = name.as_ref();
+    fn start(&mut self, name: &str) -> Result<Tag, VmXmlError> {
         let tag = match self.stack.last() {
             Some(parent) => parent.child(name),
             None => {
@@ -623,8 +870,8 @@ impl Parser {
     }
 }
 
-fn parse(xml: &[u8], root: Root, out: &mut Vec<VmRecord>) -> Result<(), VmXmlError> {
-    let mut reader = Reader::from_reader(xml);
+fn parse(doc: &str, root: Root, part: Part, out: &mut Vec<VmRecord>) -> Result<(), VmXmlError> {
+    let mut scanner = Scanner { doc, pos: 0 };
     let mut p = Parser {
         root,
         stack: Vec::with_capacity(8),
@@ -633,44 +880,57 @@ fn parse(xml: &[u8], root: Root, out: &mut Vec<VmRecord>) -> Result<(), VmXmlErr
         current: None,
         seen_root: false,
     };
+    // Names of the open elements, for end-tag matching.
+    let mut names: Vec<&str> = Vec::with_capacity(8);
+    if matches!(part, Part::Middle | Part::Tail) {
+        p.stack.push(Tag::Pool);
+        p.seen_root = true;
+        names.push("VM_POOL");
+    }
     loop {
-        let event = reader.read_event().map_err(|e| xml_error(&reader, e))?;
-        match event {
-            Event::Start(e) => {
-                let tag = p.start(&e)?;
+        let at = scanner.pos;
+        match scanner.next()? {
+            Token::Start(name) => {
+                let tag = p.start(name)?;
                 p.stack.push(tag);
+                names.push(name);
             }
-            Event::Empty(e) => {
-                let tag = p.start(&e)?;
+            Token::Empty(name) => {
+                let tag = p.start(name)?;
                 p.end(tag, out)?;
             }
-            Event::End(_) => {
+            Token::End(name) => {
+                if names.pop() != Some(name) {
+                    return Err(scanner.error(at, format!("unexpected end tag </{name}>")));
+                }
                 let tag = p.stack.pop().ok_or(VmXmlError::Truncated)?;
                 p.end(tag, out)?;
             }
-            Event::Text(t) => {
+            Token::Text(raw) => {
                 if p.stack.last().is_some_and(|t| t.collects()) {
-                    p.text.push_text(&t.xml10_content());
-                } else if p.stack.is_empty() && !t.trim().is_empty() {
-                    return Err(xml_error(&reader, "text outside the root element"));
+                    push_text(raw, at, &mut p.text.buf)?;
+                } else if p.stack.is_empty() && !raw.trim_matches(is_space).is_empty() {
+                    return Err(scanner.error(at, "text outside the root element"));
+                } else if raw.contains('&') {
+                    // Checked even where ignored, as any XML reader would.
+                    push_text(raw, at, &mut String::new())?;
                 }
             }
-            Event::CData(t) => {
+            Token::CData(raw) => {
                 if p.stack.last().is_some_and(|t| t.collects()) {
-                    p.text.push_cdata(&t.xml10_content());
+                    p.text.push_cdata(raw);
+                } else if p.stack.is_empty() {
+                    return Err(scanner.error(at, "CDATA outside the root element"));
                 }
             }
-            Event::GeneralRef(r) => {
-                let resolved = resolve_ref(&r).map_err(|e| xml_error(&reader, e))?;
-                if p.stack.last().is_some_and(|t| t.collects()) {
-                    p.text.push_text(&resolved);
-                }
-            }
-            Event::Eof => break,
-            Event::Comment(_) | Event::Decl(_) | Event::PI(_) | Event::DocType(_) => {}
+            Token::Eof => break,
         }
     }
-    if !p.stack.is_empty() || !p.seen_root {
+    let complete = match part {
+        Part::Whole | Part::Tail => p.stack.is_empty(),
+        Part::Head | Part::Middle => p.stack == [Tag::Pool] && p.current.is_none(),
+    };
+    if !complete || !p.seen_root {
         return Err(VmXmlError::Truncated);
     }
     Ok(())

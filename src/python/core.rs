@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList};
+use pyo3::types::{PyDict, PyList, PyModule};
 
 use super::convert;
 use super::errors::{block, run, to_py};
@@ -27,6 +28,30 @@ pub struct Core {
 }
 
 type Failures<'py> = Vec<(String, Bound<'py, PyAny>)>;
+
+/// Pauses Python's cyclic garbage collector while a listing's records are converted (as
+/// driver.py's `_gc_paused` does while it builds the objects); re-enabled on drop.
+struct GcPaused<'py>(Option<Bound<'py, PyModule>>);
+
+impl<'py> GcPaused<'py> {
+    fn new(py: Python<'py>) -> PyResult<Self> {
+        let gc = py.import(intern!(py, "gc"))?;
+        if !gc.call_method0(intern!(py, "isenabled"))?.is_truthy()? {
+            return Ok(GcPaused(None));
+        }
+        gc.call_method0(intern!(py, "disable"))?;
+        Ok(GcPaused(Some(gc)))
+    }
+}
+
+impl Drop for GcPaused<'_> {
+    fn drop(&mut self) {
+        if let Some(gc) = &self.0 {
+            // Nothing sensible to do if this fails; the collector stays as it is.
+            let _ = gc.call_method0(intern!(gc.py(), "enable"));
+        }
+    }
+}
 type LocationTuple<'py> = (String, String, String, Bound<'py, PyDict>);
 
 #[pymethods]
@@ -143,13 +168,15 @@ impl Core {
     ) -> PyResult<(Bound<'py, PyList>, Failures<'py>)> {
         let driver = Arc::clone(&self.driver);
         let results = block(py, async move { driver.list_nodes(site.as_deref()).await })?;
+        let _paused = GcPaused::new(py)?;
         let nodes = PyList::empty(py);
         let mut failures = Vec::new();
+        let mut strings = convert::Strings::new(py);
         for (site, result) in results {
             match result {
                 Ok(records) => {
                     for r in records {
-                        nodes.append(convert::node(py, r)?)?;
+                        nodes.append(convert::node(py, r, &mut strings)?)?;
                     }
                 }
                 Err(e) if strict => return Err(to_py(py, &e)),
@@ -169,7 +196,7 @@ impl Core {
     ) -> PyResult<convert::NodeTuple<'py>> {
         let driver = Arc::clone(&self.driver);
         let r = block(py, async move { driver.get_node(&site, vm_id).await })?;
-        convert::node(py, r)
+        convert::node(py, r, &mut convert::Strings::new(py))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -207,7 +234,7 @@ impl Core {
             volatile_disk_gib,
         };
         let r = block(py, async move { driver.create_node(&site, req).await })?;
-        convert::node(py, r)
+        convert::node(py, r, &mut convert::Strings::new(py))
     }
 
     fn node_action(
@@ -249,6 +276,7 @@ impl Core {
                 )
                 .await
         })?;
+        let _paused = GcPaused::new(py)?;
         entries.into_iter().map(|e| convert::image(py, e)).collect()
     }
 

@@ -10,7 +10,6 @@ use std::fmt::Write as _;
 
 use base64::Engine as _;
 use quick_xml::events::{BytesStart, Event};
-use quick_xml::name::QName;
 use quick_xml::Reader;
 
 use super::{Value, XmlRpcError};
@@ -259,6 +258,10 @@ impl Tok<'_> {
 
 struct Decoder<'a> {
     reader: Reader<&'a [u8]>,
+    /// The whole document (validated UTF-8).
+    doc: &'a str,
+    /// Bytes consumed behind the reader's back (string bodies), for error positions.
+    skipped: u64,
 }
 
 fn local(start: &BytesStart<'_>) -> String {
@@ -267,21 +270,25 @@ fn local(start: &BytesStart<'_>) -> String {
 
 impl<'a> Decoder<'a> {
     fn new(bytes: &'a [u8]) -> Result<Self, XmlRpcError> {
-        if std::str::from_utf8(bytes).is_err() {
+        let Ok(doc) = std::str::from_utf8(bytes) else {
             return Err(malformed("the document is not valid UTF-8"));
-        }
+        };
         let mut reader = Reader::from_reader(bytes);
         let config = reader.config_mut();
         config.trim_text(false);
         config.expand_empty_elements = false;
         config.check_end_names = true;
-        Ok(Decoder { reader })
+        Ok(Decoder {
+            reader,
+            doc,
+            skipped: 0,
+        })
     }
 
     fn err(&self, e: quick_xml::Error) -> XmlRpcError {
         malformed(format!(
             "XML error at byte {}: {e}",
-            self.reader.buffer_position()
+            self.reader.buffer_position() + self.skipped
         ))
     }
 
@@ -389,16 +396,21 @@ impl<'a> Decoder<'a> {
     fn typed(&mut self, tag: &str, depth: usize) -> Result<Value, XmlRpcError> {
         match tag {
             "string" => {
-                // One raw slice up to </string>, unescaped once.
-                let raw = self
-                    .reader
-                    .read_text(QName("string"))
-                    .map_err(|e| self.err(e))?;
-                let raw = raw.into_inner();
-                if raw.contains("<![CDATA[") || raw.contains('<') {
-                    return Err(malformed("markup inside <string>"));
+                // The raw text up to the next `<` is taken as one slice (quick-xml would stop at
+                // every reference: a 37 MB pool has millions), unescaped once, and the reader
+                // moved past it; the next token must then be `</string>`.
+                let rest: &'a [u8] = self.reader.get_mut();
+                let start = self.doc.len() - rest.len();
+                let text = self.doc.get(start..).unwrap_or_default();
+                let len = text.find('<').unwrap_or(text.len());
+                let value = unescape_string(&text[..len])?;
+                *self.reader.get_mut() = &rest[len..];
+                self.skipped += len as u64;
+                match self.next_raw()? {
+                    Tok::End(t) if t == "string" => Ok(Value::String(value)),
+                    Tok::Eof => Err(malformed("the document ends inside <string>")),
+                    _ => Err(malformed("markup inside <string>")),
                 }
-                Ok(Value::String(unescape_owned(raw)?))
             }
             "i4" | "int" | "i8" => {
                 let text = self.text_until_end(tag)?;
@@ -513,9 +525,132 @@ fn unescape_text(raw: &str) -> Result<Cow<'_, str>, XmlRpcError> {
     quick_xml::escape::unescape(raw).map_err(|e| malformed(format!("bad escape: {e}")))
 }
 
-fn unescape_owned(raw: Cow<'_, str>) -> Result<String, XmlRpcError> {
-    if !raw.contains('&') && !raw.contains('\r') {
-        return Ok(raw.into_owned());
+/// Unescapes the body of a `<string>`: the five predefined entities, character references and
+/// XML end-of-line normalisation (`\r\n` and `\r` become `\n`). A large body (a pool document
+/// has a reference every few bytes) is cut before `&`s into pieces unescaped on several threads.
+fn unescape_string(raw: &str) -> Result<String, XmlRpcError> {
+    let bytes = raw.as_bytes();
+    let Some(first) = memchr::memchr2(b'&', b'\r', bytes) else {
+        return Ok(raw.to_owned());
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let pieces = threads.min(8).min(bytes.len() / PARALLEL_MIN_BYTES).max(1);
+    // Cuts just before an `&` (never inside a reference or a CR LF pair).
+    let mut cuts = vec![first];
+    for k in 1..pieces {
+        let from = (bytes.len() * k / pieces).max(first);
+        if let Some(at) = memchr::memchr(b'&', &bytes[from..]) {
+            cuts.push(from + at);
+        }
     }
-    Ok(unescape_text(&raw)?.into_owned())
+    cuts.push(bytes.len());
+    cuts.dedup();
+    // Each piece writes into its own region of the input's size (the output is never longer).
+    let mut out = vec![0u8; bytes.len()];
+    out[..first].copy_from_slice(&bytes[..first]);
+    let mut regions = Vec::with_capacity(cuts.len());
+    let mut rest = &mut out[first..];
+    for w in cuts.windows(2) {
+        let (region, tail) = rest.split_at_mut(w[1] - w[0]);
+        regions.push((&raw[w[0]..w[1]], region));
+        rest = tail;
+    }
+    let written: Vec<Result<usize, XmlRpcError>> = if regions.len() == 1 {
+        regions
+            .into_iter()
+            .map(|(piece, region)| unescape_into(piece, region))
+            .collect()
+    } else {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = regions
+                .into_iter()
+                .map(|(piece, region)| scope.spawn(move || unescape_into(piece, region)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(malformed("unescaping failed")))
+                })
+                .collect()
+        })
+    };
+    let mut end = first;
+    for (w, n) in cuts.windows(2).zip(written) {
+        let n = n?;
+        out.copy_within(w[0]..w[0] + n, end);
+        end += n;
+    }
+    out.truncate(end);
+    // Only whole UTF-8 sequences were copied or written, so this holds; checked all the same.
+    String::from_utf8(out).map_err(|_| malformed("the unescaped string is not UTF-8"))
+}
+
+/// Below this size a string is unescaped on one thread.
+const PARALLEL_MIN_BYTES: usize = 1 << 20;
+
+/// Unescapes `raw` into `out` (at least as long); returns the bytes written. Copies byte by byte:
+/// with a reference every few bytes this beats a memcpy call per run.
+fn unescape_into(raw: &str, out: &mut [u8]) -> Result<usize, XmlRpcError> {
+    let bytes = raw.as_bytes();
+    let (mut r, mut w) = (0, 0);
+    while let Some(&b) = bytes.get(r) {
+        match b {
+            b'&' => {
+                let (ch, len) = match (bytes.get(r + 1..r + 4), bytes.get(r + 1..r + 5)) {
+                    (Some(b"lt;"), _) => (b'<', 4),
+                    (Some(b"gt;"), _) => (b'>', 4),
+                    (_, Some(b"amp;")) => (b'&', 5),
+                    _ => {
+                        let end = raw[r..]
+                            .find(';')
+                            .ok_or_else(|| malformed("bad escape: a reference without ';'"))?;
+                        let mut utf8 = [0u8; 4];
+                        let ch = reference(&raw[r + 1..r + end])?.encode_utf8(&mut utf8);
+                        // A reference is longer than its UTF-8 encoding.
+                        out[w..w + ch.len()].copy_from_slice(ch.as_bytes());
+                        w += ch.len();
+                        r += end + 1;
+                        continue;
+                    }
+                };
+                out[w] = ch;
+                w += 1;
+                r += len;
+            }
+            b'\r' => {
+                out[w] = b'\n';
+                w += 1;
+                r += 1 + usize::from(bytes.get(r + 1) == Some(&b'\n'));
+            }
+            _ => {
+                out[w] = b;
+                w += 1;
+                r += 1;
+            }
+        }
+    }
+    Ok(w)
+}
+
+/// The character of a reference name (`quot`, `#38`, `#x26`, ...).
+fn reference(name: &str) -> Result<char, XmlRpcError> {
+    let code = match name {
+        "lt" => return Ok('<'),
+        "gt" => return Ok('>'),
+        "amp" => return Ok('&'),
+        "apos" => return Ok('\''),
+        "quot" => return Ok('"'),
+        _ => match name.strip_prefix('#') {
+            Some(num) if num.starts_with(['+', '-']) => None,
+            Some(num) => match num.strip_prefix('x') {
+                Some(hex) => u32::from_str_radix(hex, 16).ok(),
+                None => num.parse::<u32>().ok(),
+            },
+            None => return Err(malformed(format!("unknown entity &{name};"))),
+        },
+    };
+    code.filter(|&c| c != 0)
+        .and_then(char::from_u32)
+        .ok_or_else(|| malformed(format!("bad character reference &{name};")))
 }
