@@ -33,8 +33,14 @@ DONE = (6, 0)
 FAILED = (7, 0)
 
 # What every seeded VM of the local cloud is (its SEED_TEMPLATE): 1 VCPU, 256 MiB, 128 MiB swap,
-# image-repository image "ttylinux", a lease on the "private" network (10.1.0.1 onwards).
+# image-repository image "ttylinux", a lease on the "private" network (10.1.0.1 onwards), placed
+# on the site's hosts node-1 and node-2 in turn.
 SEED_SIZE = ("custom-1cpu-256mib-128swap", 256, 1)
+
+# First address of each site's networks: the local cloud gives every site its own slice (public:
+# 100 addresses from 192.0.2.10, private: 20,000 from 10.1.0.1, in site order).
+FIRST_PRIVATE = {"lal": "10.1.0.1", "grnet": "10.1.78.33"}
+FIRST_PUBLIC = {"lal": "192.0.2.10", "grnet": "192.0.2.110"}
 
 
 def make_driver(cloud: LocalCloud) -> StratusLabNodeDriver:
@@ -93,10 +99,10 @@ def test_list_nodes_many_at_both_sites(cloud: LocalCloud, driver: StratusLabNode
         assert n.name == "one-0"
         assert n.state == NodeState.RUNNING
         assert n.public_ips == []
-        assert n.private_ips == ["10.1.0.1"]
+        assert n.private_ips == [FIRST_PRIVATE[site]]
         assert n.extra["location"] == site
         assert n.extra["vm_id"] == 0
-        assert n.extra["host"] == "dummyhost"
+        assert n.extra["host"] == f"node-1.{site}.localcloud"
         assert n.extra["owner"] == "alice"
         assert n.extra["summary"] == "Running"
         assert n.size is not None
@@ -146,7 +152,7 @@ def test_list_nodes_mixed_states() -> None:
         assert listed["0@grnet"].name == "fresh"
         assert listed["0@grnet"].extra["host"] is None
         # The public lease is taken at allocation time, before the VM runs.
-        assert listed["0@grnet"].public_ips == ["192.0.2.10"]
+        assert listed["0@grnet"].public_ips == [FIRST_PUBLIC["grnet"]]
         # A DONE VM is not listed, but can still be read.
         gone = driver.ex_get_node("3@lal")
         assert gone.state == NodeState.TERMINATED
@@ -156,7 +162,7 @@ def test_ex_get_node_reads_one_vm(cloud: LocalCloud, driver: StratusLabNodeDrive
     cloud.seed("grnet", vms=2)
     node = driver.ex_get_node("1@grnet")
     assert (node.id, node.name, node.state) == ("1@grnet", "one-1", NodeState.RUNNING)
-    assert node.private_ips == ["10.1.0.2"]
+    assert node.private_ips == ["10.1.78.34"]
     with pytest.raises(StratusLabProviderError) as info:
         driver.ex_get_node("7@grnet")
     assert info.value.service_code == 1024
@@ -184,10 +190,10 @@ def test_lifecycle_per_version(versioned: tuple[str, LocalCloud], ssh_public_key
         auth=NodeAuthSSHKey(ssh_public_key),
     )
     assert (node.id, node.name, node.state) == ("0@grnet", "lifecycle", NodeState.PENDING)
-    assert node.public_ips == ["192.0.2.10"]
+    assert node.public_ips == [FIRST_PUBLIC["grnet"]]
     (node,) = running(driver, node)
     assert node.state == NodeState.RUNNING
-    assert node.extra["host"] == "dummyhost"
+    assert node.extra["host"] == "node-1.grnet.localcloud"
     actions = cloud.request_count("grnet", "compute", "one.vm.action")
 
     if version == "3.2":
@@ -387,7 +393,7 @@ def test_bad_create_inputs_fail_before_anything_is_created(
         (
             {"name": " padded"},
             ValueError,
-            "node name ' padded' starts or ends with white space, which OpenNebula's VM "
+            "node name \" padded\" starts or ends with white space, which OpenNebula's VM "
             "listing does not keep",
         ),
         ({"name": 42}, TypeError, "name must be a str, not int"),
