@@ -14,7 +14,6 @@ from conftest import wait_for
 from libcloud.compute.base import Node, NodeAuthSSHKey, NodeImage, NodeSize
 from libcloud.compute.drivers.dummy import DummyNodeDriver
 from libcloud.compute.types import NodeState
-
 from stratuslab_libcloud import LocalCloud, StratusLabNodeDriver
 from stratuslab_libcloud.errors import (
     StratusLabConnectionError,
@@ -393,7 +392,7 @@ def test_bad_create_inputs_fail_before_anything_is_created(
         (
             {"name": " padded"},
             ValueError,
-            "node name \" padded\" starts or ends with white space, which OpenNebula's VM "
+            'node name " padded" starts or ends with white space, which OpenNebula\'s VM '
             "listing does not keep",
         ),
         ({"name": 42}, TypeError, "name must be a str, not int"),

@@ -25,7 +25,6 @@ from typing import Any
 
 import pytest
 from libcloud.compute.base import Node, NodeAuthSSHKey, NodeSize
-
 from stratuslab_libcloud import LocalCloud, StratusLabNodeDriver
 from stratuslab_libcloud.localcloud import DEFAULT_PASSWORD, DEFAULT_USER
 
@@ -69,7 +68,7 @@ PIECES = [
     "$",
     "$NAME",
     "$NIC[IP]",
-    "$NIC[IP, NETWORK=\"public\"]",
+    '$NIC[IP, NETWORK="public"]',
     "]]>",
     "]]",
     "<![CDATA[",
@@ -95,7 +94,7 @@ PIECES = [
     '"\nNAME = "pwned',
     '",\nX = "',
     ']\nCONTEXT = [ X = "y" ]\n',
-    "DISK = [ SOURCE = \"/etc/shadow\" ]",
+    'DISK = [ SOURCE = "/etc/shadow" ]',
     "%s",
     "{}",
     "\\n",
@@ -204,7 +203,7 @@ def context_entries(template: str) -> list[tuple[str, str]]:
         elif template.startswith("\n]\n", k + 1):
             return out
         else:
-            raise AssertionError(f"unexpected text after a CONTEXT value: {template[k:k + 20]!r}")
+            raise AssertionError(f"unexpected text after a CONTEXT value: {template[k : k + 20]!r}")
 
 
 # ------------------------------------------------------------------------------------ harness
@@ -287,7 +286,7 @@ def check_verdicts(
     predict, or that failed with something else than a ValueError."""
     wrong = []
     accepted = []
-    for text, (node, exc) in zip(inputs, outcomes):
+    for text, (node, exc) in zip(inputs, outcomes, strict=True):
         predicted = problem(text)
         if node is not None:
             if predicted is not None:
@@ -349,7 +348,7 @@ def test_names(cloud: LocalCloud, driver: StratusLabNodeDriver) -> None:
     accepted = check_verdicts(names, outcomes, name_problem)
     assert len(accepted) >= len(names) // 4, "the generator should mostly produce usable names"
     assert len(accepted) < len(names) - len(fixed) // 2, "and some unusable ones"
-    for text, (_node, exc) in zip(names, outcomes):
+    for text, (_node, exc) in zip(names, outcomes, strict=True):
         if exc is not None and not has_surrogate(text):
             message = str(exc)
             assert "NAME" in message or "node name" in message, message
@@ -397,7 +396,7 @@ def test_context_values(cloud: LocalCloud, driver: StratusLabNodeDriver) -> None
     outcomes = run_all(create, batches)
     wrong = []
     made = []
-    for context, (node, exc) in zip(batches, outcomes):
+    for context, (node, exc) in zip(batches, outcomes, strict=True):
         expect_ok = all(value_problem(v) is None for _k, v in context)
         if node is not None and expect_ok:
             made.append((context, node))
@@ -470,7 +469,7 @@ def test_public_keys(cloud: LocalCloud, driver: StratusLabNodeDriver) -> None:
         PLAIN_KEY + "\n",
         PLAIN_KEY + "\r\n",
         "Comment: ignored\n" + PLAIN_KEY + "\n",
-        "---- BEGIN SSH2 PUBLIC KEY ----\nComment: \"rsa-key\"\nAAAAB3Nza\n---- END ----\n",
+        '---- BEGIN SSH2 PUBLIC KEY ----\nComment: "rsa-key"\nAAAAB3Nza\n---- END ----\n',
         PLAIN_KEY + "\n" + PLAIN_KEY + "\n",
         " " + PLAIN_KEY + " ",
         PLAIN_KEY + '", target = "hda',
@@ -480,8 +479,7 @@ def test_public_keys(cloud: LocalCloud, driver: StratusLabNodeDriver) -> None:
     keys = list(fixed)
     for text in corpus("keys", CASES - len(fixed), []):
         keys.append(
-            rng.choice(["", "ssh-rsa AAAAB3NzaC1yc2E ", "Comment: x\n", "ssh-ed25519 AAAA "])
-            + text
+            rng.choice(["", "ssh-rsa AAAAB3NzaC1yc2E ", "Comment: x\n", "ssh-ed25519 AAAA "]) + text
         )
     size = small(driver)
     before = Counts(cloud)
