@@ -196,7 +196,9 @@ class LocalCloud:
         t = self.server.vm_template(site, vm_id)
         return None if t is None else str(t)
 
-    def fail_vm(self, site: str, vm_id: int, message: str = "Error executing image transfer script") -> None:
+    def fail_vm(
+        self, site: str, vm_id: int, message: str = "Error executing image transfer script"
+    ) -> None:
         """Makes a VM FAILED (STATE 7, ``TEMPLATE/ERROR/MESSAGE`` = ``message``), as when its
         prolog or boot fails on the host."""
         if not self.server.fail_vm(site, vm_id, message):
