@@ -820,7 +820,8 @@ pub(crate) fn parse_document(
             .map_err(|e| malformed(format!("bad XML at byte {}: {e}", reader.error_position())))?;
         match event {
             Event::Start(e) => {
-                if parser.start(&reader, &e)? == Ctx::Skip {
+                let ctx = parser.start(&reader, &e)?;
+                if ctx == Ctx::Skip {
                     // Ignored subtrees (signature, unknown elements) are skipped unparsed.
                     reader.read_to_end(e.name()).map_err(|err| {
                         malformed(format!(
