@@ -207,6 +207,9 @@ class StratusLabNodeDriver(NodeDriver):
             NodeLocation(id=i, name=n, country=c, driver=self, extra=extra)
             for (i, n, c, extra) in self._core.locations()
         ]
+        if key is None:
+            # libcloud's ``key`` is the user name: the default site's, from the file or environment.
+            self.key = self._location(None).extra["username"]
 
     def __repr__(self) -> str:
         return f"<StratusLabNodeDriver sites={self._core.site_names()!r} user={self.key!r}>"
