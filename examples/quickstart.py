@@ -23,7 +23,8 @@ from typing import Any, TypeVar
 from libcloud.compute.base import Node, NodeAuthSSHKey, NodeDriver, StorageVolume
 from libcloud.compute.providers import get_driver
 
-import stratuslab_libcloud  # noqa: F401  (importing registers the "stratuslab" provider)
+# Importing the package registers the "stratuslab" provider with libcloud.
+from stratuslab_libcloud import StratusLabNodeDriver
 
 T = TypeVar("T")
 
@@ -96,7 +97,7 @@ def show_listings(driver: NodeDriver) -> None:
 def print_volumes(volumes: Sequence[StorageVolume]) -> None:
     print(
         table(
-            [(v.id, v.name, v.size, v.state, v.extra["location"]) for v in volumes],
+            [(v.id, v.name, v.size, v.state, (v.extra or {}).get("location")) for v in volumes],
             ["id", "name", "GiB", "state", "site"],
         )
     )
@@ -114,7 +115,7 @@ def print_nodes(nodes: Sequence[Node]) -> None:
     )
 
 
-def tour(driver: NodeDriver, location: str | None) -> None:
+def tour(driver: StratusLabNodeDriver, location: str | None) -> None:
     """Creates, uses and deletes one node and one volume."""
     show_listings(driver)
     loc = driver.list_locations()[0] if location is None else location
@@ -156,7 +157,7 @@ def tour(driver: NodeDriver, location: str | None) -> None:
         )
         print(f"   volume {volume.id} ({volume.size} GiB, {volume.state})")
         step("Attach it to the node", lambda: driver.attach_volume(running, volume))
-        print(f"   attached as {volume.extra['device']}")
+        print(f"   attached as {(volume.extra or {}).get('device')}")
         nodes = step("List nodes", driver.list_nodes)
         print_nodes(nodes)
         volumes = step("List volumes", driver.list_volumes)
@@ -189,6 +190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     started = time.perf_counter()
     cls = get_driver("stratuslab")
+    assert issubclass(cls, StratusLabNodeDriver)  # narrows get_driver's type[NodeDriver]
     if args.config:
         driver = cls(ex_config_file=args.config, ex_default_location=args.location)
         if args.create:

@@ -19,6 +19,7 @@ from typing import IO, Any
 from libcloud import security
 from libcloud.compute.base import (
     Node,
+    NodeAuthPassword,
     NodeAuthSSHKey,
     NodeDriver,
     NodeImage,
@@ -64,7 +65,7 @@ def _read_config(source: ConfigSource) -> tuple[str | bytes, str]:
     raise TypeError(f"ex_config_file must be a path or an open file, not {type(source).__name__}")
 
 
-class StratusLabNodeDriver(NodeDriver):  # type: ignore[misc]
+class StratusLabNodeDriver(NodeDriver):
     """Libcloud compute driver for StratusLab (OpenNebula 3.x behind one-proxy, pdisk volumes,
     Marketplace images), for every site of a ``stratuslab-user.cfg`` at once.
 
@@ -99,7 +100,7 @@ class StratusLabNodeDriver(NodeDriver):  # type: ignore[misc]
     website = "http://stratuslab.eu/"
     features: dict[str, list[str]] = {"create_node": ["ssh_key"]}
 
-    NODE_STATE_MAP: Mapping[str, NodeState] = {s.value: s for s in NodeState}
+    NODE_STATE_MAP: dict[str, NodeState] = {s.value: s for s in NodeState}
 
     def __init__(
         self,
@@ -139,7 +140,7 @@ class StratusLabNodeDriver(NodeDriver):  # type: ignore[misc]
         self.secret = None  # never kept on the Python object
         self.secure = secure
         self.host = host
-        self.port = port
+        self.port = port  # type: ignore[assignment]  # libcloud says int; None = no port, as there
         self.region = None
         self.api_version = None
         self.timeout = timeout
@@ -206,6 +207,9 @@ class StratusLabNodeDriver(NodeDriver):  # type: ignore[misc]
             NodeLocation(id=i, name=n, country=c, driver=self, extra=extra)
             for (i, n, c, extra) in self._core.locations()
         ]
+        if key is None:
+            # libcloud's ``key`` is the user name: the default site's, from the file or environment.
+            self.key = self._location(None).extra["username"]
 
     def __repr__(self) -> str:
         return f"<StratusLabNodeDriver sites={self._core.site_names()!r} user={self.key!r}>"
@@ -255,7 +259,7 @@ class StratusLabNodeDriver(NodeDriver):  # type: ignore[misc]
             ram=ram,
             disk=-(-swap // 1024),
             bandwidth=None,
-            price=None,
+            price=None,  # type: ignore[arg-type]  # libcloud says float; StratusLab has no prices
             driver=self,
             extra={"cpu": cpu, "swap_mib": swap},
         )
@@ -344,7 +348,7 @@ class StratusLabNodeDriver(NodeDriver):  # type: ignore[misc]
         size: NodeSize,
         image: NodeImage | str,
         location: NodeLocation | str | None = None,
-        auth: NodeAuthSSHKey | None = None,
+        auth: NodeAuthSSHKey | NodeAuthPassword | None = None,
         ex_network: str | None = None,
         ex_context: Mapping[str, str] | None = None,
         ex_public_key_file: str | None = None,
@@ -496,8 +500,10 @@ class StratusLabNodeDriver(NodeDriver):  # type: ignore[misc]
                 RuntimeWarning,
                 stacklevel=2,
             )
-        volume.extra["device"] = got
-        volume.extra["node"] = _node_id(site, vm)
+        extra = volume.extra if volume.extra is not None else {}
+        extra["device"] = got
+        extra["node"] = _node_id(site, vm)
+        volume.extra = extra
         volume.state = StorageVolumeState.INUSE
         return True
 
@@ -505,8 +511,9 @@ class StratusLabNodeDriver(NodeDriver):  # type: ignore[misc]
         """Hot-unplugs the disk from every VM of the caller it is mounted on."""
         site = self._volume_site(volume)
         self._core.detach_volume(site, volume.id)
-        volume.extra.pop("device", None)
-        volume.extra.pop("node", None)
+        extra = volume.extra if volume.extra is not None else {}
+        extra.pop("device", None)
+        extra.pop("node", None)
         volume.state = StorageVolumeState.AVAILABLE
         return True
 

@@ -105,7 +105,8 @@ impl Core {
         self.driver.default_site().to_owned()
     }
 
-    /// `[(id, name, country, extra)]`
+    /// `[(id, name, country, extra)]`; extra holds the endpoints, `username` and
+    /// `endpoint_timeout` (never a password).
     fn locations<'py>(&self, py: Python<'py>) -> PyResult<Vec<LocationTuple<'py>>> {
         self.driver
             .sites()
@@ -115,6 +116,12 @@ impl Core {
                 extra.set_item("compute_endpoint", s.one.url())?;
                 extra.set_item("pdisk_endpoint", s.pdisk.base_url())?;
                 extra.set_item("marketplace_endpoint", s.marketplace.endpoint())?;
+                extra.set_item("username", s.settings.get("username"))?;
+                let timeout = s
+                    .settings
+                    .endpoint_timeout()
+                    .map_err(|e| to_py(py, &e.into()))?;
+                extra.set_item("endpoint_timeout", timeout)?;
                 Ok((
                     s.name.clone(),
                     s.display_name.clone(),
