@@ -460,11 +460,17 @@ class StratusLabNodeDriver(NodeDriver):  # type: ignore[misc]
         snapshot: Any = None,
         ex_visibility: str = "private",
     ) -> StorageVolume:
-        """Creates a persistent disk of ``size`` GiB (1..1024) tagged ``name`` (≤ 40 chars)."""
+        """Creates a persistent disk of ``size`` GiB (1..1024) tagged ``name`` (1..40
+        characters once surrounding space is removed); ``ex_visibility`` is ``private`` or
+        ``public``."""
         if snapshot is not None:
             raise ValueError("StratusLab pdisk cannot create a volume from a snapshot")
         if isinstance(size, bool) or not isinstance(size, int):
-            raise ValueError(f"size must be an integer number of GiB, not {size!r}")
+            raise TypeError(f"size must be an int number of GiB, not {type(size).__name__} {size!r}")
+        if not 1 <= size <= 1024:
+            raise ValueError(f"volume size must be between 1 and 1024 GiB, not {size}")
+        if not isinstance(name, str):
+            raise TypeError(f"name must be a str, not {type(name).__name__}")
         loc = self._location(location)
         return self._to_volume(self._core.create_volume(loc.id, size, name, ex_visibility))
 
@@ -500,18 +506,30 @@ class StratusLabNodeDriver(NodeDriver):  # type: ignore[misc]
                 RuntimeWarning,
                 stacklevel=2,
             )
-        volume.extra["device"] = got
-        volume.extra["node"] = _node_id(site, vm)
+        node_id = _node_id(site, vm)
+        extra = volume.extra
+        extra["device"] = got
+        extra["node"] = node_id
+        extra["mounts"] = [*extra.get("mounts", []), (node_id, got)]
+        extra["count"] = int(extra.get("count") or 0) + 1
         volume.state = StorageVolumeState.INUSE
         return True
 
     def detach_volume(self, volume: StorageVolume) -> bool:
         """Hot-unplugs the disk from every VM of the caller it is mounted on."""
         site = self._volume_site(volume)
-        self._core.detach_volume(site, volume.id)
-        volume.extra.pop("device", None)
-        volume.extra.pop("node", None)
-        volume.state = StorageVolumeState.AVAILABLE
+        detached = self._core.detach_volume(site, volume.id)
+        extra = volume.extra
+        gone = {_node_id(site, vm) for vm, _ in detached}
+        mounts = [m for m in extra.get("mounts", []) if m[0] not in gone]
+        extra["mounts"] = mounts
+        extra["count"] = max(int(extra.get("count") or 0) - len(detached), 0)
+        if mounts:
+            extra["node"], extra["device"] = mounts[0]
+        else:
+            extra.pop("device", None)
+            extra.pop("node", None)
+        volume.state = StorageVolumeState.INUSE if extra["count"] else StorageVolumeState.AVAILABLE
         return True
 
 
