@@ -466,7 +466,9 @@ class StratusLabNodeDriver(NodeDriver):  # type: ignore[misc]
         if snapshot is not None:
             raise ValueError("StratusLab pdisk cannot create a volume from a snapshot")
         if isinstance(size, bool) or not isinstance(size, int):
-            raise TypeError(f"size must be an int number of GiB, not {type(size).__name__} {size!r}")
+            raise TypeError(
+                f"size must be an int number of GiB, not {type(size).__name__} {size!r}"
+            )
         if not 1 <= size <= 1024:
             raise ValueError(f"volume size must be between 1 and 1024 GiB, not {size}")
         if not isinstance(name, str):
