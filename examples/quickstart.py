@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from libcloud.compute.base import Node, NodeAuthSSHKey, NodeDriver
+from libcloud.compute.base import Node, NodeAuthSSHKey, NodeDriver, StorageVolume
 from libcloud.compute.providers import get_driver
 
 import stratuslab_libcloud  # noqa: F401  (importing registers the "stratuslab" provider)
@@ -90,6 +90,10 @@ def show_listings(driver: NodeDriver) -> None:
     nodes = step("Nodes at every site (queried concurrently)", driver.list_nodes)
     print_nodes(nodes)
     volumes = step("Volumes at every site", driver.list_volumes)
+    print_volumes(volumes)
+
+
+def print_volumes(volumes: Sequence[StorageVolume]) -> None:
     print(
         table(
             [(v.id, v.name, v.size, v.state, v.extra["location"]) for v in volumes],
@@ -147,7 +151,8 @@ def tour(driver: NodeDriver, location: str | None) -> None:
         ((running, ips),) = step("wait_until_running", wait)
         print(f"   {running.id} is running on host {running.extra['host']}, ips {ips}")
         volume = step(
-            "Create a 10 GiB volume", lambda: driver.create_volume(10, "quickstart-data", location=loc)
+            "Create a 10 GiB volume",
+            lambda: driver.create_volume(10, "quickstart-data", location=loc),
         )
         print(f"   volume {volume.id} ({volume.size} GiB, {volume.state})")
         step("Attach it to the node", lambda: driver.attach_volume(running, volume))
@@ -155,12 +160,7 @@ def tour(driver: NodeDriver, location: str | None) -> None:
         nodes = step("List nodes", driver.list_nodes)
         print_nodes(nodes)
         volumes = step("List volumes", driver.list_volumes)
-        print(
-            table(
-                [(v.id, v.name, v.size, v.state, v.extra["location"]) for v in volumes],
-                ["id", "name", "GiB", "state", "site"],
-            )
-        )
+        print_volumes(volumes)
         step("Detach the volume", lambda: driver.detach_volume(volume))
         step("Destroy the volume", lambda: driver.destroy_volume(volume))
         step("Destroy the node", lambda: driver.destroy_node(running))

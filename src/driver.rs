@@ -11,7 +11,7 @@ use crate::config::{InstanceType, Settings, SiteSettings};
 use crate::error::{Context, Error, Result};
 use crate::http::{HttpClient, HttpOptions, TlsOptions};
 use crate::marketplace::{self, ImageEntry, ListQuery, MarketplaceClient, StatusFilter};
-use crate::one::client::{OneClient, OneError, Version, POOL_MINE, POOL_STATE_NOT_DONE};
+use crate::one::client::{OneClient, Version, POOL_MINE, POOL_STATE_NOT_DONE};
 use crate::one::endpoint::Auth;
 use crate::one::states;
 use crate::one::template::{self, NicSpec, RootDisk, VmSpec};
@@ -1049,12 +1049,6 @@ pub fn image_id_of_source(source: &str) -> String {
             .to_owned();
     }
     source.to_owned()
-}
-
-impl From<OneError> for Error {
-    fn from(e: OneError) -> Self {
-        Error::remote(Context::default(), e)
-    }
 }
 
 #[cfg(test)]

@@ -61,9 +61,7 @@ def _read_config(source: ConfigSource) -> tuple[str | bytes, str]:
         if not isinstance(data, (str, bytes)):
             raise StratusLabConfigError(f"{origin}: read() returned {type(data).__name__}")
         return data, origin
-    raise TypeError(
-        f"ex_config_file must be a path or an open file, not {type(source).__name__}"
-    )
+    raise TypeError(f"ex_config_file must be a path or an open file, not {type(source).__name__}")
 
 
 class StratusLabNodeDriver(NodeDriver):  # type: ignore[misc]
@@ -85,7 +83,8 @@ class StratusLabNodeDriver(NodeDriver):  # type: ignore[misc]
     :param ex_pem_key: PEM key of that certificate.
     :param ex_public_key_file: SSH public key put in the VM context when ``auth`` is not given.
     :param ex_ca_cert: PEM file of trusted CAs (beats ``libcloud.security.CA_CERTS_PATH``).
-    :param ex_verify_ssl: verify server certificates (default ``libcloud.security.VERIFY_SSL_CERT``).
+    :param ex_verify_ssl: verify server certificates
+        (default ``libcloud.security.VERIFY_SSL_CERT``).
     :param timeout: seconds per request (default: the site's ``endpoint_timeout``, else 60).
     :param retry_delay: first delay between retries of reads, when retries are on.
     :param backoff: multiplier of that delay.
@@ -98,7 +97,7 @@ class StratusLabNodeDriver(NodeDriver):  # type: ignore[misc]
     type = "stratuslab"
     name = "StratusLab"
     website = "http://stratuslab.eu/"
-    features: dict[str, list[str]] = {"create_node": ["ssh_key"]}  # noqa: RUF012
+    features: dict[str, list[str]] = {"create_node": ["ssh_key"]}
 
     NODE_STATE_MAP: Mapping[str, NodeState] = {s.value: s for s in NodeState}
 
@@ -366,8 +365,7 @@ class StratusLabNodeDriver(NodeDriver):  # type: ignore[misc]
             raise ValueError(f"size {size.id!r} belongs to another driver")
         if auth is not None and not isinstance(auth, NodeAuthSSHKey):
             raise ValueError(
-                "StratusLab nodes take an SSH key (NodeAuthSSHKey), not "
-                f"{type(auth).__name__}"
+                f"StratusLab nodes take an SSH key (NodeAuthSSHKey), not {type(auth).__name__}"
             )
         image_id = image.id if isinstance(image, NodeImage) else image
         if not isinstance(image_id, str):
@@ -489,9 +487,7 @@ class StratusLabNodeDriver(NodeDriver):  # type: ignore[misc]
         self._core.destroy_volume(self._volume_site(volume), volume.id)
         return True
 
-    def attach_volume(
-        self, node: Node, volume: StorageVolume, device: str | None = None
-    ) -> bool:
+    def attach_volume(self, node: Node, volume: StorageVolume, device: str | None = None) -> bool:
         """Hot-plugs the disk into a RUNNING node of the same site; pdisk picks the device,
         which is stored in ``volume.extra["device"]`` (a different ``device`` is reported)."""
         site, vm = self._site_of_node(node)

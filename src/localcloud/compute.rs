@@ -2234,7 +2234,7 @@ mod tests {
         let ids = c.seed_vms(T0, 10_000, "alice", tpl).unwrap();
         assert_eq!(ids.len(), 10_000);
         assert!(
-            started.elapsed() < Duration::from_secs(2),
+            started.elapsed() < Duration::from_secs(5),
             "{:?}",
             started.elapsed()
         );

@@ -251,6 +251,8 @@ where
     let service = TowerToHyperService::new(router.layer(Extension(info)));
     let conn = hyper::server::conn::http1::Builder::new()
         .keep_alive(true)
+        // Header names as Jetty sends them (`WWW-Authenticate`); some clients look them up by case.
+        .title_case_headers(true)
         .serve_connection(TokioIo::new(io), service);
     tokio::select! {
         _ = conn => {}
@@ -423,6 +425,13 @@ async fn dispatch(
     let Some(route) = route(&path) else {
         return to_response(html_error(404));
     };
+    let site = match &route {
+        Route::Compute { site, .. } | Route::Pdisk { site, .. } => Some(*site),
+        Route::Marketplace { .. } => None,
+    };
+    if site.is_some_and(|site| !shared.sites.contains_key(site)) {
+        return to_response(html_error(404));
+    }
     if matches!(route, Route::Compute { .. }) && parts.method != Method::POST {
         return to_response(html_error(405).with_header("Allow", "POST"));
     }
@@ -437,36 +446,25 @@ async fn dispatch(
         .map(str::to_owned);
 
     // Routing is known: find the operation, count it and pick a fault.
-    let (site, service, op, call) = match &route {
-        Route::Compute { site, .. } => {
+    let (service, op, call) = match &route {
+        Route::Compute { .. } => {
             let call = decode_call(&body);
             let op = match &call {
                 Ok((method, _)) => method.clone(),
                 Err(_) => "?".to_owned(),
             };
-            (Some(*site), Service::Compute, op, Some(call))
+            (Service::Compute, op, Some(call))
         }
-        Route::Pdisk { site, path, .. } => {
+        Route::Pdisk { path, .. } => {
             let first = path.trim_start_matches('/').split('/').next().unwrap_or("");
-            (
-                Some(*site),
-                Service::Pdisk,
-                format!("{} /{first}", parts.method),
-                None,
-            )
+            (Service::Pdisk, format!("{} /{first}", parts.method), None)
         }
         Route::Marketplace { .. } => (
-            None,
             Service::Marketplace,
             format!("{} /metadata", parts.method),
             None,
         ),
     };
-    if let Some(site) = site {
-        if !shared.sites.contains_key(site) {
-            return to_response(html_error(404));
-        }
-    }
     let fault = shared
         .faults
         .lock()
@@ -587,6 +585,11 @@ fn compute(
     auth: ComputeAuth,
     call: Result<(String, Vec<Value>), crate::xmlrpc::XmlRpcError>,
 ) -> Reply {
+    match auth {
+        ComputeAuth::Password if password_user(shared, headers).is_none() => return unauthorized(),
+        ComputeAuth::Certificate if conn.peer_dn.is_none() => return html_error(403),
+        _ => {}
+    }
     let (method, mut params) = match call {
         Ok(call) => call,
         Err(err) => {
@@ -770,4 +773,804 @@ fn huge_body(service: Service, size: usize) -> Response {
         headers.insert(header::CONTENT_LENGTH, value);
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use reqwest::Method;
+
+    use super::*;
+    use crate::http::{
+        HttpClient, HttpOptions, Request as HttpRequest, TlsOptions, TransportError,
+    };
+    use crate::localcloud::cloud::{LocalCloud, LocalCloudOptions};
+    use crate::localcloud::faults::FaultRule;
+    use crate::xmlrpc::{decode_response, encode_call, XmlRpcError};
+
+    const AUTH_ERROR: &str =
+        include_str!("../../tests/fixtures/localcloud/opennebula-3.8.5/auth-error.txt");
+
+    fn client() -> HttpClient {
+        client_with(TlsOptions::default())
+    }
+
+    fn client_with(tls: TlsOptions) -> HttpClient {
+        HttpClient::new(HttpOptions {
+            timeout: Duration::from_secs(20),
+            tls,
+            ..HttpOptions::default()
+        })
+        .unwrap()
+    }
+
+    async fn start(options: LocalCloudOptions) -> LocalCloud {
+        LocalCloud::start(options).await.unwrap()
+    }
+
+    fn options(sites: &[&str], boot_step_ms: u64) -> LocalCloudOptions {
+        LocalCloudOptions {
+            sites: sites.iter().map(|s| s.to_string()).collect(),
+            boot_step: Duration::from_millis(boot_step_ms),
+            ..LocalCloudOptions::default()
+        }
+    }
+
+    fn pswd(cloud: &LocalCloud, site: &str) -> String {
+        cloud
+            .endpoints(site)
+            .unwrap()
+            .compute
+            .replace("/one-proxy/xmlrpc", "/one-proxy/pswd/xmlrpc")
+    }
+
+    async fn post(
+        client: &HttpClient,
+        url: &str,
+        auth: Option<(&str, &str)>,
+        method: &str,
+        params: &[Value],
+    ) -> Result<crate::http::Response, TransportError> {
+        let mut request = HttpRequest::new(Method::POST, url, "test")
+            .body("text/xml", encode_call(method, params));
+        if let Some((user, password)) = auth {
+            request = request.basic_auth(user, password);
+        }
+        client.send(request).await
+    }
+
+    /// The raw reply head to an unauthenticated POST.
+    async fn raw_post(port: u16, path: &str) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        let request = format!(
+            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        );
+        tcp.write_all(request.as_bytes()).await.unwrap();
+        let mut reply = Vec::new();
+        tcp.read_to_end(&mut reply).await.unwrap();
+        String::from_utf8_lossy(&reply).into_owned()
+    }
+
+    /// One call as alice through one-proxy's password context.
+    async fn rpc(
+        client: &HttpClient,
+        url: &str,
+        method: &str,
+        params: &[Value],
+    ) -> Result<Value, XmlRpcError> {
+        let mut all = vec![Value::String("alice:secret-pw".into())];
+        all.extend_from_slice(params);
+        let reply = post(client, url, Some(("alice", "secret-pw")), method, &all)
+            .await
+            .unwrap();
+        assert_eq!(reply.status, 200);
+        decode_response(&reply.body)
+    }
+
+    fn ok_value(reply: Result<Value, XmlRpcError>) -> Value {
+        match reply {
+            Ok(Value::Array(items)) if items[0] == Value::Bool(true) => items[1].clone(),
+            other => panic!("not a success: {other:?}"),
+        }
+    }
+
+    fn s(text: &str) -> Value {
+        Value::String(text.into())
+    }
+
+    const TEMPLATE: &str = "NAME = \"web\"\nCPU = 1\nMEMORY = 512\nNIC = [ NETWORK = \"public\", NETWORK_UNAME = \"oneadmin\" ]";
+
+    async fn allocate(client: &HttpClient, url: &str) -> i64 {
+        ok_value(rpc(client, url, "one.vm.allocate", &[s(TEMPLATE)]).await)
+            .as_i64()
+            .unwrap()
+    }
+
+    async fn state(client: &HttpClient, url: &str, id: i64) -> (String, String) {
+        let doc = ok_value(rpc(client, url, "one.vm.info", &[Value::Int(id)]).await);
+        let doc = doc.as_str().unwrap();
+        let get = |tag: &str| {
+            let open = format!("<{tag}>");
+            let i = doc.find(&open).unwrap() + open.len();
+            doc[i..i + doc[i..].find('<').unwrap()].to_owned()
+        };
+        (get("STATE"), get("LCM_STATE"))
+    }
+
+    async fn pool(client: &HttpClient, url: &str, filter: i64, state: i64) -> String {
+        let params = [
+            Value::Int(filter),
+            Value::Int(-1),
+            Value::Int(-1),
+            Value::Int(state),
+        ];
+        let doc = ok_value(rpc(client, url, "one.vmpool.info", &params).await);
+        doc.as_str().unwrap().to_owned()
+    }
+
+    #[tokio::test]
+    async fn xmlrpc_wire_format_auth_and_errors() {
+        let cloud = start(options(&["lal"], 0)).await;
+        let client = client();
+        let url = pswd(&cloud, "lal");
+
+        // The exact bytes: xmlrpc-c's layout (<i4>, <boolean>, <string>), text/xml.
+        let reply = post(
+            &client,
+            &url,
+            Some(("alice", "secret-pw")),
+            "one.system.version",
+            &[s("x")],
+        )
+        .await
+        .unwrap();
+        assert_eq!(reply.content_type.as_deref(), Some("text/xml"));
+        assert_eq!(
+            decode_response(&reply.body).unwrap(),
+            Value::Array(vec![Value::Bool(true), s("3.8.5"), Value::Int(0)])
+        );
+        let text = String::from_utf8(reply.body.to_vec()).unwrap();
+        assert!(
+            text.contains("<boolean>1</boolean>") && text.contains("<i4>0</i4>"),
+            "{text}"
+        );
+
+        // No or wrong credentials: HTTP 401 with the realm.
+        for auth in [None, Some(("alice", "wrong"))] {
+            // Authentication comes before the body is looked at (Jetty's JAAS runs first).
+            let raw = raw_post(cloud.port(), "/lal/one-proxy/pswd/xmlrpc").await;
+            assert!(raw.starts_with("HTTP/1.1 401 Unauthorized\r\n"), "{raw}");
+            assert!(
+                raw.contains("\r\nContent-Type: text/html;charset=ISO-8859-1\r\n"),
+                "{raw}"
+            );
+            let reply = post(&client, &url, auth, "one.system.version", &[s("x")])
+                .await
+                .unwrap();
+            assert_eq!(reply.status, 401);
+            assert_eq!(
+                reply.www_authenticate.as_deref(),
+                Some("Basic realm=\"StratusLab Password Realm\"")
+            );
+        }
+
+        // Direct oned: the session string is checked, the reply is the captured tuple.
+        let rpc2 = cloud.endpoints("lal").unwrap().rpc2;
+        let reply = post(
+            &client,
+            &rpc2,
+            None,
+            "one.system.version",
+            &[s("alice:nope")],
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            decode_response(&reply.body).unwrap(),
+            Value::Array(vec![
+                Value::Bool(false),
+                s("[SystemVersion] User couldn't be authenticated, aborting call."),
+                Value::Int(256)
+            ])
+        );
+        assert_eq!(
+            AUTH_ERROR.trim(),
+            "[False, \"[SystemVersion] User couldn't be authenticated, aborting call.\", 256]"
+        );
+        let reply = post(
+            &client,
+            &rpc2,
+            None,
+            "one.system.version",
+            &[s("alice:secret-pw")],
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            decode_response(&reply.body).unwrap(),
+            Value::Array(vec![Value::Bool(true), s("3.8.5"), Value::Int(0)])
+        );
+
+        // OpenNebula errors and XML-RPC faults.
+        assert_eq!(
+            rpc(&client, &url, "one.vm.info", &[Value::Int(9999)])
+                .await
+                .unwrap(),
+            Value::Array(vec![
+                Value::Bool(false),
+                s("[VirtualMachineInfo] Error getting virtual machine [9999]."),
+                Value::Int(1024)
+            ])
+        );
+        assert_eq!(
+            rpc(&client, &url, "one.vm.nosuchmethod", &[Value::Int(1)]).await,
+            Err(XmlRpcError::Fault {
+                code: -506,
+                message: "Method 'one.vm.nosuchmethod' not defined".into()
+            })
+        );
+        assert_eq!(
+            rpc(&client, &url, "one.vm.action", &[s("shutdown"), s("0")]).await,
+            Err(XmlRpcError::Fault {
+                code: -501,
+                message: "Parameter that is supposed to be integer is not".into()
+            })
+        );
+        assert_eq!(
+            rpc(&client, &url, "one.vm.allocate", &[s("NAME = \"x\"\nDISK = [ broken")]).await.unwrap(),
+            Value::Array(vec![
+                Value::Bool(false),
+                s("[VirtualMachineAllocate] Error allocating a new virtual machine. Parse error: syntax error, unexpected $end, expecting EQUAL at line 2, columns 21:27"),
+                Value::Int(8192)
+            ])
+        );
+        let id = allocate(&client, &url).await;
+        assert_eq!(
+            rpc(
+                &client,
+                &url,
+                "one.vm.action",
+                &[s("resume"), Value::Int(id)]
+            )
+            .await
+            .unwrap(),
+            Value::Array(vec![
+                Value::Bool(false),
+                s("[VirtualMachineAction] Wrong state to perform action"),
+                Value::Int(2048)
+            ])
+        );
+        // one-proxy replaced the session: the VM belongs to alice.
+        let doc = ok_value(rpc(&client, &url, "one.vm.info", &[Value::Int(id)]).await);
+        assert!(doc.as_str().unwrap().contains("<UNAME>alice</UNAME>"));
+        // GET is not XML-RPC.
+        let reply = client
+            .send(HttpRequest::new(Method::GET, &url, "test"))
+            .await
+            .unwrap();
+        assert_eq!(reply.status, 405);
+        cloud.stop().await;
+    }
+
+    #[tokio::test]
+    async fn lifecycle_with_and_without_boot_step() {
+        let cloud = start(options(&["lal", "grnet"], 0)).await;
+        let client = client();
+        let url = pswd(&cloud, "lal");
+        let id = allocate(&client, &url).await;
+        assert_eq!(state(&client, &url, id).await, ("3".into(), "3".into()));
+        assert_eq!(cloud.vm_template("lal", id).as_deref(), Some(TEMPLATE));
+        ok_value(
+            rpc(
+                &client,
+                &url,
+                "one.vm.action",
+                &[s("finalize"), Value::Int(id)],
+            )
+            .await,
+        );
+        assert_eq!(state(&client, &url, id).await, ("6".into(), "0".into()));
+        cloud.stop().await;
+
+        let cloud = start(options(&["lal"], 30)).await;
+        let url = pswd(&cloud, "lal");
+        let id = allocate(&client, &url).await;
+        assert_eq!(state(&client, &url, id).await, ("1".into(), "0".into()));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut seen = Vec::new();
+        loop {
+            let now = state(&client, &url, id).await;
+            if seen.last() != Some(&now) {
+                seen.push(now.clone());
+            }
+            if now == ("3".into(), "3".into()) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "never RUNNING: {seen:?}");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(seen.first(), Some(&("1".to_owned(), "0".to_owned())));
+        ok_value(
+            rpc(
+                &client,
+                &url,
+                "one.vm.action",
+                &[s("shutdown"), Value::Int(id)],
+            )
+            .await,
+        );
+        assert_eq!(state(&client, &url, id).await, ("3".into(), "12".into()));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while state(&client, &url, id).await != ("6".into(), "0".into()) {
+            assert!(Instant::now() < deadline, "never DONE");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(cloud.vm_state("lal", id), Some((6, 0)));
+        cloud.stop().await;
+    }
+
+    #[tokio::test]
+    async fn pool_filters_and_site_isolation() {
+        let mut opts = options(&["lal", "grnet"], 0);
+        opts.users.push(("bob".into(), "bob-pw".into()));
+        let cloud = start(opts).await;
+        let client = client();
+        let lal = pswd(&cloud, "lal");
+        let grnet = pswd(&cloud, "grnet");
+        let a = allocate(&client, &lal).await;
+        let b = allocate(&client, &lal).await;
+        ok_value(
+            rpc(
+                &client,
+                &lal,
+                "one.vm.action",
+                &[s("finalize"), Value::Int(b)],
+            )
+            .await,
+        );
+        let mine = pool(&client, &lal, -3, -1).await;
+        assert!(mine.starts_with("<VM_POOL><VM><ID>0</ID>") && mine.matches("<VM>").count() == 1);
+        assert_eq!(pool(&client, &lal, -2, -2).await.matches("<VM>").count(), 2);
+        assert_eq!(pool(&client, &lal, -2, 6).await.matches("<VM>").count(), 1);
+        // The cached pool follows changes.
+        ok_value(
+            rpc(
+                &client,
+                &lal,
+                "one.vm.action",
+                &[s("finalize"), Value::Int(a)],
+            )
+            .await,
+        );
+        assert_eq!(pool(&client, &lal, -3, -1).await, "<VM_POOL></VM_POOL>");
+        // Site b knows nothing of site a's VMs; its addresses come from its own slice.
+        assert_eq!(pool(&client, &grnet, -2, -2).await, "<VM_POOL></VM_POOL>");
+        assert_eq!(
+            rpc(&client, &grnet, "one.vm.info", &[Value::Int(a)])
+                .await
+                .unwrap(),
+            Value::Array(vec![
+                Value::Bool(false),
+                s("[VirtualMachineInfo] Error getting virtual machine [0]."),
+                Value::Int(1024)
+            ])
+        );
+        let c = allocate(&client, &grnet).await;
+        let doc = ok_value(rpc(&client, &grnet, "one.vm.info", &[Value::Int(c)]).await);
+        assert!(doc
+            .as_str()
+            .unwrap()
+            .contains("<IP><![CDATA[192.0.2.110]]></IP>"));
+        // bob sees none of alice's VMs.
+        let params = [
+            s("bob:bob-pw"),
+            Value::Int(-2),
+            Value::Int(-1),
+            Value::Int(-1),
+            Value::Int(-2),
+        ];
+        let reply = post(
+            &client,
+            &lal,
+            Some(("bob", "bob-pw")),
+            "one.vmpool.info",
+            &params,
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            decode_response(&reply.body).unwrap(),
+            Value::Array(vec![
+                Value::Bool(true),
+                s("<VM_POOL></VM_POOL>"),
+                Value::Int(0)
+            ])
+        );
+        assert_eq!(cloud.vm_ids("lal"), vec![0, 1]);
+        assert_eq!(cloud.vm_ids("grnet"), vec![0]);
+        cloud.stop().await;
+    }
+
+    #[tokio::test]
+    async fn fault_injection_kinds() {
+        let cloud = start(options(&["lal", "grnet"], 0)).await;
+        let client = client();
+        let url = pswd(&cloud, "lal");
+        let version = |c: &HttpClient| {
+            let c = c.clone();
+            let url = url.clone();
+            async move {
+                post(
+                    &c,
+                    &url,
+                    Some(("alice", "secret-pw")),
+                    "one.system.version",
+                    &[s("x")],
+                )
+                .await
+            }
+        };
+        let rule = |kind| {
+            FaultRule::new(Service::Compute, kind)
+                .at_site("lal")
+                .for_op("one.system.version")
+                .times(1)
+        };
+
+        cloud.inject_fault(rule(FaultKind::Status(503))).unwrap();
+        assert_eq!(version(&client).await.unwrap().status, 503);
+        assert_eq!(version(&client).await.unwrap().status, 200);
+
+        cloud.inject_fault(rule(FaultKind::Malformed)).unwrap();
+        let reply = version(&client).await.unwrap();
+        assert_eq!(reply.status, 200);
+        assert!(matches!(
+            decode_response(&reply.body),
+            Err(XmlRpcError::Malformed { .. })
+        ));
+
+        cloud.inject_fault(rule(FaultKind::Truncated)).unwrap();
+        let reply = version(&client).await.unwrap();
+        let full = version(&client).await.unwrap();
+        assert_eq!(reply.body.len(), full.body.len() / 2);
+        assert!(decode_response(&reply.body).is_err());
+
+        cloud.inject_fault(rule(FaultKind::Drop)).unwrap();
+        assert!(version(&client).await.is_err());
+        cloud.inject_fault(rule(FaultKind::Reset)).unwrap();
+        assert!(version(&client).await.is_err());
+        assert_eq!(version(&client).await.unwrap().status, 200);
+
+        cloud
+            .inject_fault(rule(FaultKind::Slow(Duration::from_millis(300))))
+            .unwrap();
+        let started = Instant::now();
+        assert_eq!(version(&client).await.unwrap().status, 200);
+        assert!(started.elapsed() >= Duration::from_millis(300));
+
+        cloud
+            .inject_fault(rule(FaultKind::OneError(
+                512,
+                "[SystemVersion] nope".into(),
+            )))
+            .unwrap();
+        let reply = version(&client).await.unwrap();
+        assert_eq!(
+            decode_response(&reply.body).unwrap(),
+            Value::Array(vec![
+                Value::Bool(false),
+                s("[SystemVersion] nope"),
+                Value::Int(512)
+            ])
+        );
+        cloud
+            .inject_fault(rule(FaultKind::Fault(-32000, "boom".into())))
+            .unwrap();
+        let reply = version(&client).await.unwrap();
+        assert_eq!(
+            decode_response(&reply.body),
+            Err(XmlRpcError::Fault {
+                code: -32000,
+                message: "boom".into()
+            })
+        );
+        cloud
+            .inject_fault(rule(FaultKind::WrongContentType))
+            .unwrap();
+        let reply = version(&client).await.unwrap();
+        assert_eq!(
+            reply.content_type.as_deref(),
+            Some("text/html; charset=UTF-8")
+        );
+        cloud
+            .inject_fault(rule(FaultKind::HugeBody(3_000_000)))
+            .unwrap();
+        let reply = version(&client).await.unwrap();
+        assert_eq!(reply.body.len(), 3_000_000);
+        let Value::Array(items) = decode_response(&reply.body).unwrap() else {
+            panic!()
+        };
+        let padding = items[1].as_str().unwrap();
+        assert!(padding.len() > 2_999_000 && padding.bytes().all(|b| b == b'x'));
+
+        // Other sites and operations were never touched; every request was counted.
+        let other = pswd(&cloud, "grnet");
+        assert_eq!(
+            post(
+                &client,
+                &other,
+                Some(("alice", "secret-pw")),
+                "one.system.version",
+                &[s("x")]
+            )
+            .await
+            .unwrap()
+            .status,
+            200
+        );
+        assert_eq!(
+            cloud.request_count("lal", Service::Compute, "one.system.version"),
+            13
+        );
+        assert_eq!(cloud.request_count("grnet", Service::Compute, "*"), 1);
+        cloud
+            .inject_fault(FaultRule::new(Service::Any, FaultKind::Status(502)))
+            .unwrap();
+        assert_eq!(version(&client).await.unwrap().status, 502);
+        cloud.clear_faults().unwrap();
+        assert_eq!(version(&client).await.unwrap().status, 200);
+        cloud.stop().await;
+    }
+
+    #[tokio::test]
+    async fn pdisk_and_marketplace_routes() {
+        let cloud = start(options(&["lal"], 0)).await;
+        let client = client();
+        let pdisk = cloud.endpoints("lal").unwrap().pdisk;
+        let list = format!("{pdisk}/pswd/disks/");
+        let reply = client
+            .send(HttpRequest::new(Method::GET, &list, "test").accept("application/json"))
+            .await
+            .unwrap();
+        assert_eq!(reply.status, 401);
+        assert_eq!(
+            reply.www_authenticate.as_deref(),
+            Some("Basic realm=\"StratusLab Password Realm\"")
+        );
+        cloud.seed_volumes("lal", 3, "alice").unwrap();
+        let reply = client
+            .send(
+                HttpRequest::new(Method::GET, &list, "test")
+                    .accept("application/json")
+                    .basic_auth("alice", "secret-pw"),
+            )
+            .await
+            .unwrap();
+        assert_eq!(reply.status, 200, "{}", reply.excerpt(300));
+        assert_eq!(cloud.disks("lal").len(), 3);
+        assert_eq!(cloud.request_count("lal", Service::Pdisk, "GET /disks"), 2);
+
+        let base = cloud.base_url();
+        for url in [
+            format!("{base}/marketplace/metadata"),
+            format!("{base}/metadata"),
+        ] {
+            let reply = client
+                .send(HttpRequest::new(Method::GET, &url, "test"))
+                .await
+                .unwrap();
+            assert_eq!(reply.status, 200, "{url}");
+        }
+        assert_eq!(
+            cloud.request_count("", Service::Marketplace, "GET /metadata"),
+            2
+        );
+        let reply = client
+            .send(HttpRequest::new(
+                Method::GET,
+                format!("{base}/nosuchsite/RPC2"),
+                "test",
+            ))
+            .await
+            .unwrap();
+        assert_eq!(reply.status, 404);
+        cloud.stop().await;
+    }
+
+    #[tokio::test]
+    async fn tls_with_generated_ca_and_client_certificates() {
+        let mut opts = options(&["lal"], 0);
+        opts.tls = true;
+        let cloud = start(opts).await;
+        assert!(cloud.base_url().starts_with("https://127.0.0.1:"));
+        let ca = cloud.ca_pem_path().unwrap();
+        let url = pswd(&cloud, "lal");
+
+        let trusted = client_with(TlsOptions {
+            ca_file: Some(ca.clone()),
+            ..TlsOptions::default()
+        });
+        assert_eq!(
+            ok_value(rpc(&trusted, &url, "one.system.version", &[]).await),
+            s("3.8.5")
+        );
+        let untrusted = client_with(TlsOptions::default());
+        assert!(matches!(
+            post(
+                &untrusted,
+                &url,
+                Some(("alice", "secret-pw")),
+                "one.system.version",
+                &[s("x")]
+            )
+            .await,
+            Err(TransportError::Tls { .. } | TransportError::Connect { .. })
+        ));
+
+        let cert_url = url.replace("/pswd/", "/cert/");
+        let reply = post(
+            &trusted,
+            &cert_url,
+            None,
+            "one.system.version",
+            &[s("dummy:pass")],
+        )
+        .await
+        .unwrap();
+        assert_eq!(reply.status, 403);
+        let (cert, key) = cloud.issue_client_cert("carol").unwrap();
+        let carol = client_with(TlsOptions {
+            ca_file: Some(ca),
+            client_cert: Some(cert),
+            client_key: Some(key),
+            ..TlsOptions::default()
+        });
+        let reply = post(
+            &carol,
+            &cert_url,
+            None,
+            "one.vm.allocate",
+            &[s("dummy:pass"), s(TEMPLATE)],
+        )
+        .await
+        .unwrap();
+        let id = ok_value(decode_response(&reply.body)).as_i64().unwrap();
+        let reply = post(
+            &carol,
+            &cert_url,
+            None,
+            "one.vm.info",
+            &[s("dummy:pass"), Value::Int(id)],
+        )
+        .await
+        .unwrap();
+        let doc = ok_value(decode_response(&reply.body));
+        assert!(doc
+            .as_str()
+            .unwrap()
+            .contains("<UNAME>CN%3Dcarol%2CO%3DStratusLab+Local+Cloud</UNAME>"));
+        cloud.stop().await;
+    }
+
+    async fn hammer(seconds: u64) {
+        let cloud = start(options(&["lal", "grnet"], 1)).await;
+        let url = pswd(&cloud, "lal");
+        let deadline = Instant::now() + Duration::from_secs(seconds);
+        let mut tasks = JoinSet::new();
+        for worker in 0..16 {
+            let url = if worker % 4 == 3 {
+                pswd(&cloud, "grnet")
+            } else {
+                url.clone()
+            };
+            tasks.spawn(async move {
+                let client = client();
+                let mut calls = 0u64;
+                while Instant::now() < deadline {
+                    let id = allocate(&client, &url).await;
+                    state(&client, &url, id).await;
+                    pool(&client, &url, -3, -1).await;
+                    let reply = rpc(
+                        &client,
+                        &url,
+                        "one.vm.action",
+                        &[s("finalize"), Value::Int(id)],
+                    )
+                    .await;
+                    ok_value(reply);
+                    calls += 4;
+                }
+                calls
+            });
+        }
+        let mut total = 0;
+        while let Some(done) = tasks.join_next().await {
+            total += done.unwrap();
+        }
+        assert!(total >= 16 * 4, "{total}");
+        assert_eq!(
+            cloud.request_count("lal", Service::Compute, "*")
+                + cloud.request_count("grnet", Service::Compute, "*"),
+            total
+        );
+        cloud.stop().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn sixteen_concurrent_clients() {
+        tokio::time::timeout(Duration::from_secs(60), hammer(3))
+            .await
+            .unwrap();
+    }
+
+    /// The long variant: `cargo test --lib localcloud::server -- --ignored`.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    #[ignore]
+    async fn sixteen_concurrent_clients_for_thirty_seconds() {
+        tokio::time::timeout(Duration::from_secs(120), hammer(30))
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn ten_thousand_vm_pool_is_served_from_cache() {
+        let cloud = start(options(&["lal"], 0)).await;
+        let ids = cloud.seed_vms("lal", 10_000, "alice").unwrap();
+        assert_eq!(ids.len(), 10_000);
+        let client = client();
+        let url = pswd(&cloud, "lal");
+        let params = [
+            s("x"),
+            Value::Int(-3),
+            Value::Int(-1),
+            Value::Int(-1),
+            Value::Int(-1),
+        ];
+        let fetch = || {
+            post(
+                &client,
+                &url,
+                Some(("alice", "secret-pw")),
+                "one.vmpool.info",
+                &params,
+            )
+        };
+        let first = fetch().await.unwrap();
+        // The second reply is the cached bytes of the first (same generation).
+        let second = fetch().await.unwrap();
+        assert_eq!(first.body, second.body);
+        assert!(first.body.len() > 30_000_000, "{}", first.body.len());
+        let text = std::str::from_utf8(&first.body).unwrap();
+        assert_eq!(text.matches("&lt;VM&gt;&lt;ID&gt;").count(), 10_000);
+        // A change invalidates it.
+        ok_value(
+            rpc(
+                &client,
+                &url,
+                "one.vm.action",
+                &[s("finalize"), Value::Int(0)],
+            )
+            .await,
+        );
+        let third = fetch().await.unwrap();
+        let text = std::str::from_utf8(&third.body).unwrap();
+        assert_eq!(text.matches("&lt;VM&gt;&lt;ID&gt;").count(), 9_999);
+        cloud.stop().await;
+    }
+
+    #[tokio::test]
+    async fn stop_frees_the_port() {
+        let cloud = start(options(&["lal"], 0)).await;
+        let port = cloud.port();
+        let client = client();
+        assert_eq!(
+            ok_value(rpc(&client, &pswd(&cloud, "lal"), "one.system.version", &[]).await),
+            s("3.8.5")
+        );
+        cloud.stop().await;
+        let again = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port))).await;
+        assert!(again.is_ok());
+    }
 }

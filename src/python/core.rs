@@ -143,22 +143,7 @@ impl Core {
     ) -> PyResult<(Bound<'py, PyList>, Failures<'py>)> {
         let driver = Arc::clone(&self.driver);
         let results = block(py, async move { driver.list_nodes(site.as_deref()).await })?;
-        let nodes = PyList::empty(py);
-        let mut failures = Vec::new();
-        for (site, result) in results {
-            match result {
-                Ok(records) => {
-                    for r in records {
-                        nodes.append(convert::node(py, r)?)?;
-                    }
-                }
-                Err(e) if strict => return Err(to_py(py, &e)),
-                Err(e) => {
-                    failures.push((site, to_py(py, &e).into_value(py).into_bound(py).into_any()))
-                }
-            }
-        }
-        Ok((nodes, failures))
+        per_site(py, results, strict, convert::node)
     }
 
     fn get_node<'py>(
@@ -278,22 +263,7 @@ impl Core {
             py,
             async move { driver.list_volumes(site.as_deref()).await },
         )?;
-        let volumes = PyList::empty(py);
-        let mut failures = Vec::new();
-        for (site, result) in results {
-            match result {
-                Ok(records) => {
-                    for r in records {
-                        volumes.append(convert::volume(py, r)?)?;
-                    }
-                }
-                Err(e) if strict => return Err(to_py(py, &e)),
-                Err(e) => {
-                    failures.push((site, to_py(py, &e).into_value(py).into_bound(py).into_any()))
-                }
-            }
-        }
-        Ok((volumes, failures))
+        per_site(py, results, strict, convert::volume)
     }
 
     fn create_volume<'py>(
@@ -338,4 +308,32 @@ impl Core {
         let driver = Arc::clone(&self.driver);
         block(py, async move { driver.detach_volume(&site, &uuid).await })
     }
+}
+
+/// Flattens per-site results into one list of converted records and the failed sites (or raises
+/// the first failure when `strict`).
+fn per_site<'py, R, T, F>(
+    py: Python<'py>,
+    results: Vec<(String, crate::error::Result<Vec<R>>)>,
+    strict: bool,
+    convert: F,
+) -> PyResult<(Bound<'py, PyList>, Failures<'py>)>
+where
+    F: Fn(Python<'py>, R) -> PyResult<T>,
+    T: IntoPyObject<'py>,
+{
+    let items = PyList::empty(py);
+    let mut failures = Vec::new();
+    for (site, result) in results {
+        match result {
+            Ok(records) => {
+                for r in records {
+                    items.append(convert(py, r)?)?;
+                }
+            }
+            Err(e) if strict => return Err(to_py(py, &e)),
+            Err(e) => failures.push((site, to_py(py, &e).into_value(py).into_bound(py).into_any())),
+        }
+    }
+    Ok((items, failures))
 }
