@@ -505,7 +505,7 @@ class StratusLabNodeDriver(NodeDriver):  # type: ignore[misc]
                 stacklevel=2,
             )
         node_id = _node_id(site, vm)
-        extra = volume.extra
+        extra: dict[str, Any] = volume.extra or {}  # never empty: it names the volume's site
         extra["device"] = got
         extra["node"] = node_id
         extra["mounts"] = [*extra.get("mounts", []), (node_id, got)]
@@ -517,7 +517,7 @@ class StratusLabNodeDriver(NodeDriver):  # type: ignore[misc]
         """Hot-unplugs the disk from every VM of the caller it is mounted on."""
         site = self._volume_site(volume)
         detached = self._core.detach_volume(site, volume.id)
-        extra = volume.extra
+        extra: dict[str, Any] = volume.extra or {}  # never empty: it names the volume's site
         gone = {_node_id(site, vm) for vm, _ in detached}
         mounts = [m for m in extra.get("mounts", []) if m[0] not in gone]
         extra["mounts"] = mounts
