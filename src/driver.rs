@@ -670,9 +670,8 @@ impl Driver {
         .await;
         let mut out = Vec::new();
         for (rank, listing) in listings.into_iter().enumerate() {
-            let entries = listing.map_err(|e| {
-                Error::remote(ctx(&s.name, s.marketplace.endpoint(), operation), e)
-            })?;
+            let entries = listing
+                .map_err(|e| Error::remote(ctx(&s.name, s.marketplace.endpoint(), operation), e))?;
             out.extend(entries.into_iter().map(|e| (rank, e)));
         }
         Ok(out)
@@ -1074,6 +1073,58 @@ mod tests {
         assert_eq!(action_name(Start, v("3.8.5"), 4), Some("resume"));
         assert_eq!(action_name(Start, v("5.12.0"), 8), Some("resume"));
         assert_eq!(action_name(Start, v("3.2.1"), 4), Some("resume"));
+    }
+
+    fn entry(id: &str, email: &str, created: &str) -> ImageEntry {
+        ImageEntry {
+            identifier: id.to_owned(),
+            created: Some(created.to_owned()),
+            endorser: Some(marketplace::Endorser {
+                email: email.to_owned(),
+                ..marketplace::Endorser::default()
+            }),
+            ..ImageEntry::default()
+        }
+    }
+
+    #[test]
+    fn select_images_one_per_identifier_valid_first_then_newest() {
+        let a = "AAAAAAAAAAAAAAAAAAAAAAAAAAA";
+        let b = "BBBBBBBBBBBBBBBBBBBBBBBBBBB";
+        let entries = vec![
+            (0, Ok(entry(a, "old@x.org", "2012-01-01T00:00:00Z"))),
+            (0, Ok(entry(b, "b@x.org", "2013-01-01T00:00:00Z"))),
+            (0, Ok(entry(a, "new@x.org", "2014-01-01T00:00:00Z"))),
+            (
+                0,
+                Err(marketplace::MarketplaceError::Entry { reason: "r".into() }),
+            ),
+            // expired (rank 1) and newer: loses to the valid one
+            (1, Ok(entry(a, "expired@x.org", "2015-01-01T00:00:00Z"))),
+            // deprecated and newer: loses to b's valid entry
+            (2, Ok(entry(b, "deprecated@x.org", "2016-01-01T00:00:00Z"))),
+        ];
+        let (images, error) = select_images(entries);
+        let got: Vec<(&str, &str)> = images
+            .iter()
+            .map(|e| {
+                (
+                    e.identifier.as_str(),
+                    e.endorser.as_ref().map(|x| x.email.as_str()).unwrap_or(""),
+                )
+            })
+            .collect();
+        assert_eq!(got, [(a, "new@x.org"), (b, "b@x.org")]);
+        assert_eq!(
+            error.map(|e| e.to_string()).as_deref(),
+            Some("invalid Marketplace entry: r")
+        );
+        let (images, error) = select_images(vec![
+            (2, Ok(entry(a, "d@x.org", "2016-01-01T00:00:00Z"))),
+            (1, Ok(entry(a, "e@x.org", "2010-01-01T00:00:00Z"))),
+        ]);
+        assert_eq!(images[0].endorser.as_ref().unwrap().email, "e@x.org");
+        assert!(error.is_none());
     }
 
     #[test]

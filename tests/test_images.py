@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from libcloud.compute.base import NodeAuthSSHKey, NodeImage
+
 from stratuslab_libcloud import (
     LocalCloud,
     StratusLabMalformedResponseError,
