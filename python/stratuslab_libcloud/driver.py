@@ -421,8 +421,12 @@ class StratusLabNodeDriver(NodeDriver):  # type: ignore[misc]
         ex_include_expired: bool = False,
         ex_include_deprecated: bool = False,
     ) -> list[NodeImage]:
-        """Marketplace images of the location's Marketplace (valid, not deprecated, newest per
-        identifier), optionally filtered."""
+        """Images of the location's Marketplace: its valid entries, plus its expired ones
+        (``ex_include_expired``) and/or its deprecated ones whatever their date
+        (``ex_include_deprecated``); the Marketplace's clock decides what is valid. One image per
+        identifier: a valid entry before an expired or deprecated one, then the newest
+        endorsement. ``ex_os``, ``ex_arch`` (case-insensitive) and ``ex_endorser`` (e-mail)
+        filter. Unreadable entries are skipped with a log warning."""
         loc = self._location(location)
         recs = self._core.list_images(
             loc.id, ex_os, ex_arch, ex_endorser, ex_include_expired, ex_include_deprecated
@@ -435,7 +439,9 @@ class StratusLabNodeDriver(NodeDriver):  # type: ignore[misc]
         location: NodeLocation | str | None = None,
         ex_include_expired: bool = False,
     ) -> NodeImage:
-        """One Marketplace image by its 27-character identifier."""
+        """One Marketplace image by its 27-character identifier (``ValueError`` otherwise): the
+        valid entry, or with ``ex_include_expired`` any entry (expired or deprecated) when none
+        is valid. None → :class:`StratusLabProviderError` with ``http_code`` 404."""
         loc = self._location(location)
         return self._to_image(self._core.get_image(loc.id, image_id, ex_include_expired))
 
