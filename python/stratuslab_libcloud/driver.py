@@ -425,8 +425,12 @@ class StratusLabNodeDriver(NodeDriver):
         ex_include_expired: bool = False,
         ex_include_deprecated: bool = False,
     ) -> list[NodeImage]:
-        """Marketplace images of the location's Marketplace (valid, not deprecated, newest per
-        identifier), optionally filtered."""
+        """Images of the location's Marketplace: its valid entries, plus its expired ones
+        (``ex_include_expired``) and/or its deprecated ones whatever their date
+        (``ex_include_deprecated``); the Marketplace's clock decides what is valid. One image per
+        identifier: a valid entry before an expired or deprecated one, then the newest
+        endorsement. ``ex_os``, ``ex_arch`` (case-insensitive) and ``ex_endorser`` (e-mail)
+        filter. Unreadable entries are skipped with a log warning."""
         loc = self._location(location)
         recs = self._core.list_images(
             loc.id, ex_os, ex_arch, ex_endorser, ex_include_expired, ex_include_deprecated
@@ -439,7 +443,9 @@ class StratusLabNodeDriver(NodeDriver):
         location: NodeLocation | str | None = None,
         ex_include_expired: bool = False,
     ) -> NodeImage:
-        """One Marketplace image by its 27-character identifier."""
+        """One Marketplace image by its 27-character identifier (``ValueError`` otherwise): the
+        valid entry, or with ``ex_include_expired`` any entry (expired or deprecated) when none
+        is valid. None → :class:`StratusLabProviderError` with ``http_code`` 404."""
         loc = self._location(location)
         return self._to_image(self._core.get_image(loc.id, image_id, ex_include_expired))
 
@@ -462,11 +468,19 @@ class StratusLabNodeDriver(NodeDriver):
         snapshot: Any = None,
         ex_visibility: str = "private",
     ) -> StorageVolume:
-        """Creates a persistent disk of ``size`` GiB (1..1024) tagged ``name`` (≤ 40 chars)."""
+        """Creates a persistent disk of ``size`` GiB (1..1024) tagged ``name`` (1..40
+        characters once surrounding space is removed); ``ex_visibility`` is ``private`` or
+        ``public``."""
         if snapshot is not None:
             raise ValueError("StratusLab pdisk cannot create a volume from a snapshot")
         if isinstance(size, bool) or not isinstance(size, int):
-            raise ValueError(f"size must be an integer number of GiB, not {size!r}")
+            raise TypeError(
+                f"size must be an int number of GiB, not {type(size).__name__} {size!r}"
+            )
+        if not 1 <= size <= 1024:
+            raise ValueError(f"volume size must be between 1 and 1024 GiB, not {size}")
+        if not isinstance(name, str):
+            raise TypeError(f"name must be a str, not {type(name).__name__}")
         loc = self._location(location)
         return self._to_volume(self._core.create_volume(loc.id, size, name, ex_visibility))
 
@@ -500,21 +514,32 @@ class StratusLabNodeDriver(NodeDriver):
                 RuntimeWarning,
                 stacklevel=2,
             )
-        extra = volume.extra if volume.extra is not None else {}
-        extra["device"] = got
-        extra["node"] = _node_id(site, vm)
+        node_id = _node_id(site, vm)
+        extra: dict[str, Any] = volume.extra if volume.extra is not None else {}
         volume.extra = extra
+        extra["device"] = got
+        extra["node"] = node_id
+        extra["mounts"] = [*extra.get("mounts", []), (node_id, got)]
+        extra["count"] = int(extra.get("count") or 0) + 1
         volume.state = StorageVolumeState.INUSE
         return True
 
     def detach_volume(self, volume: StorageVolume) -> bool:
         """Hot-unplugs the disk from every VM of the caller it is mounted on."""
         site = self._volume_site(volume)
-        self._core.detach_volume(site, volume.id)
-        extra = volume.extra if volume.extra is not None else {}
-        extra.pop("device", None)
-        extra.pop("node", None)
-        volume.state = StorageVolumeState.AVAILABLE
+        detached = self._core.detach_volume(site, volume.id)
+        extra: dict[str, Any] = volume.extra if volume.extra is not None else {}
+        volume.extra = extra
+        gone = {_node_id(site, vm) for vm, _ in detached}
+        mounts = [m for m in extra.get("mounts", []) if m[0] not in gone]
+        extra["mounts"] = mounts
+        extra["count"] = max(int(extra.get("count") or 0) - len(detached), 0)
+        if mounts:
+            extra["node"], extra["device"] = mounts[0]
+        else:
+            extra.pop("device", None)
+            extra.pop("node", None)
+        volume.state = StorageVolumeState.INUSE if extra["count"] else StorageVolumeState.AVAILABLE
         return True
 
 
