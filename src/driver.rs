@@ -669,10 +669,30 @@ impl Driver {
         }))
         .await;
         let mut out = Vec::new();
-        for (rank, listing) in listings.into_iter().enumerate() {
+        for ((rank, listing), &status) in listings.into_iter().enumerate().zip(statuses) {
             let entries = listing
                 .map_err(|e| Error::remote(ctx(&s.name, s.marketplace.endpoint(), operation), e))?;
-            out.extend(entries.into_iter().map(|e| (rank, e)));
+            // Trusted but checked: deprecation is in the document itself, so an entry that
+            // contradicts the status it was listed under is dropped (and said so).
+            let wants_deprecated = status == StatusFilter::Deprecated;
+            out.extend(
+                entries
+                    .into_iter()
+                    .filter(|e| match e {
+                        Ok(entry) if entry.deprecated.is_some() != wants_deprecated => {
+                            log::warn!(
+                                target: "stratuslab_libcloud",
+                                "site '{}': Marketplace listed {} as {} but the entry says otherwise; dropped",
+                                s.name,
+                                entry.identifier,
+                                status.as_param()
+                            );
+                            false
+                        }
+                        _ => true,
+                    })
+                    .map(|e| (rank, e)),
+            );
         }
         Ok(out)
     }

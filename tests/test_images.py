@@ -754,3 +754,24 @@ def test_not_xml_and_ten_megabyte_entry(
     (image,) = driver.list_images()
     assert (image.id, image.name) == (JCQG, "big image")
     assert len(image.extra["description"]) == len("big image\n") + 10_000_000
+
+
+def test_a_listing_that_contradicts_its_status_is_checked(
+    mp_cloud: LocalCloud,
+    raw_marketplace: tuple[str, type[_RawMarketplace]],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The server's filtering is trusted but checked: a deprecated entry served as valid (this
+    stand-in ignores ``status``) is dropped with a warning, and kept when deprecated ones are
+    asked for."""
+    url, handler = raw_marketplace
+    driver = StratusLabNodeDriver(ex_config_file=mp_cloud.config_file, ex_marketplace_endpoint=url)
+    good = real("client-resources/manifest-invalid-sha1.xml")
+    deprecated = real("metadata-lib/valid-full.xml")
+    handler.body = wrap(good, deprecated)
+    with caplog.at_level(logging.WARNING, logger="stratuslab_libcloud"):
+        assert ids(driver.list_images()) == [JCQG]
+    assert any(
+        MMZU in r.getMessage() and "says otherwise" in r.getMessage() for r in caplog.records
+    )
+    assert MMZU in ids(driver.list_images(ex_include_deprecated=True))
