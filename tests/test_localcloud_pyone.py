@@ -1,7 +1,7 @@
 """The local cloud driven by ``pyone``, OpenNebula's official Python client, unmodified.
 
-pyone (7.x here) targets OpenNebula 5–7, but only needs, from the methods used here, the
-three-element reply head ``[ok, value, code]`` (it reads elements 0–2 and ignores the 5.x
+pyone (7.x here) targets OpenNebula 5-7, but only needs, from the methods used here, the
+three-element reply head ``[ok, value, code]`` (it reads elements 0-2 and ignores the 5.x
 extras) and documents it can bind with its generated (generateDS) classes, which accept the
 3.8 VM documents: unknown elements are skipped, missing ones are ``None``. So the combination
 that works is *any* version knob with ``pyone.OneServer(<site>/RPC2, session="user:password")``;
@@ -20,7 +20,6 @@ from collections.abc import Iterator
 import pyone
 import pytest
 from conftest import FIXTURES, wait_for
-
 from stratuslab_libcloud.localcloud import DEFAULT_PASSWORD, DEFAULT_USER, LocalCloud
 
 TEMPLATE_1 = (FIXTURES / "opennebula-3.8.5" / "vm-template-1.txt").read_text(encoding="utf-8")

@@ -18,7 +18,6 @@ from typing import Any
 
 import pytest
 from conftest import FIXTURES, wait_for
-
 from stratuslab_libcloud.localcloud import DEFAULT_PASSWORD, DEFAULT_USER, LocalCloud
 
 CAPTURES = FIXTURES / "opennebula-3.8.5"
@@ -154,9 +153,11 @@ def test_direct_rpc2_with_a_wrong_session_is_error_256(cloud: LocalCloud) -> Non
 def test_proxy_path_refuses_bad_credentials_with_http_401(
     cloud: LocalCloud, user: str, password: str
 ) -> None:
-    url = proxy_url(cloud, "lal", user, password) if user else cloud.endpoints("lal")[
-        "compute"
-    ].replace("/xmlrpc", "/pswd/xmlrpc")
+    url = (
+        proxy_url(cloud, "lal", user, password)
+        if user
+        else cloud.endpoints("lal")["compute"].replace("/xmlrpc", "/pswd/xmlrpc")
+    )
     proxy = xmlrpc.client.ServerProxy(url)
     with pytest.raises(xmlrpc.client.ProtocolError) as err:
         proxy.one.system.version("dummy:pass")
@@ -211,8 +212,10 @@ def _error_calls() -> list[dict[str, Any]]:
         response = call["response"]
         failed = isinstance(response, dict) or response[0] is False
         # Action refusals depend on the VM's state then; those are test_action_replies_*.
-        stateful = call["method"] == "one.vm.action" and call["params"][2] != 9999 and not (
-            isinstance(response, dict)
+        stateful = (
+            call["method"] == "one.vm.action"
+            and call["params"][2] != 9999
+            and not (isinstance(response, dict))
         )
         if call["method"] in REPLAYABLE and failed and not stateful:
             calls.append(call)
