@@ -131,7 +131,7 @@ def test_every_state_of_a_lifecycle_validates(
     parked = {(1, 0), (3, 3), (5, 0), (8, 0), (4, 0), (6, 0)}
     assert parked <= set(seen)
     assert len(seen) >= 10, sorted(seen)
-    for state, doc in sorted(seen.items()):
+    for _state, doc in sorted(seen.items()):
         check(vm_schema, doc)
         check(pool_schema, f"<VM_POOL>{doc}</VM_POOL>")
     done = info(proxy, vm_id)
