@@ -140,7 +140,7 @@ def test_serves_two_sites_writes_the_config_and_stops_on_ctrl_c(
     status, out, err = cli.interrupt()
     assert status == 0, err
     assert out == ""
-    assert "stopping" in err
+    assert "stopped" in err
     assert "Traceback" not in err
     assert port_is_free(port)
     with pytest.raises(requests.exceptions.ConnectionError):

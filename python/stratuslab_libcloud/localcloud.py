@@ -272,20 +272,22 @@ def main(argv: Iterable[str] | None = None) -> int:
     except (ValueError, LibcloudError) as err:
         # A bad site name, a busy port: say so without a traceback (exit status 2).
         parser.error(str(err))
-    with cloud:
-        if args.seed_vms:
-            for site in sites:
-                cloud.seed(site, vms=args.seed_vms)
-        if args.write_config:
-            Path(args.write_config).write_text(cloud.config_text, encoding="utf-8")
-            os.chmod(args.write_config, 0o600)
-            print(f"configuration written to {args.write_config}")
-        _print_endpoints(cloud, sys.stdout)
-        print("serving; press Ctrl-C to stop", flush=True)
-        try:
+    except KeyboardInterrupt:
+        return 0
+    try:
+        with cloud:
+            if args.seed_vms:
+                for site in sites:
+                    cloud.seed(site, vms=args.seed_vms)
+            if args.write_config:
+                Path(args.write_config).write_text(cloud.config_text, encoding="utf-8")
+                os.chmod(args.write_config, 0o600)
+                print(f"configuration written to {args.write_config}")
+            _print_endpoints(cloud, sys.stdout)
+            print("serving; press Ctrl-C to stop", flush=True)
             threading.Event().wait()
-        except KeyboardInterrupt:
-            print("stopping", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("stopped", file=sys.stderr)
     return 0
 
 
