@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 import requests
+
 from stratuslab_libcloud.localcloud import DEFAULT_PASSWORD, DEFAULT_USER
 
 BANNER = re.compile(r"^StratusLab local cloud on (https?://127\.0\.0\.1:(\d+))$")

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 import pyone
 import pytest
 from conftest import FIXTURES, wait_for
+
 from stratuslab_libcloud.localcloud import DEFAULT_PASSWORD, DEFAULT_USER, LocalCloud
 
 TEMPLATE_1 = (FIXTURES / "opennebula-3.8.5" / "vm-template-1.txt").read_text(encoding="utf-8")

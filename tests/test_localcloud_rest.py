@@ -20,6 +20,7 @@ from xml.etree import ElementTree
 import pytest
 import requests
 from conftest import FIXTURES
+
 from stratuslab_libcloud.localcloud import DEFAULT_PASSWORD, DEFAULT_USER, LocalCloud
 
 GOLDEN = FIXTURES / "pdisk" / "golden"
@@ -595,7 +596,7 @@ def test_tls_generated_ca_and_client_certificates() -> None:
 
 
 def test_client_certificates_need_tls(cloud: LocalCloud) -> None:
-    from stratuslab_libcloud.errors import StratusLabError  # noqa: PLC0415
+    from stratuslab_libcloud.errors import StratusLabError
 
     with pytest.raises((RuntimeError, StratusLabError)) as err:
         cloud.issue_client_cert("carol")

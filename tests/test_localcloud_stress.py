@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import pytest
 import requests
+
 from stratuslab_libcloud.localcloud import LocalCloud
 
 SITES = ("lal", "grnet")

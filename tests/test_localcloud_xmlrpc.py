@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from conftest import FIXTURES, wait_for
+
 from stratuslab_libcloud.localcloud import DEFAULT_PASSWORD, DEFAULT_USER, LocalCloud
 
 CAPTURES = FIXTURES / "opennebula-3.8.5"

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import xmlschema
 from conftest import FIXTURES, wait_for
+
 from stratuslab_libcloud.localcloud import DEFAULT_PASSWORD, DEFAULT_USER, LocalCloud
 
 XSD = FIXTURES / "opennebula-xsd" / "3.8.5"
