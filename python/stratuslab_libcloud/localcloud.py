@@ -24,6 +24,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from libcloud.common.types import LibcloudError
+
 from . import _stratuslab
 
 __all__ = ["DEFAULT_PASSWORD", "DEFAULT_USER", "LocalCloud", "main"]
@@ -265,6 +267,13 @@ def main(argv: Iterable[str] | None = None) -> int:
     cloud = LocalCloud(
         sites, version=args.version, boot_step=args.boot_step, tls=args.tls, port=args.port
     )
+    try:
+        cloud.start()
+    except (ValueError, LibcloudError) as err:
+        # A bad site name, a busy port: say so without a traceback (exit status 2).
+        parser.error(str(err))
+    except KeyboardInterrupt:
+        return 0
     try:
         with cloud:
             if args.seed_vms:
