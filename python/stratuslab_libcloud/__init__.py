@@ -11,7 +11,7 @@ Importing this package registers the ``"stratuslab"`` provider with libcloud::
 from __future__ import annotations
 
 import warnings
-from typing import cast
+from typing import TYPE_CHECKING, Any, cast
 
 from libcloud.compute.providers import DRIVERS, get_driver, set_driver
 
@@ -28,7 +28,6 @@ from .errors import (
     StratusLabTimeoutError,
     StratusLabUnsupportedError,
 )
-from .localcloud import LocalCloud
 
 __all__ = [
     "PROVIDER",
@@ -48,6 +47,19 @@ __all__ = [
 ]
 
 PROVIDER = "stratuslab"
+
+if TYPE_CHECKING:
+    from .localcloud import LocalCloud
+
+
+def __getattr__(name: str) -> Any:
+    # LocalCloud is imported on first use: `python -m stratuslab_libcloud.localcloud` then runs
+    # the module once, and importing the driver stays cheap.
+    if name == "LocalCloud":
+        from .localcloud import LocalCloud
+
+        return LocalCloud
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def register() -> None:
