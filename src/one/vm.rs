@@ -1,8 +1,10 @@
 //! Reader of OpenNebula VM documents: `one.vm.info` (root `VM`) and `one.vmpool.info` (root
 //! `VM_POOL`), OpenNebula 3.2 (StratusLab) and 3.8.
 //!
-//! One streaming pass over quick-xml events, no DOM: a small stack of "where am I" tags, one
-//! reused text buffer, and `String`s only for the fields kept. Text is trimmed (the StratusLab
+//! One streaming pass, no DOM: a small purpose-built scanner (memchr searches; elements, text,
+//! CDATA, comments, processing instructions; DOCTYPE refused; end tags must match), a stack of
+//! "where am I" tags, one reused text buffer, and `String`s only for the fields kept. (On a 37 MB
+//! pool, quick-xml's bare event loop cost about as much CPU as this whole parse.) Text is trimmed (the StratusLab
 //! sample is pretty-printed around CDATA) but CDATA content itself is kept verbatim; unknown
 //! elements are skipped. Any input gives a record or a [`VmXmlError`], never a panic.
 //!
