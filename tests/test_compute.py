@@ -451,7 +451,7 @@ def test_an_unknown_marketplace_image_creates_nothing(
             auth=NodeAuthSSHKey(ssh_public_key),
         )
     assert info.value.site == "lal"
-    assert info.value.operation == "create_node (Marketplace entry)"
+    assert info.value.operation == "create_node (Marketplace entry) (GET /metadata)"
     assert "AAAAAAAAAAAAAAAAAAAAAAAAAAA" in str(info.value)
     assert snapshot(cloud) == before
 
