@@ -14,6 +14,7 @@ from conftest import wait_for
 from libcloud.compute.base import Node, NodeAuthSSHKey, NodeImage, NodeSize
 from libcloud.compute.drivers.dummy import DummyNodeDriver
 from libcloud.compute.types import NodeState
+
 from stratuslab_libcloud import LocalCloud, StratusLabNodeDriver
 from stratuslab_libcloud.errors import (
     StratusLabConnectionError,

@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from libcloud.compute.base import NodeAuthSSHKey
 from libcloud.compute.deployment import ScriptDeployment
+
 from stratuslab_libcloud import LocalCloud, StratusLabNodeDriver
 
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"

@@ -19,6 +19,7 @@ import pytest
 from conftest import FIXTURES, wait_for
 from libcloud.compute.base import Node
 from libcloud.compute.types import NodeState
+
 from stratuslab_libcloud import LocalCloud, StratusLabNodeDriver
 from stratuslab_libcloud.localcloud import DEFAULT_PASSWORD, DEFAULT_USER
 

@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 from libcloud.compute.base import Node, NodeAuthSSHKey, NodeSize
+
 from stratuslab_libcloud import LocalCloud, StratusLabNodeDriver
 from stratuslab_libcloud.localcloud import DEFAULT_PASSWORD, DEFAULT_USER
 

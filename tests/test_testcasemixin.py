@@ -15,6 +15,7 @@ from pathlib import Path
 from libcloud.compute.base import Node
 from libcloud.compute.types import NodeState
 from libcloud.test import compute as libcloud_compute_tests
+
 from stratuslab_libcloud import LocalCloud, StratusLabNodeDriver
 
 PUBLIC_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOn2oeaD0RrhPJ+ib3tcBI8p mixin@test"

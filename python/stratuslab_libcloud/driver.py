@@ -373,8 +373,7 @@ class StratusLabNodeDriver(NodeDriver):
         if isinstance(image, NodeImage):
             if not isinstance(image.driver, StratusLabNodeDriver):
                 raise ValueError(
-                    f"image {image.id!r} belongs to another driver "
-                    f"({type(image.driver).__name__})"
+                    f"image {image.id!r} belongs to another driver ({type(image.driver).__name__})"
                 )
             image_id = image.id
         else:
