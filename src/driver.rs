@@ -193,7 +193,7 @@ impl Driver {
                 timeout,
                 tls,
                 retry: options.retry.clone(),
-                ..HttpOptions::default()
+                ..HttpOptions::api()
             })
             .map_err(|e| Error::remote(ctx(&s.name, "(TLS setup)", "configure"), e))?;
             let endpoint = s.get("endpoint").ok_or_else(|| {

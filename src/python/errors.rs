@@ -64,7 +64,12 @@ fn build(py: Python<'_>, error: &Error) -> PyResult<PyErr> {
     }
     let kwargs = PyDict::new(py);
     kwargs.set_item("context", context)?;
-    let value = match error.kind() {
+    // HTTP 401 is a credentials problem whichever service sent it (as in libcloud's own drivers).
+    let kind = match (error.kind(), error.http_status()) {
+        (Kind::Provider, Some(401)) => Kind::InvalidCreds,
+        (kind, _) => kind,
+    };
+    let value = match kind {
         Kind::InvalidCreds => module
             .getattr("StratusLabAuthError")?
             .call((message,), Some(&kwargs))?,
