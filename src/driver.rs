@@ -429,7 +429,12 @@ impl Driver {
             .one
             .version()
             .await
-            .map_err(|e| Error::remote(context("one.system.version"), e))?;
+            .map_err(|e| {
+                Error::remote(
+                    context(&format!("{} (one.system.version)", action.label())),
+                    e,
+                )
+            })?;
         let state = if action == NodeAction::Start {
             self.vm(s, vm_id, "start_node (one.vm.info)").await?.state
         } else {

@@ -1,28 +1,52 @@
 """Logging: Rust ``log`` records arrive on the ``stratuslab_libcloud`` logger (through pyo3-log);
-``LIBCLOUD_DEBUG=<file>`` also writes them to that file, as libcloud's own drivers do."""
+``LIBCLOUD_DEBUG=<file>`` also writes them to that file, as libcloud's own drivers do. Also the
+warning about configuration files other users can read."""
 
 from __future__ import annotations
 
 import logging
 import os
+import stat
+import warnings
+
+from .errors import StratusLabSecurityWarning
+
+log = logging.getLogger("stratuslab_libcloud")
 
 _installed: str | None = None
 
 
 def install_libcloud_debug() -> None:
-    """Adds a DEBUG file handler for ``LIBCLOUD_DEBUG`` (once per file name)."""
+    """Adds a DEBUG file handler for ``LIBCLOUD_DEBUG`` (once per file name), and makes the Rust
+    side re-read the Python logging levels (pyo3-log caches them)."""
     global _installed
-    path = os.environ.get("LIBCLOUD_DEBUG")
-    if not path or path == _installed:
-        return
-    logger = logging.getLogger("stratuslab_libcloud")
-    handler = logging.FileHandler(path, encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
-    handler.setLevel(logging.DEBUG)
-    logger.addHandler(handler)
-    if logger.level == logging.NOTSET or logger.level > logging.DEBUG:
-        logger.setLevel(logging.DEBUG)
-    _installed = path
     from . import _stratuslab
 
+    path = os.environ.get("LIBCLOUD_DEBUG")
+    if path and path != _installed:
+        handler = logging.FileHandler(path, encoding="utf-8")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+        handler.setLevel(logging.DEBUG)
+        log.addHandler(handler)
+        if log.level == logging.NOTSET or log.level > logging.DEBUG:
+            log.setLevel(logging.DEBUG)
+        _installed = path
     _stratuslab.reset_log_cache()
+
+
+def warn_if_exposed(path: str | os.PathLike[str]) -> None:
+    """Warns (``StratusLabSecurityWarning`` and a log record) when a configuration file, which
+    holds the password, is accessible by its group or by others, as ssh does for private keys."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return  # reading it reports the problem
+    if os.name != "posix" or not stat.S_ISREG(mode) or not mode & 0o077:
+        return
+    message = (
+        f"{os.fspath(path)} is accessible by its group or others "
+        f"(mode {stat.S_IMODE(mode):04o}); it holds the StratusLab credentials: "
+        "run 'chmod 600' on it"
+    )
+    log.warning("%s", message)
+    warnings.warn(message, StratusLabSecurityWarning, stacklevel=4)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from libcloud import security
+from libcloud.common import base as libcloud_base
 from libcloud.compute.base import (
     Node,
     NodeAuthSSHKey,
@@ -29,7 +30,7 @@ from libcloud.compute.base import (
 from libcloud.compute.types import NodeState, StorageVolumeState
 
 from . import _stratuslab
-from ._logging import install_libcloud_debug
+from ._logging import install_libcloud_debug, warn_if_exposed
 from .errors import StratusLabConfigError, StratusLabSiteWarning
 
 __all__ = ["StratusLabNodeDriver"]
@@ -49,6 +50,7 @@ def _read_config(source: ConfigSource) -> tuple[str | bytes, str]:
     """Text (or bytes) and origin of a config given as a path or an open file."""
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
+        warn_if_exposed(path)
         return _stratuslab.read_config_file(str(path)), str(path)
     if isinstance(source, io.IOBase) or hasattr(source, "read"):
         origin = str(getattr(source, "name", "<file object>"))
@@ -185,8 +187,11 @@ class StratusLabNodeDriver(NodeDriver):  # type: ignore[misc]
                 "TLS certificate verification is OFF for this StratusLab driver: anyone on the "
                 "path can read the credentials"
             )
-        retry_env = os.environ.get("LIBCLOUD_RETRY_FAILED_HTTP_REQUESTS", "")
-        attempts = ex_retries if ex_retries is not None else (3 if retry_env else 1)
+        retry_on = bool(
+            os.environ.get("LIBCLOUD_RETRY_FAILED_HTTP_REQUESTS")
+            or libcloud_base.RETRY_FAILED_HTTP_REQUESTS
+        )
+        attempts = ex_retries if ex_retries is not None else (3 if retry_on else 1)
         env = {k: v for k, v in os.environ.items() if k.startswith(_ENV_PREFIX)}
         install_libcloud_debug()
         self._core = _stratuslab.Core(

@@ -23,6 +23,7 @@ __all__ = [
     "StratusLabError",
     "StratusLabMalformedResponseError",
     "StratusLabProviderError",
+    "StratusLabSecurityWarning",
     "StratusLabSiteWarning",
     "StratusLabTimeoutError",
     "StratusLabUnsupportedError",
@@ -118,3 +119,8 @@ class StratusLabConfigError(ValueError):
 
 class StratusLabSiteWarning(UserWarning):
     """A site failed during a multi-site listing; the other sites' results are still returned."""
+
+
+class StratusLabSecurityWarning(UserWarning):
+    """A setting exposes the credentials (a configuration file others can read, TLS
+    verification turned off)."""
