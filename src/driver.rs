@@ -162,7 +162,7 @@ fn site_auth(s: &SiteSettings) -> Result<Auth> {
         site: s.name.clone(),
         key: missing.to_owned(),
         reason: format!(
-            "missing credentials: no {missing}, and no readable PEM certificate/key ({cert}, {key})"
+            "missing credentials: no {missing}, and no readable PEM certificate ({cert}) with its key (pem_key)"
         ),
     }))
 }

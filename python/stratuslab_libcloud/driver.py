@@ -191,6 +191,10 @@ class StratusLabNodeDriver(NodeDriver):  # type: ignore[misc]
             os.environ.get("LIBCLOUD_RETRY_FAILED_HTTP_REQUESTS")
             or libcloud_base.RETRY_FAILED_HTTP_REQUESTS
         )
+        if ex_retries is not None and (
+            isinstance(ex_retries, bool) or not isinstance(ex_retries, int) or not 1 <= ex_retries <= 100
+        ):
+            raise ValueError(f"ex_retries must be a number of attempts from 1 to 100, not {ex_retries!r}")
         attempts = ex_retries if ex_retries is not None else (3 if retry_on else 1)
         env = {k: v for k, v in os.environ.items() if k.startswith(_ENV_PREFIX)}
         install_libcloud_debug()
@@ -248,7 +252,7 @@ class StratusLabNodeDriver(NodeDriver):  # type: ignore[misc]
         if not isinstance(node_id, str):
             raise TypeError(f"node must be a Node or a node id, not {node!r}")
         vm, sep, site = node_id.partition("@")
-        if not sep or not vm.isdigit():
+        if not sep or not (vm.isascii() and vm.isdigit() and len(vm) <= 18):
             raise ValueError(f"{node_id!r} is not a StratusLab node id (<vm id>@<site>)")
         self._location(site)
         return site, int(vm)
@@ -383,16 +387,16 @@ class StratusLabNodeDriver(NodeDriver):  # type: ignore[misc]
             loc.id,
             name,
             size.id,
-            int(size.extra.get("cpu", 1)),
-            int(size.ram),
-            int(size.extra.get("swap_mib", size.disk * 1024 if size.disk else 0)),
+            _count(size.extra.get("cpu", 1), "size CPU count"),
+            _count(size.ram, "size RAM (MiB)"),
+            _count(size.extra.get("swap_mib", size.disk * 1024 if size.disk else 0), "size swap"),
             image_id,
             public_key,
             ex_public_key_file,
             ex_network,
             context,
             ex_disks_bus,
-            ex_volatile_disk_gib,
+            None if ex_volatile_disk_gib is None else _count(ex_volatile_disk_gib, "ex_volatile_disk_gib"),
         )
         return self._to_node(rec)
 
@@ -470,6 +474,8 @@ class StratusLabNodeDriver(NodeDriver):  # type: ignore[misc]
             raise ValueError("StratusLab pdisk cannot create a volume from a snapshot")
         if isinstance(size, bool) or not isinstance(size, int):
             raise ValueError(f"size must be an integer number of GiB, not {size!r}")
+        if not 0 < size < 2**31:
+            raise ValueError(f"volume size must be between 1 and 1024 GiB, not {size}")
         loc = self._location(location)
         return self._to_volume(self._core.create_volume(loc.id, size, name, ex_visibility))
 
@@ -518,6 +524,15 @@ class StratusLabNodeDriver(NodeDriver):  # type: ignore[misc]
         volume.extra.pop("node", None)
         volume.state = StorageVolumeState.AVAILABLE
         return True
+
+
+def _count(value: Any, what: str) -> int:
+    """A non-negative integer argument for the core: ValueError (not OverflowError) when out of
+    range."""
+    number = int(value)
+    if not 0 <= number < 2**32:
+        raise ValueError(f"{what} must be between 0 and {2**32 - 1}, not {number}")
+    return number
 
 
 def _ca_from_libcloud() -> str | None:
