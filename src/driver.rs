@@ -425,16 +425,12 @@ impl Driver {
     pub async fn node_action(&self, site: &str, vm_id: i64, action: NodeAction) -> Result<()> {
         let s = self.site(site)?;
         let context = |op: &str| ctx(&s.name, s.one.url(), op);
-        let version = s
-            .one
-            .version()
-            .await
-            .map_err(|e| {
-                Error::remote(
-                    context(&format!("{} (one.system.version)", action.label())),
-                    e,
-                )
-            })?;
+        let version = s.one.version().await.map_err(|e| {
+            Error::remote(
+                context(&format!("{} (one.system.version)", action.label())),
+                e,
+            )
+        })?;
         let state = if action == NodeAction::Start {
             self.vm(s, vm_id, "start_node (one.vm.info)").await?.state
         } else {

@@ -322,15 +322,32 @@ fn looks_like_html(text: &str) -> bool {
 
 /// The URL without user information (`https://user:secret@host/` → `https://host/`).
 pub fn redact_url(url: &str) -> std::borrow::Cow<'_, str> {
-    let Some(scheme_end) = url.find("://") else {
-        return url.into();
-    };
-    let rest = &url[scheme_end + 3..];
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
-        Some(at) => format!("{}{}", &url[..scheme_end + 3], &rest[at + 1..]).into(),
-        None => url.into(),
+    redact_urls(url)
+}
+
+/// Every URL of a text without its user information (what a message or a log line may carry).
+pub fn redact_urls(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.contains("://") || !text.contains('@') {
+        return text.into();
     }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("://") {
+        let (head, tail) = rest.split_at(i + 3);
+        out.push_str(head);
+        let end = tail
+            .find(|c: char| c.is_whitespace() || "/?#'\"<>()".contains(c))
+            .unwrap_or(tail.len());
+        let authority = &tail[..end];
+        out.push_str(
+            authority
+                .rfind('@')
+                .map_or(authority, |at| &authority[at + 1..]),
+        );
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out.into()
 }
 
 /// A pooled client (keep-alive) for one site and its options. Cheap to clone.
@@ -785,6 +802,10 @@ mod tests {
         assert_eq!(redact_url("http://a@b@host/x?u=p@q"), "http://host/x?u=p@q");
         assert_eq!(redact_url("http://host/p@th"), "http://host/p@th");
         assert_eq!(redact_url("not a url"), "not a url");
+        assert_eq!(
+            redact_urls("site 'x', configure at http://u:p@[::1]:80/a: bad 'https://v:q@h' (u@h)"),
+            "site 'x', configure at http://[::1]:80/a: bad 'https://h' (u@h)"
+        );
     }
 
     #[test]

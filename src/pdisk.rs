@@ -513,7 +513,7 @@ impl PdiskClient {
         operation: &str,
     ) -> Result<Response, PdiskError> {
         let url = format!("{}{path}", self.base_url);
-        let label = format!("{}: pdisk {operation}", self.site);
+        let label = format!("site '{}' pdisk {operation}", self.site);
         let mut request = Request::new(method, url, label).accept(JSON);
         if let Some(form) = form {
             request = request.body(FORM, form);

@@ -141,7 +141,7 @@ impl MarketplaceClient {
     }
 
     async fn get_xml(&self, url: String, operation: &str) -> Result<Response, MarketplaceError> {
-        let label = format!("{} marketplace {operation}", self.site);
+        let label = format!("site '{}' marketplace {operation}", self.site);
         let request = Request::new(Method::GET, url, label).accept("application/xml");
         Ok(self.http.send(request).await?)
     }
