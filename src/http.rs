@@ -128,6 +128,9 @@ pub enum TransportError {
     Connect { detail: String },
     #[error("TLS problem: {detail}")]
     Tls { detail: String },
+    /// The server ended the handshake over our client certificate.
+    #[error("TLS problem: the server refused the client certificate ({detail})")]
+    ClientCertRefused { detail: String },
     /// The connection was closed before any reply.
     #[error("the connection was closed before a reply: {detail}")]
     NoReply { detail: String },
@@ -154,6 +157,7 @@ impl Classify for TransportError {
     fn kind(&self) -> Kind {
         match self {
             TransportError::Timeout { .. } => Kind::Timeout,
+            TransportError::ClientCertRefused { .. } => Kind::InvalidCreds,
             TransportError::Connect { .. }
             | TransportError::Tls { .. }
             | TransportError::NoReply { .. }
@@ -175,6 +179,7 @@ impl TransportError {
             self,
             TransportError::Connect { .. }
                 | TransportError::Tls { .. }
+                | TransportError::ClientCertRefused { .. }
                 | TransportError::InvalidUrl { .. }
                 | TransportError::Setup { .. }
         )
@@ -585,6 +590,9 @@ fn classify_reqwest(error: &reqwest::Error, timeout: Duration) -> TransportError
         TransportError::Timeout {
             seconds: timeout.as_secs_f64(),
         }
+    } else if lower.contains("received fatal alert") && lower.contains("certificate") {
+        let alert = chain.rsplit(": ").next().unwrap_or(&chain).to_owned();
+        TransportError::ClientCertRefused { detail: alert }
     } else if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake")
     {
         let detail = if lower.contains("certificate") && !lower.contains("alert") {
