@@ -5,7 +5,7 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -355,11 +355,18 @@ pub fn redact_urls(text: &str) -> std::borrow::Cow<'_, str> {
     out.into()
 }
 
-/// A pooled client (keep-alive) for one site and its options. Cheap to clone.
+/// A pooled client (keep-alive) for one site and its options. Cheap to clone (clones share the
+/// pool). Safe across `fork()`: a child process gets a fresh pool on its first request.
 #[derive(Clone)]
 pub struct HttpClient {
-    client: reqwest::Client,
+    pool: Arc<Mutex<Pool>>,
     options: Arc<HttpOptions>,
+}
+
+/// The reqwest client and the process it was built in.
+struct Pool {
+    pid: u32,
+    client: reqwest::Client,
 }
 
 impl fmt::Debug for HttpClient {
@@ -370,36 +377,65 @@ impl fmt::Debug for HttpClient {
     }
 }
 
+fn build_client(options: &HttpOptions) -> Result<reqwest::Client, TransportError> {
+    let tls = tls_config(&options.tls)?;
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        reqwest::header::USER_AGENT,
+        HeaderValue::from_str(&options.user_agent).map_err(|e| TransportError::Setup {
+            detail: e.to_string(),
+        })?,
+    );
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .default_headers(headers)
+        .timeout(options.timeout)
+        .connect_timeout(options.timeout)
+        .pool_idle_timeout(Duration::from_secs(30))
+        .redirect(reqwest::redirect::Policy::limited(5))
+        .no_proxy()
+        .build()
+        .map_err(|e| TransportError::Setup {
+            detail: error_chain(&e),
+        })
+}
+
 impl HttpClient {
+    /// Builds the client (reads the TLS files now, so their problems show at once).
     pub fn new(options: HttpOptions) -> Result<Self, TransportError> {
-        let tls = tls_config(&options.tls)?;
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            reqwest::header::USER_AGENT,
-            HeaderValue::from_str(&options.user_agent).map_err(|e| TransportError::Setup {
-                detail: e.to_string(),
-            })?,
-        );
-        let client = reqwest::Client::builder()
-            .tls_backend_preconfigured(tls)
-            .default_headers(headers)
-            .timeout(options.timeout)
-            .connect_timeout(options.timeout)
-            .pool_idle_timeout(Duration::from_secs(30))
-            .redirect(reqwest::redirect::Policy::limited(5))
-            .no_proxy()
-            .build()
-            .map_err(|e| TransportError::Setup {
-                detail: error_chain(&e),
-            })?;
+        let client = build_client(&options)?;
         Ok(HttpClient {
-            client,
+            pool: Arc::new(Mutex::new(Pool {
+                pid: std::process::id(),
+                client,
+            })),
             options: Arc::new(options),
         })
     }
 
     pub fn options(&self) -> &HttpOptions {
         &self.options
+    }
+
+    /// The reqwest client of this process. In a forked child the parent's pooled connections
+    /// are served by runtime threads that do not exist there (a request on them would wait for
+    /// the timeout): they are abandoned, unclosed (the sockets are the parent's), for a new pool.
+    fn client(&self) -> Result<reqwest::Client, TransportError> {
+        let pid = std::process::id();
+        let mut pool = self.pool.lock().map_err(|_| TransportError::Setup {
+            detail: "the HTTP client's lock is poisoned".to_owned(),
+        })?;
+        if pool.pid != pid {
+            let fresh = build_client(&self.options)?;
+            std::mem::forget(std::mem::replace(&mut pool.client, fresh));
+            log::debug!(
+                target: "stratuslab_libcloud",
+                "process {pid} was forked from {}: new HTTP connection pool",
+                pool.pid
+            );
+            pool.pid = pid;
+        }
+        Ok(pool.client.clone())
     }
 
     /// Sends a request, retrying per the policy: reads on transient failures, writes only when
@@ -450,7 +486,7 @@ impl HttpClient {
     async fn send_once(&self, request: &Request) -> Result<Response, TransportError> {
         let started = Instant::now();
         let mut builder = self
-            .client
+            .client()?
             .request(request.method.clone(), request.url.as_str());
         for (name, value) in &request.headers {
             builder = builder.header(name.clone(), value.as_str());

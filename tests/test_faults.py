@@ -371,3 +371,17 @@ def test_every_table_row_is_exercised() -> None:
     assert sorted(skipped) == sorted(
         (op, f) for op in ("list_images", "create_volume", "attach_volume") for f in ("fault", "one_error")
     )
+
+
+def test_a_rust_panic_is_an_exception_not_an_abort() -> None:
+    from stratuslab_libcloud.errors import StratusLabError
+
+    for _ in range(3):  # and the process keeps working afterwards
+        with pytest.raises(StratusLabError) as info:
+            _stratuslab._panic_for_tests()
+        assert type(info.value) is StratusLabError
+        assert str(info.value) == (
+            "internal error: a bug in the Rust core: panic injected by _panic_for_tests"
+        )
+    with LocalCloud(sites=["lal"]) as cloud:
+        assert StratusLabNodeDriver(ex_config_file=cloud.config_file).list_nodes() == []
