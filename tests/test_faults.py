@@ -1,4 +1,4 @@
-"""Fault matrix: six driver operations × fifteen faults injected at the local cloud.
+"""Fault matrix: six driver operations by fifteen faults injected at the local cloud.
 
 Every case checks that the call raises the libcloud exception type of the table below within
 ``TIMEOUT + 1 s``, that its message names the site, the operation and the cause (and is short),
@@ -53,22 +53,30 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from libcloud.common.types import InvalidCredsError, LibcloudError, MalformedResponseError, ProviderError
+from libcloud.common.types import (
+    InvalidCredsError,
+    LibcloudError,
+    MalformedResponseError,
+    ProviderError,
+)
 from libcloud.compute.base import Node, NodeAuthSSHKey, StorageVolume
 from libcloud.compute.types import NodeState
-
 from stratuslab_libcloud import LocalCloud, StratusLabNodeDriver, _stratuslab
 from stratuslab_libcloud.errors import (
     StratusLabAuthError,
     StratusLabConnectionError,
+    StratusLabError,
     StratusLabMalformedResponseError,
     StratusLabProviderError,
+    StratusLabSiteWarning,
     StratusLabTimeoutError,
 )
 
 TIMEOUT = 1.0
 PASSWORD = "Fault-Matrix-pw-7f3a9c"  # distinctive, so a leak is found by test_secrets
-SSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFaultMatrixKeyxxxxxxxxxxxxxxxxxxxxxxxxxxxx fault@matrix"
+SSH_KEY = (
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFaultMatrixKeyxxxxxxxxxxxxxxxxxxxxxxxxxxxx fault@matrix"
+)
 HUGE = 50_000_000
 WRITE_LIMIT = "larger than the 1048576-byte limit"
 
@@ -94,36 +102,64 @@ FAULTS: list[Fault] = [
         for s in (500, 502, 503, 403)
     ),
     Fault("http401", "status", {"status": 401}, StratusLabAuthError, "401"),
-    Fault("refused", None, {}, StratusLabConnectionError, "cannot connect: .*[Cc]onnection refused"),
     Fault(
-        "reset", "reset", {}, StratusLabConnectionError, "connection broke while reading the reply",
+        "refused", None, {}, StratusLabConnectionError, "cannot connect: .*[Cc]onnection refused"
+    ),
+    Fault(
+        "reset",
+        "reset",
+        {},
+        StratusLabConnectionError,
+        "connection broke while reading the reply",
         after_processing=True,
     ),
     Fault("drop", "drop", {}, StratusLabConnectionError, "closed before a reply"),
     Fault(
-        "slow", "slow", {"seconds": TIMEOUT + 2}, StratusLabTimeoutError,
-        re.escape(f"no reply within {TIMEOUT:.1f} s"), after_processing=True,
+        "slow",
+        "slow",
+        {"seconds": TIMEOUT + 2},
+        StratusLabTimeoutError,
+        re.escape(f"no reply within {TIMEOUT:.1f} s"),
+        after_processing=True,
     ),
     Fault(
-        "malformed", "malformed", {}, StratusLabMalformedResponseError,
+        "malformed",
+        "malformed",
+        {},
+        StratusLabMalformedResponseError,
         "malformed XML-RPC|malformed Marketplace document|not JSON",
     ),
     Fault(
-        "truncated", "truncated", {}, StratusLabMalformedResponseError,
-        "malformed XML-RPC|malformed Marketplace document|not JSON", after_processing=True,
+        "truncated",
+        "truncated",
+        {},
+        StratusLabMalformedResponseError,
+        "malformed XML-RPC|malformed Marketplace document|not JSON",
+        after_processing=True,
     ),
     Fault(
-        "fault", "fault", {"code": -32000, "message": "injected fault"}, StratusLabProviderError,
-        "XML-RPC fault -32000: injected fault", compute_only=True,
-    ),
-    Fault(
-        "one_error", "one_error", {"code": 2048, "message": "[VirtualMachine] injected refusal"},
-        StratusLabProviderError, re.escape("OpenNebula refused (code 2048): [VirtualMachine] injected"),
+        "fault",
+        "fault",
+        {"code": -32000, "message": "injected fault"},
+        StratusLabProviderError,
+        "XML-RPC fault -32000: injected fault",
         compute_only=True,
     ),
     Fault(
-        "content_type", "content_type", {}, StratusLabMalformedResponseError,
-        re.escape("the server answered a web page (text/html"), after_processing=True,
+        "one_error",
+        "one_error",
+        {"code": 2048, "message": "[VirtualMachine] injected refusal"},
+        StratusLabProviderError,
+        re.escape("OpenNebula refused (code 2048): [VirtualMachine] injected"),
+        compute_only=True,
+    ),
+    Fault(
+        "content_type",
+        "content_type",
+        {},
+        StratusLabMalformedResponseError,
+        re.escape("the server answered a web page (text/html"),
+        after_processing=True,
     ),
     Fault("huge", "huge", {"size": HUGE}, StratusLabMalformedResponseError, re.escape(WRITE_LIMIT)),
 ]
@@ -153,21 +189,47 @@ class Operation:
 def _create_node(w: World) -> object:
     size = w.driver.list_sizes()[0]
     return w.driver.create_node(
-        "matrix-new", size, "BzXGLnRmzChVZDNNVMvWfUiLPj7", location=w.site, auth=NodeAuthSSHKey(SSH_KEY)
+        "matrix-new",
+        size,
+        "BzXGLnRmzChVZDNNVMvWfUiLPj7",
+        location=w.site,
+        auth=NodeAuthSSHKey(SSH_KEY),
     )
 
 
 OPERATIONS: list[Operation] = [
-    Operation("list_nodes", "compute", "one.vmpool.info", False,
-              lambda w: w.driver.list_nodes(ex_location=w.site, ex_strict=True)),
+    Operation(
+        "list_nodes",
+        "compute",
+        "one.vmpool.info",
+        False,
+        lambda w: w.driver.list_nodes(ex_location=w.site, ex_strict=True),
+    ),
     Operation("create_node", "compute", "one.vm.allocate", True, _create_node),
-    Operation("destroy_node", "compute", "one.vm.action", True, lambda w: w.driver.destroy_node(w.node)),
-    Operation("list_images", "marketplace", "GET /metadata", False,
-              lambda w: w.driver.list_images(location=w.site)),
-    Operation("create_volume", "pdisk", "POST /disks", True,
-              lambda w: w.driver.create_volume(1, "matrix-new", location=w.site)),
-    Operation("attach_volume", "pdisk", "POST /disks", True,
-              lambda w: w.driver.attach_volume(w.node, w.volume)),
+    Operation(
+        "destroy_node", "compute", "one.vm.action", True, lambda w: w.driver.destroy_node(w.node)
+    ),
+    Operation(
+        "list_images",
+        "marketplace",
+        "GET /metadata",
+        False,
+        lambda w: w.driver.list_images(location=w.site),
+    ),
+    Operation(
+        "create_volume",
+        "pdisk",
+        "POST /disks",
+        True,
+        lambda w: w.driver.create_volume(1, "matrix-new", location=w.site),
+    ),
+    Operation(
+        "attach_volume",
+        "pdisk",
+        "POST /disks",
+        True,
+        lambda w: w.driver.attach_volume(w.node, w.volume),
+    ),
 ]
 
 
@@ -223,10 +285,16 @@ def world_factory(tmp_path: Path) -> Iterator[Callable[[Fault], World]]:
 
     def make(fault: Fault) -> World:
         if fault.kind is None:
-            driver = StratusLabNodeDriver(ex_config_file=dead_site_config(tmp_path), timeout=TIMEOUT)
+            driver = StratusLabNodeDriver(
+                ex_config_file=dead_site_config(tmp_path), timeout=TIMEOUT
+            )
             node = Node("7@dead", "ghost", NodeState.RUNNING, [], [], driver)
             volume = StorageVolume(
-                "95b75092-17d2-459f-9fa0-cd1deaa721f1", "ghost", 1, driver, extra={"location": "dead"}
+                "95b75092-17d2-459f-9fa0-cd1deaa721f1",
+                "ghost",
+                1,
+                driver,
+                extra={"location": "dead"},
             )
             return World(None, driver, "dead", node, volume)
         cloud = LocalCloud(sites=["lal"], boot_step=0.0, users={"alice": PASSWORD}).start()
@@ -286,7 +354,7 @@ def run_case(w: World, op: Operation, fault: Fault) -> Outcome:
     started = time.monotonic()
     try:
         value = op.call(w)
-    except Exception as exc:  # noqa: BLE001 - the test inspects whatever is raised
+    except Exception as exc:
         return Outcome(None, exc, time.monotonic() - started, traceback.format_exc())
     return Outcome(value, None, time.monotonic() - started, "")
 
@@ -315,7 +383,9 @@ def test_fault(op: Operation, fault: Fault, world_factory: Callable[[Fault], Wor
         assert exc.site == w.site and op.name in (exc.operation or "")  # type: ignore[union-attr]
         assert len(message) < 1000, f"{len(message)} characters"
         # The libcloud classes users catch.
-        assert isinstance(exc, LibcloudError | ProviderError | InvalidCredsError | MalformedResponseError)
+        assert isinstance(
+            exc, LibcloudError | ProviderError | InvalidCredsError | MalformedResponseError
+        )
         if fault.kind == "status" and fault.params["status"] != 401:
             assert exc.http_code == fault.params["status"]  # type: ignore[union-attr]
         if fault.kind in ("fault", "one_error"):
@@ -348,16 +418,22 @@ def test_fault(op: Operation, fault: Fault, world_factory: Callable[[Fault], Wor
 
 
 def test_a_failing_site_is_left_out_of_a_multi_site_listing_with_a_warning() -> None:
-    from stratuslab_libcloud.errors import StratusLabSiteWarning
-
     with LocalCloud(sites=["lal", "grnet"], boot_step=0.0) as cloud:
         cloud.seed("lal", vms=2)
         cloud.seed("grnet", vms=3)
         driver = StratusLabNodeDriver(ex_config_file=cloud.config_file, timeout=TIMEOUT)
-        cloud.inject_fault("slow", site="lal", service="compute", op="one.vmpool.info",
-                           seconds=TIMEOUT + 2, times=1)
+        cloud.inject_fault(
+            "slow",
+            site="lal",
+            service="compute",
+            op="one.vmpool.info",
+            seconds=TIMEOUT + 2,
+            times=1,
+        )
         started = time.monotonic()
-        with pytest.warns(StratusLabSiteWarning, match=r"list_nodes: site 'lal' failed .*no reply within"):
+        with pytest.warns(
+            StratusLabSiteWarning, match=r"list_nodes: site 'lal' failed .*no reply within"
+        ):
             nodes = driver.list_nodes()
         assert time.monotonic() - started < TIMEOUT + 1.0
         assert sorted(n.extra["location"] for n in nodes) == ["grnet"] * 3
@@ -369,13 +445,13 @@ def test_every_table_row_is_exercised() -> None:
     assert len(FAULTS) == 15 and len(OPERATIONS) == 6
     assert len(ran) == 84 and len(skipped) == 6
     assert sorted(skipped) == sorted(
-        (op, f) for op in ("list_images", "create_volume", "attach_volume") for f in ("fault", "one_error")
+        (op, f)
+        for op in ("list_images", "create_volume", "attach_volume")
+        for f in ("fault", "one_error")
     )
 
 
 def test_a_rust_panic_is_an_exception_not_an_abort() -> None:
-    from stratuslab_libcloud.errors import StratusLabError
-
     for _ in range(3):  # and the process keeps working afterwards
         with pytest.raises(StratusLabError) as info:
             _stratuslab._panic_for_tests()

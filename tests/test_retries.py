@@ -18,7 +18,6 @@ from typing import Any
 import pytest
 from libcloud.common import base as libcloud_base
 from libcloud.compute.base import NodeAuthSSHKey
-
 from stratuslab_libcloud import LocalCloud, StratusLabNodeDriver, _stratuslab
 from stratuslab_libcloud.errors import (
     StratusLabConnectionError,
@@ -28,7 +27,9 @@ from stratuslab_libcloud.errors import (
 )
 
 IMAGE = "BzXGLnRmzChVZDNNVMvWfUiLPj7"
-KEY = NodeAuthSSHKey("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIRetryKeyxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx r@t")
+KEY = NodeAuthSSHKey(
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIRetryKeyxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx r@t"
+)
 
 
 @pytest.fixture
@@ -124,11 +125,17 @@ WRITES = {
 }
 
 
-@pytest.mark.parametrize("kind,params", TRANSIENT + [("slow", {"seconds": 2.5})],
-                         ids=["503", "502", "drop", "reset", "slow"])
+@pytest.mark.parametrize(
+    "kind,params",
+    [*TRANSIENT, ("slow", {"seconds": 2.5})],
+    ids=["503", "502", "drop", "reset", "slow"],
+)
 @pytest.mark.parametrize("write", sorted(WRITES))
 def test_writes_are_sent_once(
-    cloud: LocalCloud, write: str, kind: str, params: dict[str, Any],
+    cloud: LocalCloud,
+    write: str,
+    kind: str,
+    params: dict[str, Any],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("LIBCLOUD_RETRY_FAILED_HTTP_REQUESTS", "1")
@@ -146,8 +153,9 @@ def test_writes_are_sent_once(
         "create_volume": lambda: driver.create_volume(1, "w2"),
         "destroy_volume": lambda: driver.destroy_volume(volume),
     }[write]
-    with pytest.raises((StratusLabProviderError, StratusLabConnectionError,
-                        StratusLabTimeoutError)) as info:
+    with pytest.raises(
+        (StratusLabProviderError, StratusLabConnectionError, StratusLabTimeoutError)
+    ) as info:
         call()
     if kind in ("drop", "reset"):
         assert "may have been carried out" in str(info.value)
@@ -188,8 +196,9 @@ def test_backoff_delays_grow_and_are_logged(
     cloud: LocalCloud, debug_log: pytest.LogCaptureFixture
 ) -> None:
     driver = make_driver(cloud, ex_retries=4, retry_delay=0.1, backoff=2.0)
-    cloud.inject_fault("status", site="lal", service="compute", op="one.vmpool.info",
-                       status=503, times=3)
+    cloud.inject_fault(
+        "status", site="lal", service="compute", op="one.vmpool.info", status=503, times=3
+    )
     started = time.monotonic()
     driver.list_nodes(ex_strict=True)
     elapsed = time.monotonic() - started
@@ -199,14 +208,19 @@ def test_backoff_delays_grow_and_are_logged(
         for r in debug_log.records
         if "retrying" in r.getMessage()
     ]
-    assert [(m.group(1), m.group(2)) for m in waits if m] == [("2", "0.10"), ("3", "0.20"), ("4", "0.40")]
+    assert [(m.group(1), m.group(2)) for m in waits if m] == [
+        ("2", "0.10"),
+        ("3", "0.20"),
+        ("4", "0.40"),
+    ]
 
 
 def test_a_timed_out_read_is_retried_within_its_budget(cloud: LocalCloud) -> None:
     driver = make_driver(cloud, ex_retries=2, timeout=0.5, retry_delay=0.05)
     before = count(cloud, "compute", "one.vmpool.info")
-    cloud.inject_fault("slow", site="lal", service="compute", op="one.vmpool.info",
-                       seconds=3.0, times=1)
+    cloud.inject_fault(
+        "slow", site="lal", service="compute", op="one.vmpool.info", seconds=3.0, times=1
+    )
     started = time.monotonic()
     assert driver.list_nodes(ex_strict=True) == []
     assert time.monotonic() - started < 2 * 0.5 + 0.05 + 1.0

@@ -17,15 +17,16 @@ from typing import Any
 
 import pytest
 from libcloud.compute.base import NodeAuthSSHKey
-from test_faults import FAULTS, OPERATIONS, PASSWORD, World, expectation, run_case, world_factory
-
 from stratuslab_libcloud import LocalCloud, StratusLabNodeDriver, _stratuslab
 from stratuslab_libcloud.errors import StratusLabConfigError, StratusLabSecurityWarning
+from test_faults import FAULTS, OPERATIONS, PASSWORD, World, expectation, run_case, world_factory
 
 __all__ = ["world_factory"]  # the fixture, shared with the fault matrix
 
 IMAGE = "BzXGLnRmzChVZDNNVMvWfUiLPj7"
-KEY = NodeAuthSSHKey("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAISecretsxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx s@s")
+KEY = NodeAuthSSHKey(
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAISecretsxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx s@s"
+)
 # One request line (src/http.rs): "<label>: <METHOD> <url> -> <status> in <ms> ms, <n> bytes",
 # the label starting with the site.
 REQUEST_LINE = re.compile(
@@ -61,7 +62,9 @@ def everything_printable(driver: StratusLabNodeDriver, objects: list[Any]) -> st
 
 
 def test_a_full_create_destroy_logs_one_line_per_request_and_no_password(
-    cloud: LocalCloud, debug_log: pytest.LogCaptureFixture, tmp_path: Path,
+    cloud: LocalCloud,
+    debug_log: pytest.LogCaptureFixture,
+    tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     debug_file = tmp_path / "libcloud-debug.log"
@@ -107,19 +110,33 @@ CASES = [
 
 @pytest.mark.parametrize(("op", "fault"), CASES)
 def test_no_fault_of_the_matrix_shows_the_password(
-    op: Any, fault: Any, world_factory: Callable[[Any], World],
-    debug_log: pytest.LogCaptureFixture, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    op: Any,
+    fault: Any,
+    *,
+    world_factory: Callable[[Any], World],
+    debug_log: pytest.LogCaptureFixture,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     debug_file = tmp_path / "debug.log"
     monkeypatch.setenv("LIBCLOUD_DEBUG", str(debug_file))
     w = world_factory(fault)
     outcome = run_case(w, op, fault)
     exc = outcome.error
-    texts = [outcome.traceback, debug_log.text, debug_file.read_text(encoding="utf-8"),
-             everything_printable(w.driver, [w.node, w.volume])]
+    texts = [
+        outcome.traceback,
+        debug_log.text,
+        debug_file.read_text(encoding="utf-8"),
+        everything_printable(w.driver, [w.node, w.volume]),
+    ]
     if exc is not None:
-        texts += [str(exc), repr(exc), repr(exc.args), repr(vars(exc)),
-                  "".join(traceback.format_exception(exc))]
+        texts += [
+            str(exc),
+            repr(exc),
+            repr(exc.args),
+            repr(vars(exc)),
+            "".join(traceback.format_exception(exc)),
+        ]
     for text in texts:
         assert PASSWORD not in text
 
@@ -134,13 +151,21 @@ def test_a_password_in_an_endpoint_url_is_refused_without_being_shown(
     assert PASSWORD in text.split("[lal]")[1]
     with pytest.raises(StratusLabConfigError) as info:
         StratusLabNodeDriver(ex_config_file=io.StringIO(text))
-    shown = "\n".join([str(info.value), repr(info.value), debug_log.text,
-                       "".join(traceback.format_exception(info.value))])
+    shown = "\n".join(
+        [
+            str(info.value),
+            repr(info.value),
+            debug_log.text,
+            "".join(traceback.format_exception(info.value)),
+        ]
+    )
     assert "site 'lal'" in str(info.value)
     assert PASSWORD not in shown
 
 
-def test_the_private_key_path_is_never_shown(tmp_path: Path, debug_log: pytest.LogCaptureFixture) -> None:
+def test_the_private_key_path_is_never_shown(
+    tmp_path: Path, debug_log: pytest.LogCaptureFixture
+) -> None:
     with LocalCloud(sites=["lal"], tls=True) as cloud:
         cert, key = cloud.issue_client_cert("alice")
         secret_key = tmp_path / "my-secret-key-name.pem"
@@ -161,18 +186,28 @@ def test_the_private_key_path_is_never_shown(tmp_path: Path, debug_log: pytest.L
         with pytest.raises(Exception) as setup:
             StratusLabNodeDriver(ex_config_file=cfg, ex_ca_cert=cloud.ca_file)
         assert "no private key found in the client key file (pem_key)" in str(setup.value)
-        shown = "\n".join([
-            repr(driver), repr(nodes), repr(driver.list_locations()), debug_log.text,
-            "".join(traceback.format_exception(failure.value)),
-            "".join(traceback.format_exception(setup.value)),
-        ])
+        shown = "\n".join(
+            [
+                repr(driver),
+                repr(nodes),
+                repr(driver.list_locations()),
+                debug_log.text,
+                "".join(traceback.format_exception(failure.value)),
+                "".join(traceback.format_exception(setup.value)),
+            ]
+        )
         assert "my-secret-key-name" not in shown
 
 
-@pytest.mark.parametrize(("mode", "warned"), [(0o600, False), (0o400, False), (0o640, True),
-                                              (0o604, True), (0o644, True), (0o660, True)])
+@pytest.mark.parametrize(
+    ("mode", "warned"),
+    [(0o600, False), (0o400, False), (0o640, True), (0o604, True), (0o644, True), (0o660, True)],
+)
 def test_a_configuration_others_can_read_is_warned_about(
-    cloud: LocalCloud, mode: int, warned: bool, caplog: pytest.LogCaptureFixture,
+    cloud: LocalCloud,
+    mode: int,
+    warned: bool,
+    caplog: pytest.LogCaptureFixture,
     recwarn: pytest.WarningsRecorder,
 ) -> None:
     path = Path(cloud.config_file or "")

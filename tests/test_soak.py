@@ -22,11 +22,12 @@ from pathlib import Path
 import pytest
 from libcloud.compute.base import NodeAuthSSHKey
 from libcloud.compute.types import NodeState
-
 from stratuslab_libcloud import StratusLabNodeDriver
 
 IMAGE = "BzXGLnRmzChVZDNNVMvWfUiLPj7"
-KEY = NodeAuthSSHKey("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAISoakxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx s@k")
+KEY = NodeAuthSSHKey(
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAISoakxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx s@k"
+)
 SHORT, LONG = 100, 1000
 
 
@@ -34,9 +35,19 @@ SHORT, LONG = 100, 1000
 def config(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     path = tmp_path_factory.mktemp("soak") / "stratuslab-user.cfg"
     server = subprocess.Popen(
-        [sys.executable, "-m", "stratuslab_libcloud.localcloud", "--sites", "lal",
-         "--boot-step", "0", "--write-config", str(path)],
-        stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "stratuslab_libcloud.localcloud",
+            "--sites",
+            "lal",
+            "--boot-step",
+            "0",
+            "--write-config",
+            str(path),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert server.stdout is not None
@@ -78,7 +89,8 @@ class Figures:
     def __str__(self) -> str:
         return (
             f"{self.cycles} cycles in {self.seconds:.1f} s, RSS {self.rss_before_kib} → "
-            f"{self.rss_after_kib} KiB ({self.growth:+.1%}), fds {self.fds_before} → {self.fds_after}"
+            f"{self.rss_after_kib} KiB ({self.growth:+.1%}), "
+            f"fds {self.fds_before} → {self.fds_after}"
         )
 
 

@@ -18,12 +18,17 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from libcloud import security
 from libcloud.compute.base import NodeAuthSSHKey
-
 from stratuslab_libcloud import LocalCloud, StratusLabNodeDriver, _stratuslab
-from stratuslab_libcloud.errors import StratusLabAuthError, StratusLabConnectionError
+from stratuslab_libcloud.errors import (
+    StratusLabAuthError,
+    StratusLabConfigError,
+    StratusLabConnectionError,
+)
 
 IMAGE = "BzXGLnRmzChVZDNNVMvWfUiLPj7"
-KEY = NodeAuthSSHKey("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAITLSxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx t@l")
+KEY = NodeAuthSSHKey(
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAITLSxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx t@l"
+)
 
 
 @pytest.fixture(scope="module")
@@ -56,10 +61,14 @@ def test_without_the_ca_verification_fails_with_a_clear_error(cloud: LocalCloud,
     assert re.search(r"site '(lal|grnet)'", message)
     assert "TLS problem: certificate verification failed" in message
     assert "UnknownIssuer" in message
-    assert "ex_ca_cert" in message and "CA_CERTS_PATH" in message and "ex_verify_ssl=False" in message
+    assert (
+        "ex_ca_cert" in message and "CA_CERTS_PATH" in message and "ex_verify_ssl=False" in message
+    )
 
 
-def test_libclouds_ca_certs_path_is_honoured(cloud: LocalCloud, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_libclouds_ca_certs_path_is_honoured(
+    cloud: LocalCloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(security, "CA_CERTS_PATH", cloud.ca_file)
     driver = StratusLabNodeDriver(ex_config_file=cloud.config_file)
     assert driver.list_nodes(ex_strict=True) == []
@@ -133,7 +142,11 @@ def test_client_certificate_authentication_on_the_cert_contexts(
     assert volume.extra["owner"] == "CN=bob,O=StratusLab Local Cloud"
     assert [n.id for n in driver.list_nodes(ex_strict=True)] == [node.id]
     assert driver.destroy_volume(volume) and driver.destroy_node(node)
-    urls = {m.group(1) for r in caplog.records if (m := re.search(r" (https://\S+) -> ", r.getMessage()))}
+    urls = {
+        m.group(1)
+        for r in caplog.records
+        if (m := re.search(r" (https://\S+) -> ", r.getMessage()))
+    }
     compute = {u for u in urls if "one-proxy" in u}
     pdisk = {u for u in urls if "/pdisk/" in u}
     assert compute == {f"{cloud.base_url}/{s}/one-proxy/cert/xmlrpc" for s in ("lal", "grnet")}
@@ -181,7 +194,8 @@ def test_a_certificate_the_ca_did_not_sign_is_refused(cloud: LocalCloud, tmp_pat
     with pytest.raises(StratusLabAuthError) as info:
         driver.list_nodes(ex_location="lal", ex_strict=True)
     assert re.fullmatch(
-        r"site 'lal', list_nodes \(one.vmpool.info\) at https://127.0.0.1:\d+/lal/one-proxy/cert/xmlrpc: "
+        r"site 'lal', list_nodes \(one.vmpool.info\) at "
+        r"https://127.0.0.1:\d+/lal/one-proxy/cert/xmlrpc: "
         r"TLS problem: the server refused the client certificate \(CertificateUnknown\)",
         str(info.value),
     ), str(info.value)
@@ -197,9 +211,8 @@ def test_a_certificate_without_its_key_is_a_configuration_error(
     wrong_key = tmp_path / "wrong-key.pem"
     wrong_key.write_bytes(_self_signed("x")[1])
     wrong_key.chmod(0o600)
-    from stratuslab_libcloud.errors import StratusLabConfigError
-
     with pytest.raises(StratusLabConfigError, match="client certificate and key rejected"):
         StratusLabNodeDriver(
-            ex_config_file=cert_config(cloud, tmp_path, cert, str(wrong_key)), ex_ca_cert=cloud.ca_file
+            ex_config_file=cert_config(cloud, tmp_path, cert, str(wrong_key)),
+            ex_ca_cert=cloud.ca_file,
         )

@@ -9,34 +9,36 @@ import os
 import stat
 import warnings
 
+from . import _stratuslab
 from .errors import StratusLabSecurityWarning
 
 log = logging.getLogger("stratuslab_libcloud")
 
-# The LIBCLOUD_DEBUG handler in place, its file, and the logger level it replaced.
-_debug: tuple[logging.Handler, str, int] | None = None
+
+class _DebugFile:
+    """The LIBCLOUD_DEBUG handler in place, its file, and the logger level it replaced."""
+
+    current: tuple[logging.Handler, str, int] | None = None
 
 
 def install_libcloud_debug() -> None:
     """Follows ``LIBCLOUD_DEBUG``: a DEBUG file handler on the ``stratuslab_libcloud`` logger
     while it names a file (replaced when it names another, removed when unset), and makes the Rust
     side re-read the Python logging levels (pyo3-log caches them)."""
-    global _debug
-    from . import _stratuslab
-
     path = os.environ.get("LIBCLOUD_DEBUG") or None
-    if _debug is not None and _debug[1] != path:
-        handler, _, level = _debug
+    current = _DebugFile.current
+    if current is not None and current[1] != path:
+        handler, _, level = current
         log.removeHandler(handler)
         handler.close()
         log.setLevel(level)
-        _debug = None
-    if path is not None and _debug is None:
+        current = _DebugFile.current = None
+    if path is not None and current is None:
         handler = logging.FileHandler(path, encoding="utf-8")
         handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
         handler.setLevel(logging.DEBUG)
         log.addHandler(handler)
-        _debug = (handler, path, log.level)
+        _DebugFile.current = (handler, path, log.level)
         if log.level == logging.NOTSET or log.level > logging.DEBUG:
             log.setLevel(logging.DEBUG)
     _stratuslab.reset_log_cache()

@@ -192,9 +192,13 @@ class StratusLabNodeDriver(NodeDriver):  # type: ignore[misc]
             or libcloud_base.RETRY_FAILED_HTTP_REQUESTS
         )
         if ex_retries is not None and (
-            isinstance(ex_retries, bool) or not isinstance(ex_retries, int) or not 1 <= ex_retries <= 100
+            isinstance(ex_retries, bool)
+            or not isinstance(ex_retries, int)
+            or not 1 <= ex_retries <= 100
         ):
-            raise ValueError(f"ex_retries must be a number of attempts from 1 to 100, not {ex_retries!r}")
+            raise ValueError(
+                f"ex_retries must be a number of attempts from 1 to 100, not {ex_retries!r}"
+            )
         attempts = ex_retries if ex_retries is not None else (3 if retry_on else 1)
         env = {k: v for k, v in os.environ.items() if k.startswith(_ENV_PREFIX)}
         install_libcloud_debug()
@@ -396,7 +400,9 @@ class StratusLabNodeDriver(NodeDriver):  # type: ignore[misc]
             ex_network,
             context,
             ex_disks_bus,
-            None if ex_volatile_disk_gib is None else _count(ex_volatile_disk_gib, "ex_volatile_disk_gib"),
+            None
+            if ex_volatile_disk_gib is None
+            else _count(ex_volatile_disk_gib, "ex_volatile_disk_gib"),
         )
         return self._to_node(rec)
 
