@@ -49,8 +49,13 @@ def copy(target: str, folder: Path, pattern: str) -> None:
 
 
 def main() -> None:
+    regressions = {
+        p.relative_to(CORPUS): p.read_bytes() for p in CORPUS.glob("*/regression-*")
+    }
     if CORPUS.exists():
-        shutil.rmtree(CORPUS)
+        for folder in CORPUS.iterdir():
+            if folder.is_dir():
+                shutil.rmtree(folder)
     xmlrpc_seeds()
     one = FIXTURES / "opennebula-3.8.5"
     copy("vm", one, "vm-info*.xml")
@@ -63,6 +68,8 @@ def main() -> None:
     copy("config", FIXTURES / "config", "*.cfg.ref")
     for name, text in SYNTHETIC_CONFIGS.items():
         put("config", name, text.encode())
+    for relative, data in regressions.items():  # inputs the fuzzer found, kept
+        put(relative.parent.name, relative.name, data)
 
 
 # Synthetic (not captured anywhere): the shapes the real reference file lacks.

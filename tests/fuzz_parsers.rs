@@ -9,7 +9,8 @@
 //! other seeds, truncations), and a cheap novelty signal: an input whose outcome (Ok, or the
 //! error's message with digits removed) was not seen before joins the working corpus.
 //!
-//! Checked for every execution: no panic (caught, the input saved under `fuzz/crashes/`), and no
+//! Checked for every execution: no panic (caught, the input saved under the target directory's
+//! `tmp/fuzz-crashes/`; add it to the corpus once fixed), and no
 //! error message longer than `2 × input + 2 KiB` (no message quoting a whole 50 MB reply).
 //!
 //! `STRATUSLAB_FUZZ_EXECS` executions per target (default 20,000: the CI run);
@@ -150,7 +151,10 @@ fn xmlrpc_call(data: &[u8]) -> Outcome {
 }
 
 fn vm(data: &[u8]) -> Outcome {
-    any_ok([outcome(data, parse_vm(data)), outcome(data, parse_pool(data))])
+    any_ok([
+        outcome(data, parse_vm(data)),
+        outcome(data, parse_pool(data)),
+    ])
 }
 
 fn rdf(data: &[u8]) -> Outcome {
@@ -433,7 +437,13 @@ fn mutate(rng: &mut Rng, input: &[u8], corpus: &[Vec<u8>], dictionary: &[&str]) 
                 let mut wrapped = token.as_bytes().to_vec();
                 if let Some(stripped) = token.strip_prefix('<') {
                     wrapped.extend_from_slice(b"x</");
-                    wrapped.extend_from_slice(stripped.split([' ', '>', '/']).next().unwrap_or("").as_bytes());
+                    wrapped.extend_from_slice(
+                        stripped
+                            .split([' ', '>', '/'])
+                            .next()
+                            .unwrap_or("")
+                            .as_bytes(),
+                    );
                     wrapped.push(b'>');
                 }
                 data.splice(at..at, wrapped);
@@ -457,13 +467,11 @@ fn signature(outcome: &Outcome) -> String {
 }
 
 fn save_crash(target: &str, data: &[u8]) -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fuzz")
-        .join("crashes");
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("fuzz-crashes");
     std::fs::create_dir_all(&dir).expect("crash folder");
-    let hash = data
-        .iter()
-        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3));
+    let hash = data.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3)
+    });
     let path = dir.join(format!("{target}-{hash:016x}"));
     std::fs::write(&path, data).expect("crash file");
     path
@@ -483,7 +491,11 @@ fn fuzz(name: &str) {
         .expect("known target");
     let execs = env_number("STRATUSLAB_FUZZ_EXECS", 20_000);
     let seed = env_number("STRATUSLAB_FUZZ_SEED", 0x5EED_1234_ABCD_0001);
-    let mut rng = Rng(seed ^ name.bytes().fold(0_u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b))) | 1);
+    let mut rng = Rng(seed
+        ^ name
+            .bytes()
+            .fold(0_u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)))
+        | 1);
     let seeds = load_corpus(name);
     assert!(!seeds.is_empty(), "empty corpus for {name}");
     let mut corpus = seeds.clone();
@@ -573,11 +585,20 @@ fn every_seed_is_accepted_or_refused_as_its_fixture_says() {
     };
     assert!(ok("vm", "vm-info.xml") && ok("vm", "vmpool-info-all.xml"));
     assert!(parse_vm(&std::fs::read(corpus_dir("vm").join("vm-info.xml")).expect("vm")).is_ok());
-    assert!(parse_pool(&std::fs::read(corpus_dir("vm").join("vmpool-info-all.xml")).expect("pool")).is_ok());
+    assert!(parse_pool(
+        &std::fs::read(corpus_dir("vm").join("vmpool-info-all.xml")).expect("pool")
+    )
+    .is_ok());
     assert!(ok("config", "stratuslab-user.cfg.ref"));
-    assert!(parse_disk_list(&std::fs::read(corpus_dir("pdisk").join("disks-list.json")).expect("list")).is_ok());
+    assert!(parse_disk_list(
+        &std::fs::read(corpus_dir("pdisk").join("disks-list.json")).expect("list")
+    )
+    .is_ok());
     let listing = std::fs::read(corpus_dir("rdf").join("valid-multiple-entries.xml")).expect("rdf");
-    assert!(parse_listing(&listing).expect("listing").iter().all(Result::is_ok));
+    assert!(parse_listing(&listing)
+        .expect("listing")
+        .iter()
+        .all(Result::is_ok));
     let responses = load_corpus("xmlrpc_response");
     assert!(responses.iter().all(|r| !matches!(
         decode_response(r),

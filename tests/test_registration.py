@@ -7,9 +7,10 @@ import sys
 import warnings
 
 import pytest
-import stratuslab_libcloud
 from libcloud.compute.base import NodeDriver
 from libcloud.compute.providers import DRIVERS, get_driver, set_driver
+
+import stratuslab_libcloud
 from stratuslab_libcloud import StratusLabNodeDriver
 
 
