@@ -11,7 +11,7 @@ use crate::config::{InstanceType, Settings, SiteSettings};
 use crate::error::{Context, Error, Result};
 use crate::http::{HttpClient, HttpOptions, TlsOptions};
 use crate::marketplace::{self, ImageEntry, ListQuery, MarketplaceClient, StatusFilter};
-use crate::one::client::{OneClient, OneError, Version, POOL_MINE, POOL_STATE_NOT_DONE};
+use crate::one::client::{OneClient, Version, POOL_MINE, POOL_STATE_NOT_DONE};
 use crate::one::endpoint::Auth;
 use crate::one::states;
 use crate::one::template::{self, NicSpec, RootDisk, VmSpec};
@@ -59,6 +59,8 @@ pub struct NodeRecord {
 pub struct VolumeRecord {
     pub site: String,
     pub disk: pdisk::DiskSummary,
+    /// Where the disk is mounted (read for disks whose `count` is not 0).
+    pub mounts: Vec<pdisk::Mount>,
 }
 
 /// What a `create_node` needs besides the site.
@@ -647,6 +649,55 @@ impl Driver {
         )))
     }
 
+    /// The entries of one listing per status in `statuses` (fetched concurrently), each with the
+    /// rank of its status (its index in `statuses`). The Marketplace decides what is valid,
+    /// expired or deprecated with its own clock (spec §5.8); the driver never second-guesses it
+    /// with the local clock. A listing without result is empty; any other failure (including a
+    /// 404 that is not the server's "no metadata matching query found") is an error.
+    async fn fetch_entries(
+        &self,
+        s: &Site,
+        base: &ListQuery,
+        statuses: &[StatusFilter],
+        operation: &str,
+    ) -> Result<Vec<(usize, MarketplaceResult<ImageEntry>)>> {
+        let listings = join_all(statuses.iter().map(|&status| {
+            let query = ListQuery {
+                status,
+                ..base.clone()
+            };
+            async move { s.marketplace.list(&query).await }
+        }))
+        .await;
+        let mut out = Vec::new();
+        for ((rank, listing), &status) in listings.into_iter().enumerate().zip(statuses) {
+            let entries = listing
+                .map_err(|e| Error::remote(ctx(&s.name, s.marketplace.endpoint(), operation), e))?;
+            // Trusted but checked: deprecation is in the document itself, so an entry that
+            // contradicts the status it was listed under is dropped (and said so).
+            let wants_deprecated = status == StatusFilter::Deprecated;
+            out.extend(
+                entries
+                    .into_iter()
+                    .filter(|e| match e {
+                        Ok(entry) if entry.deprecated.is_some() != wants_deprecated => {
+                            log::warn!(
+                                target: "stratuslab_libcloud",
+                                "site '{}': Marketplace listed {} as {} but the entry says otherwise; dropped",
+                                s.name,
+                                entry.identifier,
+                                status.as_param()
+                            );
+                            false
+                        }
+                        _ => true,
+                    })
+                    .map(|e| (rank, e)),
+            );
+        }
+        Ok(out)
+    }
+
     async fn image_entry(
         &self,
         s: &Site,
@@ -659,88 +710,40 @@ impl Driver {
                 "'{id}' is not a Marketplace image identifier (27 characters of [A-Za-z0-9_-])"
             )));
         }
-        let context = || ctx(&s.name, s.marketplace.endpoint(), operation);
         let query = ListQuery {
-            status: if include_expired {
-                StatusFilter::All
-            } else {
-                StatusFilter::Valid
-            },
             identifier: Some(id.to_owned()),
             ..ListQuery::default()
         };
-        let entries = s
-            .marketplace
-            .list(&query)
-            .await
-            .or_else(|e| match e {
-                marketplace::MarketplaceError::NotFound { .. } => Ok(Vec::new()),
-                marketplace::MarketplaceError::Http { status: 404, .. } => Ok(Vec::new()),
-                other => Err(other),
-            })
-            .map_err(|e| Error::remote(context(), e))?;
-        let now = now_unix();
-        let mut images = self.select_images(entries, include_expired, include_expired, now);
+        let statuses: &[StatusFilter] = if include_expired {
+            &[
+                StatusFilter::Valid,
+                StatusFilter::Expired,
+                StatusFilter::Deprecated,
+            ]
+        } else {
+            &[StatusFilter::Valid]
+        };
+        let operation = format!("{operation} (GET /metadata)");
+        let entries = self.fetch_entries(s, &query, statuses, &operation).await?;
+        let context = || ctx(&s.name, s.marketplace.endpoint(), &operation);
+        let (mut images, first_error) = select_images(entries);
         images.retain(|e| e.identifier == id);
-        images.into_iter().next().ok_or_else(|| {
-            Error::remote(
+        match (images.into_iter().next(), first_error) {
+            (Some(image), _) => Ok(image),
+            (None, Some(error)) => Err(Error::remote(context(), error)),
+            (None, None) => Err(Error::remote(
                 context(),
                 marketplace::MarketplaceError::NotFound {
                     identifier: id.to_owned(),
                 },
-            )
-        })
-    }
-
-    /// Valid-checked, collapsed (newest per identifier) entries, in listing order.
-    fn select_images(
-        &self,
-        entries: Vec<std::result::Result<ImageEntry, marketplace::MarketplaceError>>,
-        include_expired: bool,
-        include_deprecated: bool,
-        now: i64,
-    ) -> Vec<ImageEntry> {
-        let mut by_id: BTreeMap<String, usize> = BTreeMap::new();
-        let mut out: Vec<ImageEntry> = Vec::new();
-        for entry in entries {
-            let entry = match entry {
-                Ok(e) => e,
-                Err(e) => {
-                    log::warn!(target: "stratuslab_libcloud", "skipping a Marketplace entry: {e}");
-                    continue;
-                }
-            };
-            if entry.identifier_mismatch {
-                log::warn!(target: "stratuslab_libcloud", "Marketplace entry {}: identifier does not match its SHA-1 checksum", entry.identifier);
-            }
-            let expired = entry
-                .valid_until
-                .as_deref()
-                .and_then(marketplace::parse_date)
-                .map(|t| t <= now)
-                .unwrap_or(false);
-            if expired && !include_expired {
-                continue;
-            }
-            if entry.deprecated.is_some() && !include_deprecated {
-                continue;
-            }
-            match by_id.get(&entry.identifier) {
-                Some(&i) => {
-                    if entry.created > out[i].created {
-                        out[i] = entry;
-                    }
-                }
-                None => {
-                    by_id.insert(entry.identifier.clone(), out.len());
-                    out.push(entry);
-                }
-            }
+            )),
         }
-        out
     }
 
-    /// `list_images` of one site's Marketplace.
+    /// `list_images` of one site's Marketplace: the valid entries, plus the expired and/or the
+    /// deprecated ones when asked (a deprecated entry is included whatever its date), one per
+    /// identifier (see [`select_images`]), filtered by OS, architecture (case-insensitive) and
+    /// endorser e-mail.
     #[allow(clippy::too_many_arguments)]
     pub async fn list_images(
         &self,
@@ -753,23 +756,20 @@ impl Driver {
     ) -> Result<Vec<ImageEntry>> {
         let s = self.site(site)?;
         let query = ListQuery {
-            status: if include_expired || include_deprecated {
-                StatusFilter::All
-            } else {
-                StatusFilter::Valid
-            },
             email: endorser.map(str::to_owned),
             ..ListQuery::default()
         };
-        let context = || ctx(&s.name, s.marketplace.endpoint(), "list_images");
-        let entries = match s.marketplace.list(&query).await {
-            Ok(e) => e,
-            Err(marketplace::MarketplaceError::NotFound { .. })
-            | Err(marketplace::MarketplaceError::Http { status: 404, .. }) => Vec::new(),
-            Err(e) => return Err(Error::remote(context(), e)),
-        };
-        let mut images =
-            self.select_images(entries, include_expired, include_deprecated, now_unix());
+        let mut statuses = vec![StatusFilter::Valid];
+        if include_expired {
+            statuses.push(StatusFilter::Expired);
+        }
+        if include_deprecated {
+            statuses.push(StatusFilter::Deprecated);
+        }
+        let entries = self
+            .fetch_entries(s, &query, &statuses, "list_images (GET /metadata)")
+            .await?;
+        let (mut images, _) = select_images(entries);
         let eq = |a: &Option<String>, b: Option<&str>| match b {
             None => true,
             Some(b) => a
@@ -792,7 +792,8 @@ impl Driver {
         Ok(images)
     }
 
-    /// `get_image`.
+    /// `get_image`: the valid entry with this identifier (newest endorsement); with
+    /// `include_expired`, an expired or deprecated one when no valid one exists.
     pub async fn get_image(
         &self,
         site: &str,
@@ -803,34 +804,43 @@ impl Driver {
         self.image_entry(s, id, include_expired, "get_image").await
     }
 
-    /// `list_volumes`: every selected site concurrently.
+    /// `list_volumes`: every selected site concurrently; the mounts of each disk in use are
+    /// read too (concurrently; a failure there is only logged: the disk is listed without them).
     pub async fn list_volumes(
         &self,
         site: Option<&str>,
     ) -> Result<Vec<(String, Result<Vec<VolumeRecord>>)>> {
         let sites = self.selected(site)?;
-        let results = join_all(sites.iter().map(|s| async move {
-            s.pdisk
-                .list()
-                .await
-                .map(|disks| {
-                    disks
-                        .into_iter()
-                        .map(|disk| VolumeRecord {
-                            site: s.name.clone(),
-                            disk,
-                        })
-                        .collect()
-                })
-                .map_err(|e| {
-                    Error::remote(
-                        ctx(&s.name, s.pdisk.base_url(), "list_volumes (GET /disks/)"),
-                        e,
-                    )
-                })
+        let results = join_all(sites.iter().map(|s| self.list_site_volumes(s))).await;
+        Ok(sites.iter().map(|s| s.name.clone()).zip(results).collect())
+    }
+
+    async fn list_site_volumes(&self, s: &Site) -> Result<Vec<VolumeRecord>> {
+        let disks = s.pdisk.list().await.map_err(|e| {
+            Error::remote(
+                ctx(&s.name, s.pdisk.base_url(), "list_volumes (GET /disks/)"),
+                e,
+            )
+        })?;
+        let mounts = join_all(disks.iter().map(|d| async move {
+            if d.count == 0 {
+                return Vec::new();
+            }
+            s.pdisk.mounts(&d.uuid).await.unwrap_or_else(|e| {
+                log::warn!(target: "stratuslab_libcloud", "site '{}': list_volumes: cannot read the mounts of {}: {e}", s.name, d.uuid);
+                Vec::new()
+            })
         }))
         .await;
-        Ok(sites.iter().map(|s| s.name.clone()).zip(results).collect())
+        Ok(disks
+            .into_iter()
+            .zip(mounts)
+            .map(|(disk, mounts)| VolumeRecord {
+                site: s.name.clone(),
+                disk,
+                mounts,
+            })
+            .collect())
     }
 
     /// `create_volume`: checks before sending, then POST, then describes the new disk.
@@ -886,6 +896,7 @@ impl Driver {
                 disk_type: Some(disk.disk_type),
                 visibility: Some(disk.visibility),
             },
+            mounts: Vec::new(),
         })
     }
 
@@ -984,18 +995,52 @@ impl Driver {
     }
 }
 
+type MarketplaceResult<T> = std::result::Result<T, marketplace::MarketplaceError>;
+
+/// One image per identifier from ranked listing entries (rank = position of the listing's
+/// status: valid before expired before deprecated): the best-ranked entry wins, then the newest
+/// endorsement (several endorsers of one image, or several dates). Listing order is kept.
+/// Unreadable entries are skipped with a warning (the first one's error is returned too); an
+/// identifier that does not match the SHA-1 checksum is logged (and flagged in the entry).
+fn select_images(
+    entries: Vec<(usize, MarketplaceResult<ImageEntry>)>,
+) -> (Vec<ImageEntry>, Option<marketplace::MarketplaceError>) {
+    let mut by_id: BTreeMap<String, usize> = BTreeMap::new();
+    let mut out: Vec<(usize, ImageEntry)> = Vec::new();
+    let mut first_error = None;
+    for (rank, entry) in entries {
+        let entry = match entry {
+            Ok(e) => e,
+            Err(e) => {
+                log::warn!(target: "stratuslab_libcloud", "skipping an unreadable Marketplace entry: {e}");
+                first_error.get_or_insert(e);
+                continue;
+            }
+        };
+        if entry.identifier_mismatch {
+            log::warn!(target: "stratuslab_libcloud", "Marketplace entry {}: identifier does not match its SHA-1 checksum {}", entry.identifier, entry.sha1().unwrap_or(""));
+        }
+        match by_id.get(&entry.identifier) {
+            Some(&i) => {
+                let (best_rank, best) = &out[i];
+                if rank < *best_rank || (rank == *best_rank && entry.created > best.created) {
+                    out[i] = (rank, entry);
+                }
+            }
+            None => {
+                by_id.insert(entry.identifier.clone(), out.len());
+                out.push((rank, entry));
+            }
+        }
+    }
+    (out.into_iter().map(|(_, e)| e).collect(), first_error)
+}
+
 fn expand_home(path: &str) -> String {
     match path.strip_prefix("~/") {
         Some(rest) => format!("{}/{rest}", std::env::var("HOME").unwrap_or_default()),
         None => path.to_owned(),
     }
-}
-
-fn now_unix() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 fn is_pdisk_uuid(s: &str) -> bool {
@@ -1026,12 +1071,6 @@ pub fn image_id_of_source(source: &str) -> String {
     source.to_owned()
 }
 
-impl From<OneError> for Error {
-    fn from(e: OneError) -> Self {
-        Error::remote(Context::default(), e)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1055,6 +1094,58 @@ mod tests {
         assert_eq!(action_name(Start, v("3.8.5"), 4), Some("resume"));
         assert_eq!(action_name(Start, v("5.12.0"), 8), Some("resume"));
         assert_eq!(action_name(Start, v("3.2.1"), 4), Some("resume"));
+    }
+
+    fn entry(id: &str, email: &str, created: &str) -> ImageEntry {
+        ImageEntry {
+            identifier: id.to_owned(),
+            created: Some(created.to_owned()),
+            endorser: Some(marketplace::Endorser {
+                email: email.to_owned(),
+                ..marketplace::Endorser::default()
+            }),
+            ..ImageEntry::default()
+        }
+    }
+
+    #[test]
+    fn select_images_one_per_identifier_valid_first_then_newest() {
+        let a = "AAAAAAAAAAAAAAAAAAAAAAAAAAA";
+        let b = "BBBBBBBBBBBBBBBBBBBBBBBBBBB";
+        let entries = vec![
+            (0, Ok(entry(a, "old@x.org", "2012-01-01T00:00:00Z"))),
+            (0, Ok(entry(b, "b@x.org", "2013-01-01T00:00:00Z"))),
+            (0, Ok(entry(a, "new@x.org", "2014-01-01T00:00:00Z"))),
+            (
+                0,
+                Err(marketplace::MarketplaceError::Entry { reason: "r".into() }),
+            ),
+            // expired (rank 1) and newer: loses to the valid one
+            (1, Ok(entry(a, "expired@x.org", "2015-01-01T00:00:00Z"))),
+            // deprecated and newer: loses to b's valid entry
+            (2, Ok(entry(b, "deprecated@x.org", "2016-01-01T00:00:00Z"))),
+        ];
+        let (images, error) = select_images(entries);
+        let got: Vec<(&str, &str)> = images
+            .iter()
+            .map(|e| {
+                (
+                    e.identifier.as_str(),
+                    e.endorser.as_ref().map(|x| x.email.as_str()).unwrap_or(""),
+                )
+            })
+            .collect();
+        assert_eq!(got, [(a, "new@x.org"), (b, "b@x.org")]);
+        assert_eq!(
+            error.map(|e| e.to_string()).as_deref(),
+            Some("invalid Marketplace entry: r")
+        );
+        let (images, error) = select_images(vec![
+            (2, Ok(entry(a, "d@x.org", "2016-01-01T00:00:00Z"))),
+            (1, Ok(entry(a, "e@x.org", "2010-01-01T00:00:00Z"))),
+        ]);
+        assert_eq!(images[0].endorser.as_ref().unwrap().email, "e@x.org");
+        assert!(error.is_none());
     }
 
     #[test]

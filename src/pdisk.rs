@@ -300,7 +300,7 @@ pub struct DiskSummary {
     pub owner: String,
     /// Marketplace image id, `snapshot:<uuid>`, or `""`.
     pub identifier: String,
-    /// As given at creation: GiB when ≤ 1000, bytes otherwise (see [`DiskSummary::size_gib`]).
+    /// As given at creation: GiB up to 1024, bytes above (see [`DiskSummary::size_gib`]).
     pub size: u64,
     /// Start of quarantine, when the disk is quarantined.
     pub quarantine: Option<String>,
@@ -323,7 +323,7 @@ pub struct Disk {
     pub owner: String,
     /// Marketplace image id, `snapshot:<uuid>`, or `""`.
     pub identifier: String,
-    /// As given at creation: GiB when ≤ 1000, bytes otherwise (see [`Disk::size_gib`]).
+    /// As given at creation: GiB up to 1024, bytes above (see [`Disk::size_gib`]).
     pub size: u64,
     /// Start of quarantine, when the disk is quarantined.
     pub quarantine: Option<String>,
@@ -342,10 +342,13 @@ pub struct Mount {
     pub device: String,
 }
 
-/// GiB of a size that is GiB when ≤ 1000 and bytes otherwise (rounded up).
+/// GiB of a size that is GiB up to the creation maximum (1024) and bytes above (rounded up).
+/// The service's documents say "GiB when ≤ 1000", but it creates 1001–1024 GiB disks and keeps
+/// their size as given, while no disk image is 1024 bytes or less: reading 1001–1024 as bytes
+/// reported a 1024 GiB volume as 1 GiB.
 fn size_in_gib(size: u64) -> u64 {
     const GIB: u64 = 1 << 30;
-    if size <= 1000 {
+    if size <= 1024 {
         size
     } else {
         size.div_ceil(GIB)
@@ -353,14 +356,14 @@ fn size_in_gib(size: u64) -> u64 {
 }
 
 impl DiskSummary {
-    /// Size in GiB (the service's size is GiB when ≤ 1000, bytes otherwise; rounded up).
+    /// Size in GiB (the size is GiB up to 1024, bytes above; rounded up).
     pub fn size_gib(&self) -> u64 {
         size_in_gib(self.size)
     }
 }
 
 impl Disk {
-    /// Size in GiB (the service's size is GiB when ≤ 1000, bytes otherwise; rounded up).
+    /// Size in GiB (the size is GiB up to 1024, bytes above; rounded up).
     pub fn size_gib(&self) -> u64 {
         size_in_gib(self.size)
     }
@@ -993,8 +996,9 @@ mod tests {
         };
         assert_eq!(disk(1).size_gib(), 1);
         assert_eq!(disk(1000).size_gib(), 1000);
-        // above 1000 the size is bytes (even 1024, which creation allows: the server's own rule)
-        assert_eq!(disk(1024).size_gib(), 1);
+        // up to the creation maximum the size is GiB; above it, bytes
+        assert_eq!(disk(1024).size_gib(), 1024);
+        assert_eq!(disk(1025).size_gib(), 1);
         assert_eq!(disk(1_073_741_824).size_gib(), 1);
         assert_eq!(disk(1_073_741_825).size_gib(), 2);
         assert_eq!(disk(1_500_000_000).size_gib(), 2);

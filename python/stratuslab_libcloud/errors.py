@@ -85,7 +85,8 @@ class StratusLabProviderError(_Context, ProviderError):
         driver: Any = None,
         context: dict[str, Any] | None = None,
     ) -> None:
-        super().__init__(value, http_code, driver)
+        # libcloud types http_code as int; None means the refusal came without an HTTP status.
+        super().__init__(value, http_code, driver)  # type: ignore[arg-type]
         self._set_context(context)
 
 

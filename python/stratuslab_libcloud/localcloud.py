@@ -24,6 +24,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from libcloud.common.types import LibcloudError
+
 from . import _stratuslab
 
 __all__ = ["DEFAULT_PASSWORD", "DEFAULT_USER", "LocalCloud", "main"]
@@ -265,20 +267,27 @@ def main(argv: Iterable[str] | None = None) -> int:
     cloud = LocalCloud(
         sites, version=args.version, boot_step=args.boot_step, tls=args.tls, port=args.port
     )
-    with cloud:
-        if args.seed_vms:
-            for site in sites:
-                cloud.seed(site, vms=args.seed_vms)
-        if args.write_config:
-            Path(args.write_config).write_text(cloud.config_text, encoding="utf-8")
-            os.chmod(args.write_config, 0o600)
-            print(f"configuration written to {args.write_config}")
-        _print_endpoints(cloud, sys.stdout)
-        print("serving; press Ctrl-C to stop", flush=True)
-        try:
+    try:
+        cloud.start()
+    except (ValueError, LibcloudError) as err:
+        # A bad site name, a busy port: say so without a traceback (exit status 2).
+        parser.error(str(err))
+    except KeyboardInterrupt:
+        return 0
+    try:
+        with cloud:
+            if args.seed_vms:
+                for site in sites:
+                    cloud.seed(site, vms=args.seed_vms)
+            if args.write_config:
+                Path(args.write_config).write_text(cloud.config_text, encoding="utf-8")
+                os.chmod(args.write_config, 0o600)
+                print(f"configuration written to {args.write_config}")
+            _print_endpoints(cloud, sys.stdout)
+            print("serving; press Ctrl-C to stop", flush=True)
             threading.Event().wait()
-        except KeyboardInterrupt:
-            print("stopping", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("stopped", file=sys.stderr)
     return 0
 
 

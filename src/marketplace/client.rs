@@ -88,7 +88,9 @@ impl StatusFilter {
 /// Server-side filters of a listing (os/arch filtering is the caller's, client side).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ListQuery {
+    /// Validity/deprecation selection (default: valid).
     pub status: StatusFilter,
+    /// Image identifier.
     pub identifier: Option<String>,
     /// Endorser e-mail.
     pub email: Option<String>,
