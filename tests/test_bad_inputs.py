@@ -28,6 +28,7 @@ from libcloud.compute.base import (
 )
 from libcloud.compute.drivers.dummy import DummyNodeDriver
 from libcloud.compute.types import NodeState
+
 from stratuslab_libcloud import LocalCloud, StratusLabNodeDriver
 from stratuslab_libcloud.errors import StratusLabConfigError, StratusLabProviderError
 

@@ -398,17 +398,10 @@ class StratusLabNodeDriver(NodeDriver):
         rec = self._core.create_node(
             loc.id,
             name,
-<<<<<<< HEAD
             known.id,
             int(known.extra["cpu"]),
             int(known.ram),
             int(known.extra["swap_mib"]),
-=======
-            size.id,
-            _count(size.extra.get("cpu", 1), "size CPU count"),
-            _count(size.ram, "size RAM (MiB)"),
-            _count(size.extra.get("swap_mib", size.disk * 1024 if size.disk else 0), "size swap"),
->>>>>>> reliability
             image_id,
             public_key,
             ex_public_key_file,
