@@ -20,10 +20,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from libcloud.compute.base import Node, NodeAuthSSHKey, NodeDriver
+from libcloud.compute.base import Node, NodeAuthSSHKey, NodeDriver, StorageVolume
 from libcloud.compute.providers import get_driver
 
-import stratuslab_libcloud  # noqa: F401  (importing registers the "stratuslab" provider)
+# Importing the package registers the "stratuslab" provider with libcloud.
+from stratuslab_libcloud import StratusLabNodeDriver
 
 T = TypeVar("T")
 
@@ -90,9 +91,13 @@ def show_listings(driver: NodeDriver) -> None:
     nodes = step("Nodes at every site (queried concurrently)", driver.list_nodes)
     print_nodes(nodes)
     volumes = step("Volumes at every site", driver.list_volumes)
+    print_volumes(volumes)
+
+
+def print_volumes(volumes: Sequence[StorageVolume]) -> None:
     print(
         table(
-            [(v.id, v.name, v.size, v.state, v.extra["location"]) for v in volumes],
+            [(v.id, v.name, v.size, v.state, (v.extra or {}).get("location")) for v in volumes],
             ["id", "name", "GiB", "state", "site"],
         )
     )
@@ -110,7 +115,7 @@ def print_nodes(nodes: Sequence[Node]) -> None:
     )
 
 
-def tour(driver: NodeDriver, location: str | None) -> None:
+def tour(driver: StratusLabNodeDriver, location: str | None) -> None:
     """Creates, uses and deletes one node and one volume."""
     show_listings(driver)
     loc = driver.list_locations()[0] if location is None else location
@@ -147,20 +152,16 @@ def tour(driver: NodeDriver, location: str | None) -> None:
         ((running, ips),) = step("wait_until_running", wait)
         print(f"   {running.id} is running on host {running.extra['host']}, ips {ips}")
         volume = step(
-            "Create a 10 GiB volume", lambda: driver.create_volume(10, "quickstart-data", location=loc)
+            "Create a 10 GiB volume",
+            lambda: driver.create_volume(10, "quickstart-data", location=loc),
         )
         print(f"   volume {volume.id} ({volume.size} GiB, {volume.state})")
         step("Attach it to the node", lambda: driver.attach_volume(running, volume))
-        print(f"   attached as {volume.extra['device']}")
+        print(f"   attached as {(volume.extra or {}).get('device')}")
         nodes = step("List nodes", driver.list_nodes)
         print_nodes(nodes)
         volumes = step("List volumes", driver.list_volumes)
-        print(
-            table(
-                [(v.id, v.name, v.size, v.state, v.extra["location"]) for v in volumes],
-                ["id", "name", "GiB", "state", "site"],
-            )
-        )
+        print_volumes(volumes)
         step("Detach the volume", lambda: driver.detach_volume(volume))
         step("Destroy the volume", lambda: driver.destroy_volume(volume))
         step("Destroy the node", lambda: driver.destroy_node(running))
@@ -189,6 +190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     started = time.perf_counter()
     cls = get_driver("stratuslab")
+    assert issubclass(cls, StratusLabNodeDriver)  # narrows get_driver's type[NodeDriver]
     if args.config:
         driver = cls(ex_config_file=args.config, ex_default_location=args.location)
         if args.create:

@@ -146,6 +146,7 @@ pub enum ConfigError {
     /// The chosen default site is not a section.
     #[error(
         "{origin}: default site '{site}' (from {chosen_by}) is not defined; known sites: {list}",
+        site = quoted(.site),
         list = .known.join(", ")
     )]
     UnknownSite {
@@ -629,11 +630,23 @@ fn unquote(value: &str) -> &str {
     value
 }
 
+/// A value for an error message: interpolation can make one up to 1 MiB long, so at most 100
+/// characters of it.
+fn quoted(value: &str) -> String {
+    match value.char_indices().nth(100) {
+        Some((at, _)) => format!("{}…", &value[..at]),
+        None => value.to_owned(),
+    }
+}
+
 /// Checks an `endpoint_timeout` value: a positive, finite number of seconds.
 fn parse_timeout(value: &str) -> Result<f64, String> {
     match value.trim().parse::<f64>() {
         Ok(t) if t.is_finite() && t > 0.0 => Ok(t),
-        _ => Err(format!("'{value}' is not a positive number of seconds")),
+        _ => Err(format!(
+            "'{}' is not a positive number of seconds",
+            quoted(value)
+        )),
     }
 }
 
@@ -741,14 +754,19 @@ pub fn resolve(raw: &RawConfig, overrides: &Overrides) -> Result<Settings, Confi
     let selected_in_file = defaults
         .entry(SELECTED_SECTION)
         .filter(|e| !e.value.is_empty());
-    let (default_site, chosen_by) = if let Some(site) = &overrides.default_site {
-        (site.clone(), "the default site argument")
+    // The line is named in errors when the file made the choice.
+    let (default_site, chosen_by, line) = if let Some(site) = &overrides.default_site {
+        (site.clone(), "the default site argument", None)
     } else if let Some(site) = overrides.env.get(SELECTED_SECTION) {
-        (site.clone(), "STRATUSLAB_USER_CONFIG_SECTION")
+        (site.clone(), "STRATUSLAB_USER_CONFIG_SECTION", None)
     } else if let Some(entry) = selected_in_file {
-        (entry.value.clone(), "selected_section in [default]")
+        (
+            entry.value.clone(),
+            "selected_section in [default]",
+            Some(entry.line),
+        )
     } else {
-        (DEFAULT_SECTION.to_owned(), "the built-in default")
+        (DEFAULT_SECTION.to_owned(), "the built-in default", None)
     };
     let candidates = raw
         .sections
@@ -756,7 +774,10 @@ pub fn resolve(raw: &RawConfig, overrides: &Overrides) -> Result<Settings, Confi
         .filter(|s| s.name != INSTANCE_TYPES_SECTION);
     if !candidates.clone().any(|s| s.name == default_site) {
         return Err(ConfigError::UnknownSite {
-            origin: origin.clone(),
+            origin: match line {
+                Some(line) => format!("{origin}:{line}"),
+                None => origin.clone(),
+            },
             site: default_site,
             chosen_by,
             known: candidates.map(|s| s.name.clone()).collect(),
@@ -1066,7 +1087,7 @@ mod tests {
             if site == "nowhere" && *known == ["default", "a"]));
         assert_eq!(
             err.to_string(),
-            "t.cfg: default site 'nowhere' (from selected_section in [default]) is not defined; \
+            "t.cfg:2: default site 'nowhere' (from selected_section in [default]) is not defined; \
              known sites: default, a"
         );
     }

@@ -11,12 +11,15 @@ use crate::config::{InstanceType, Settings, SiteSettings};
 use crate::error::{Context, Error, Result};
 use crate::http::{HttpClient, HttpOptions, TlsOptions};
 use crate::marketplace::{self, ImageEntry, ListQuery, MarketplaceClient, StatusFilter};
-use crate::one::client::{OneClient, OneError, Version, POOL_MINE, POOL_STATE_NOT_DONE};
+use crate::one::client::{OneClient, Version, POOL_MINE, POOL_STATE_NOT_DONE};
 use crate::one::endpoint::Auth;
 use crate::one::states;
 use crate::one::template::{self, NicSpec, RootDisk, VmSpec};
 use crate::one::vm::{parse_pool, parse_vm, VmRecord};
 use crate::pdisk::{self, PdiskClient, Visibility};
+
+/// OpenNebula `STATE` of a deleted VM.
+const VM_STATE_DONE: i32 = 6;
 
 /// Options that apply to every site.
 #[derive(Debug, Clone, Default)]
@@ -59,6 +62,8 @@ pub struct NodeRecord {
 pub struct VolumeRecord {
     pub site: String,
     pub disk: pdisk::DiskSummary,
+    /// Where the disk is mounted (read for disks whose `count` is not 0).
+    pub mounts: Vec<pdisk::Mount>,
 }
 
 /// What a `create_node` needs besides the site.
@@ -162,7 +167,7 @@ fn site_auth(s: &SiteSettings) -> Result<Auth> {
         site: s.name.clone(),
         key: missing.to_owned(),
         reason: format!(
-            "missing credentials: no {missing}, and no readable PEM certificate/key ({cert}, {key})"
+            "missing credentials: no {missing}, and no readable PEM certificate ({cert}) with its key (pem_key)"
         ),
     }))
 }
@@ -193,7 +198,7 @@ impl Driver {
                 timeout,
                 tls,
                 retry: options.retry.clone(),
-                ..HttpOptions::default()
+                ..HttpOptions::api()
             })
             .map_err(|e| Error::remote(ctx(&s.name, "(TLS setup)", "configure"), e))?;
             let endpoint = s.get("endpoint").ok_or_else(|| {
@@ -270,84 +275,6 @@ impl Driver {
         }
     }
 
-    fn size_of(&self, vm: &VmRecord) -> Option<(String, u32, u64, u64)> {
-        let cpu = vm
-            .template
-            .vcpu
-            .or_else(|| vm.template.cpu.map(|c| c.ceil() as u32))?;
-        let ram = vm.template.memory_mib?;
-        let swap = vm
-            .template
-            .disks
-            .iter()
-            .find(|d| {
-                d.disk_type
-                    .as_deref()
-                    .map(str::to_ascii_lowercase)
-                    .as_deref()
-                    == Some("swap")
-            })
-            .and_then(|d| d.size_mib)
-            .unwrap_or(0);
-        let name = self
-            .instance_types
-            .iter()
-            .find(|t| t.cpu == cpu && t.ram_mib == ram && t.swap_mib == swap)
-            .or_else(|| {
-                self.instance_types
-                    .iter()
-                    .find(|t| t.cpu == cpu && t.ram_mib == ram)
-            })
-            .map(|t| t.name.clone())
-            .unwrap_or_else(|| format!("custom-{cpu}cpu-{ram}mib"));
-        Some((name, cpu, ram, swap))
-    }
-
-    fn node_record(&self, site: &str, vm: VmRecord) -> NodeRecord {
-        let mut public_ips = Vec::new();
-        let mut private_ips = Vec::new();
-        for nic in &vm.template.nics {
-            let Some(ip) = nic.ip.clone() else { continue };
-            let network = nic.network.as_deref().unwrap_or("").to_ascii_lowercase();
-            let private = network == "local" || network.contains("priv");
-            if private {
-                private_ips.push(ip);
-            } else {
-                public_ips.push(ip);
-            }
-        }
-        let root = vm
-            .template
-            .disks
-            .iter()
-            .find(|d| d.disk_id == Some(0))
-            .or_else(|| vm.template.disks.first());
-        let image_id = root
-            .and_then(|d| d.source.as_deref())
-            .map(image_id_of_source);
-        let mut volumes = BTreeMap::new();
-        for d in &vm.template.disks {
-            if let (Some(src), Some(target)) = (d.source.as_deref(), d.target.as_deref()) {
-                if src.starts_with("pdisk:") {
-                    let uuid = src.rsplit(['/', ':']).next().unwrap_or(src);
-                    if Some(d) != root {
-                        volumes.insert(uuid.to_owned(), target.to_owned());
-                    }
-                }
-            }
-        }
-        NodeRecord {
-            site: site.to_owned(),
-            state: states::node_state(vm.state, vm.lcm_state),
-            size: self.size_of(&vm),
-            public_ips,
-            private_ips,
-            image_id,
-            volumes,
-            vm,
-        }
-    }
-
     /// `list_nodes`: every selected site concurrently; one result per site, in site order.
     pub async fn list_nodes(
         &self,
@@ -368,7 +295,7 @@ impl Driver {
         let vms = parse_pool(xml.as_bytes()).map_err(|e| Error::remote(context(), e))?;
         let mut records: Vec<NodeRecord> = vms
             .into_iter()
-            .map(|vm| self.node_record(&site.name, vm))
+            .map(|vm| node_record(&site.name, vm, &self.instance_types))
             .collect();
         for r in &mut records {
             for (uuid, vm_id, device) in &mounts {
@@ -418,24 +345,32 @@ impl Driver {
     pub async fn get_node(&self, site: &str, vm_id: i64) -> Result<NodeRecord> {
         let s = self.site(site)?;
         let vm = self.vm(s, vm_id, "ex_get_node (one.vm.info)").await?;
-        Ok(self.node_record(site, vm))
+        Ok(node_record(site, vm, &self.instance_types))
     }
 
-    /// `destroy_node`, `reboot_node`, `stop_node`, `start_node`.
+    /// `destroy_node`, `reboot_node`, `stop_node`, `start_node`: reads the VM first (a DONE VM
+    /// is refused before any action is sent; `start` depends on the state), then one
+    /// `one.vm.action` in the site version's vocabulary.
     pub async fn node_action(&self, site: &str, vm_id: i64, action: NodeAction) -> Result<()> {
         let s = self.site(site)?;
         let context = |op: &str| ctx(&s.name, s.one.url(), op);
-        let version = s
-            .one
-            .version()
-            .await
-            .map_err(|e| Error::remote(context("one.system.version"), e))?;
-        let state = if action == NodeAction::Start {
-            self.vm(s, vm_id, "start_node (one.vm.info)").await?.state
-        } else {
-            -1
-        };
-        let name = action_name(action, version, state).ok_or_else(|| {
+        let version = s.one.version().await.map_err(|e| {
+            Error::remote(
+                context(&format!("{} (one.system.version)", action.label())),
+                e,
+            )
+        })?;
+        let vm = self
+            .vm(s, vm_id, &format!("{} (one.vm.info)", action.label()))
+            .await?;
+        if vm.state == VM_STATE_DONE {
+            return Err(Error::invalid(format!(
+                "node {vm_id}@{} is already destroyed (OpenNebula state DONE): {} is not possible",
+                s.name,
+                action.label()
+            )));
+        }
+        let name = action_name(action, version, vm.state).ok_or_else(|| {
             Error::unsupported(format!(
                 "site '{}': {} is not supported by OpenNebula {version} (its one.vm.action has no such action)",
                 s.name,
@@ -450,11 +385,19 @@ impl Driver {
         })
     }
 
-    /// `create_node`: renders the template, allocates exactly once, reads the leased IP.
+    /// `create_node`: checks every caller value (name, key, context, size, network, bus) by
+    /// rendering the template before any request, resolves the image, renders for the site's
+    /// version, allocates exactly once and reads the VM back (its IP is leased already).
     pub async fn create_node(&self, site: &str, req: CreateNode) -> Result<NodeRecord> {
         let s = self.site(site)?;
         if req.name.trim().is_empty() {
             return Err(Error::invalid("node name must not be empty"));
+        }
+        if req.name.trim() != req.name {
+            return Err(Error::invalid(format!(
+                "node name {:?} starts or ends with white space, which OpenNebula's VM listing does not keep",
+                req.name
+            )));
         }
         if req.cpu == 0 || req.ram_mib == 0 {
             return Err(Error::invalid(format!(
@@ -469,23 +412,13 @@ impl Driver {
                 "unknown network '{network}' (public, private or local)"
             )));
         }
-        let (source, driver, bus, inbound) = self.resolve_image(s, &req.image).await?;
-        let bus = req
+        let chosen_bus = req
             .disks_bus
             .clone()
-            .or(s.settings.get("vm_disks_bus").map(str::to_owned))
-            .or(bus)
-            .unwrap_or_else(|| "ide".to_owned());
-        let prefix = match bus.to_ascii_lowercase().as_str() {
-            "ide" => "hd",
-            "scsi" => "sd",
-            "virtio" => "vd",
-            other => {
-                return Err(Error::invalid(format!(
-                    "Unknown disks bus type '{other}' (ide, scsi or virtio)"
-                )))
-            }
-        };
+            .or(s.settings.get("vm_disks_bus").map(str::to_owned));
+        if let Some(bus) = &chosen_bus {
+            bus_prefix(bus)?;
+        }
         let cloud_init = s
             .settings
             .get("default_context_method")
@@ -502,26 +435,17 @@ impl Driver {
         }
         context.push(("public_key".to_owned(), public_key));
         context.extend(req.context.iter().cloned());
-        let context_fn = |op: &str| ctx(&s.name, s.one.url(), op);
-        let version = s
-            .one
-            .version()
-            .await
-            .map_err(|e| Error::remote(context_fn("create_node (one.system.version)"), e))?;
-        let dialect = if (version.major, version.minor) >= (3, 8) {
-            template::Dialect::One38
-        } else {
-            template::Dialect::StratusLab
-        };
-        let spec = VmSpec {
+        let mut spec = VmSpec {
             name: req.name.clone(),
             cpu: f64::from(req.cpu),
             vcpu: req.cpu,
             memory_mib: req.ram_mib,
+            // Placeholder until the image is resolved: the caller's values are checked below
+            // before any request is sent.
             root_disk: RootDisk {
-                source,
-                target_prefix: prefix.to_owned(),
-                driver,
+                source: "https://image.invalid/".to_owned(),
+                target_prefix: "hd".to_owned(),
+                driver: None,
                 save: false,
             },
             swap_mib: (req.swap_mib > 0).then_some(req.swap_mib),
@@ -541,19 +465,40 @@ impl Driver {
             context,
             graphics: true,
             requirements: s.settings.get("vm_requirements").map(str::to_owned),
-            inbound_ports: inbound,
+            inbound_ports: Vec::new(),
             raw_extra: Vec::new(),
+        };
+        template::render(&spec).map_err(|e| Error::invalid(e.to_string()))?;
+
+        let (source, driver, image_bus, inbound) = self.resolve_image(s, &req.image).await?;
+        let bus = chosen_bus.or(image_bus).unwrap_or_else(|| "ide".to_owned());
+        spec.root_disk = RootDisk {
+            source,
+            target_prefix: bus_prefix(&bus)?.to_owned(),
+            driver,
+            save: false,
+        };
+        spec.inbound_ports = inbound;
+        let context = |op: &str| ctx(&s.name, s.one.url(), op);
+        let version = s
+            .one
+            .version()
+            .await
+            .map_err(|e| Error::remote(context("create_node (one.system.version)"), e))?;
+        let dialect = if (version.major, version.minor) >= (3, 8) {
+            template::Dialect::One38
+        } else {
+            template::Dialect::StratusLab
         };
         let text =
             template::render_for(&spec, dialect).map_err(|e| Error::invalid(e.to_string()))?;
-        let context = |op: &str| ctx(&s.name, s.one.url(), op);
         let vm_id = s
             .one
             .allocate(&text)
             .await
             .map_err(|e| Error::remote(context("create_node (one.vm.allocate)"), e))?;
         match self.vm(s, vm_id, "create_node (one.vm.info)").await {
-            Ok(vm) => Ok(self.node_record(site, vm)),
+            Ok(vm) => Ok(node_record(site, vm, &self.instance_types)),
             Err(e) => {
                 // The VM exists: report it rather than lose its id.
                 log::warn!(target: "stratuslab_libcloud", "site '{}': VM {vm_id} was created but reading it back failed: {e}", s.name);
@@ -563,7 +508,7 @@ impl Driver {
                     state: 1,
                     ..VmRecord::default()
                 };
-                Ok(self.node_record(site, vm))
+                Ok(node_record(site, vm, &self.instance_types))
             }
         }
     }
@@ -646,6 +591,55 @@ impl Driver {
         )))
     }
 
+    /// The entries of one listing per status in `statuses` (fetched concurrently), each with the
+    /// rank of its status (its index in `statuses`). The Marketplace decides what is valid,
+    /// expired or deprecated with its own clock (spec §5.8); the driver never second-guesses it
+    /// with the local clock. A listing without result is empty; any other failure (including a
+    /// 404 that is not the server's "no metadata matching query found") is an error.
+    async fn fetch_entries(
+        &self,
+        s: &Site,
+        base: &ListQuery,
+        statuses: &[StatusFilter],
+        operation: &str,
+    ) -> Result<Vec<(usize, MarketplaceResult<ImageEntry>)>> {
+        let listings = join_all(statuses.iter().map(|&status| {
+            let query = ListQuery {
+                status,
+                ..base.clone()
+            };
+            async move { s.marketplace.list(&query).await }
+        }))
+        .await;
+        let mut out = Vec::new();
+        for ((rank, listing), &status) in listings.into_iter().enumerate().zip(statuses) {
+            let entries = listing
+                .map_err(|e| Error::remote(ctx(&s.name, s.marketplace.endpoint(), operation), e))?;
+            // Trusted but checked: deprecation is in the document itself, so an entry that
+            // contradicts the status it was listed under is dropped (and said so).
+            let wants_deprecated = status == StatusFilter::Deprecated;
+            out.extend(
+                entries
+                    .into_iter()
+                    .filter(|e| match e {
+                        Ok(entry) if entry.deprecated.is_some() != wants_deprecated => {
+                            log::warn!(
+                                target: "stratuslab_libcloud",
+                                "site '{}': Marketplace listed {} as {} but the entry says otherwise; dropped",
+                                s.name,
+                                entry.identifier,
+                                status.as_param()
+                            );
+                            false
+                        }
+                        _ => true,
+                    })
+                    .map(|e| (rank, e)),
+            );
+        }
+        Ok(out)
+    }
+
     async fn image_entry(
         &self,
         s: &Site,
@@ -658,88 +652,40 @@ impl Driver {
                 "'{id}' is not a Marketplace image identifier (27 characters of [A-Za-z0-9_-])"
             )));
         }
-        let context = || ctx(&s.name, s.marketplace.endpoint(), operation);
         let query = ListQuery {
-            status: if include_expired {
-                StatusFilter::All
-            } else {
-                StatusFilter::Valid
-            },
             identifier: Some(id.to_owned()),
             ..ListQuery::default()
         };
-        let entries = s
-            .marketplace
-            .list(&query)
-            .await
-            .or_else(|e| match e {
-                marketplace::MarketplaceError::NotFound { .. } => Ok(Vec::new()),
-                marketplace::MarketplaceError::Http { status: 404, .. } => Ok(Vec::new()),
-                other => Err(other),
-            })
-            .map_err(|e| Error::remote(context(), e))?;
-        let now = now_unix();
-        let mut images = self.select_images(entries, include_expired, include_expired, now);
+        let statuses: &[StatusFilter] = if include_expired {
+            &[
+                StatusFilter::Valid,
+                StatusFilter::Expired,
+                StatusFilter::Deprecated,
+            ]
+        } else {
+            &[StatusFilter::Valid]
+        };
+        let operation = format!("{operation} (GET /metadata)");
+        let entries = self.fetch_entries(s, &query, statuses, &operation).await?;
+        let context = || ctx(&s.name, s.marketplace.endpoint(), &operation);
+        let (mut images, first_error) = select_images(entries);
         images.retain(|e| e.identifier == id);
-        images.into_iter().next().ok_or_else(|| {
-            Error::remote(
+        match (images.into_iter().next(), first_error) {
+            (Some(image), _) => Ok(image),
+            (None, Some(error)) => Err(Error::remote(context(), error)),
+            (None, None) => Err(Error::remote(
                 context(),
                 marketplace::MarketplaceError::NotFound {
                     identifier: id.to_owned(),
                 },
-            )
-        })
-    }
-
-    /// Valid-checked, collapsed (newest per identifier) entries, in listing order.
-    fn select_images(
-        &self,
-        entries: Vec<std::result::Result<ImageEntry, marketplace::MarketplaceError>>,
-        include_expired: bool,
-        include_deprecated: bool,
-        now: i64,
-    ) -> Vec<ImageEntry> {
-        let mut by_id: BTreeMap<String, usize> = BTreeMap::new();
-        let mut out: Vec<ImageEntry> = Vec::new();
-        for entry in entries {
-            let entry = match entry {
-                Ok(e) => e,
-                Err(e) => {
-                    log::warn!(target: "stratuslab_libcloud", "skipping a Marketplace entry: {e}");
-                    continue;
-                }
-            };
-            if entry.identifier_mismatch {
-                log::warn!(target: "stratuslab_libcloud", "Marketplace entry {}: identifier does not match its SHA-1 checksum", entry.identifier);
-            }
-            let expired = entry
-                .valid_until
-                .as_deref()
-                .and_then(marketplace::parse_date)
-                .map(|t| t <= now)
-                .unwrap_or(false);
-            if expired && !include_expired {
-                continue;
-            }
-            if entry.deprecated.is_some() && !include_deprecated {
-                continue;
-            }
-            match by_id.get(&entry.identifier) {
-                Some(&i) => {
-                    if entry.created > out[i].created {
-                        out[i] = entry;
-                    }
-                }
-                None => {
-                    by_id.insert(entry.identifier.clone(), out.len());
-                    out.push(entry);
-                }
-            }
+            )),
         }
-        out
     }
 
-    /// `list_images` of one site's Marketplace.
+    /// `list_images` of one site's Marketplace: the valid entries, plus the expired and/or the
+    /// deprecated ones when asked (a deprecated entry is included whatever its date), one per
+    /// identifier (see [`select_images`]), filtered by OS, architecture (case-insensitive) and
+    /// endorser e-mail.
     #[allow(clippy::too_many_arguments)]
     pub async fn list_images(
         &self,
@@ -752,23 +698,20 @@ impl Driver {
     ) -> Result<Vec<ImageEntry>> {
         let s = self.site(site)?;
         let query = ListQuery {
-            status: if include_expired || include_deprecated {
-                StatusFilter::All
-            } else {
-                StatusFilter::Valid
-            },
             email: endorser.map(str::to_owned),
             ..ListQuery::default()
         };
-        let context = || ctx(&s.name, s.marketplace.endpoint(), "list_images");
-        let entries = match s.marketplace.list(&query).await {
-            Ok(e) => e,
-            Err(marketplace::MarketplaceError::NotFound { .. })
-            | Err(marketplace::MarketplaceError::Http { status: 404, .. }) => Vec::new(),
-            Err(e) => return Err(Error::remote(context(), e)),
-        };
-        let mut images =
-            self.select_images(entries, include_expired, include_deprecated, now_unix());
+        let mut statuses = vec![StatusFilter::Valid];
+        if include_expired {
+            statuses.push(StatusFilter::Expired);
+        }
+        if include_deprecated {
+            statuses.push(StatusFilter::Deprecated);
+        }
+        let entries = self
+            .fetch_entries(s, &query, &statuses, "list_images (GET /metadata)")
+            .await?;
+        let (mut images, _) = select_images(entries);
         let eq = |a: &Option<String>, b: Option<&str>| match b {
             None => true,
             Some(b) => a
@@ -791,7 +734,8 @@ impl Driver {
         Ok(images)
     }
 
-    /// `get_image`.
+    /// `get_image`: the valid entry with this identifier (newest endorsement); with
+    /// `include_expired`, an expired or deprecated one when no valid one exists.
     pub async fn get_image(
         &self,
         site: &str,
@@ -802,34 +746,43 @@ impl Driver {
         self.image_entry(s, id, include_expired, "get_image").await
     }
 
-    /// `list_volumes`: every selected site concurrently.
+    /// `list_volumes`: every selected site concurrently; the mounts of each disk in use are
+    /// read too (concurrently; a failure there is only logged: the disk is listed without them).
     pub async fn list_volumes(
         &self,
         site: Option<&str>,
     ) -> Result<Vec<(String, Result<Vec<VolumeRecord>>)>> {
         let sites = self.selected(site)?;
-        let results = join_all(sites.iter().map(|s| async move {
-            s.pdisk
-                .list()
-                .await
-                .map(|disks| {
-                    disks
-                        .into_iter()
-                        .map(|disk| VolumeRecord {
-                            site: s.name.clone(),
-                            disk,
-                        })
-                        .collect()
-                })
-                .map_err(|e| {
-                    Error::remote(
-                        ctx(&s.name, s.pdisk.base_url(), "list_volumes (GET /disks/)"),
-                        e,
-                    )
-                })
+        let results = join_all(sites.iter().map(|s| self.list_site_volumes(s))).await;
+        Ok(sites.iter().map(|s| s.name.clone()).zip(results).collect())
+    }
+
+    async fn list_site_volumes(&self, s: &Site) -> Result<Vec<VolumeRecord>> {
+        let disks = s.pdisk.list().await.map_err(|e| {
+            Error::remote(
+                ctx(&s.name, s.pdisk.base_url(), "list_volumes (GET /disks/)"),
+                e,
+            )
+        })?;
+        let mounts = join_all(disks.iter().map(|d| async move {
+            if d.count == 0 {
+                return Vec::new();
+            }
+            s.pdisk.mounts(&d.uuid).await.unwrap_or_else(|e| {
+                log::warn!(target: "stratuslab_libcloud", "site '{}': list_volumes: cannot read the mounts of {}: {e}", s.name, d.uuid);
+                Vec::new()
+            })
         }))
         .await;
-        Ok(sites.iter().map(|s| s.name.clone()).zip(results).collect())
+        Ok(disks
+            .into_iter()
+            .zip(mounts)
+            .map(|(disk, mounts)| VolumeRecord {
+                site: s.name.clone(),
+                disk,
+                mounts,
+            })
+            .collect())
     }
 
     /// `create_volume`: checks before sending, then POST, then describes the new disk.
@@ -885,6 +838,7 @@ impl Driver {
                 disk_type: Some(disk.disk_type),
                 visibility: Some(disk.visibility),
             },
+            mounts: Vec::new(),
         })
     }
 
@@ -983,18 +937,147 @@ impl Driver {
     }
 }
 
+/// The instance type a VM was made from: `(name, cpu, ram MiB, swap MiB)`. CPU is `VCPU`, else
+/// `CPU` rounded up; swap is the `TYPE = swap` disk (0 without one). The name is the instance type
+/// with exactly these three values, else `custom-<cpu>cpu-<ram>mib-<swap>swap`. `None` when the
+/// template has no CPU or MEMORY.
+pub fn size_of(vm: &VmRecord, types: &[InstanceType]) -> Option<(String, u32, u64, u64)> {
+    let cpu = match (vm.template.vcpu, vm.template.cpu) {
+        (Some(v), _) => v,
+        (None, Some(c)) if c.is_finite() && c > 0.0 && c <= f64::from(u32::MAX) => c.ceil() as u32,
+        _ => return None,
+    };
+    let ram = vm.template.memory_mib?;
+    let swap = vm
+        .template
+        .disks
+        .iter()
+        .find(|d| {
+            d.disk_type
+                .as_deref()
+                .is_some_and(|t| t.eq_ignore_ascii_case("swap"))
+        })
+        .and_then(|d| d.size_mib)
+        .unwrap_or(0);
+    let name = types
+        .iter()
+        .find(|t| t.cpu == cpu && t.ram_mib == ram && t.swap_mib == swap)
+        .map(|t| t.name.clone())
+        .unwrap_or_else(|| format!("custom-{cpu}cpu-{ram}mib-{swap}swap"));
+    Some((name, cpu, ram, swap))
+}
+
+/// Whether an OpenNebula network name is a private one: StratusLab's `private` and `local`
+/// networks, and any name containing `priv` (the 3.8.5 captures' `stratus-priv`).
+fn is_private_network(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    name == "local" || name.contains("priv")
+}
+
+/// A VM as the driver reports it. IPs: every NIC's `IP`, private for private networks (see
+/// [`is_private_network`]), public otherwise. Image: the root disk's (`DISK_ID` 0, else the first
+/// disk) image-repository `IMAGE` name when it has one, else the image id in its `SOURCE`
+/// ([`image_id_of_source`]). Volumes: the other `pdisk:` disks, uuid → target.
+pub fn node_record(site: &str, vm: VmRecord, types: &[InstanceType]) -> NodeRecord {
+    let mut public_ips = Vec::new();
+    let mut private_ips = Vec::new();
+    for nic in &vm.template.nics {
+        let Some(ip) = nic.ip.clone() else { continue };
+        if is_private_network(nic.network.as_deref().unwrap_or("")) {
+            private_ips.push(ip);
+        } else {
+            public_ips.push(ip);
+        }
+    }
+    let root = vm
+        .template
+        .disks
+        .iter()
+        .find(|d| d.disk_id == Some(0))
+        .or_else(|| vm.template.disks.first());
+    let image_id = root.and_then(|d| {
+        d.image
+            .clone()
+            .or_else(|| d.source.as_deref().map(image_id_of_source))
+    });
+    let mut volumes = BTreeMap::new();
+    for d in &vm.template.disks {
+        if let (Some(src), Some(target)) = (d.source.as_deref(), d.target.as_deref()) {
+            if src.starts_with("pdisk:") && Some(d) != root {
+                volumes.insert(image_id_of_source(src), target.to_owned());
+            }
+        }
+    }
+    NodeRecord {
+        site: site.to_owned(),
+        state: states::node_state(vm.state, vm.lcm_state),
+        size: size_of(&vm, types),
+        public_ips,
+        private_ips,
+        image_id,
+        volumes,
+        vm,
+    }
+}
+
+/// The disk target prefix of a bus (spec §3.5).
+fn bus_prefix(bus: &str) -> Result<&'static str> {
+    match bus.to_ascii_lowercase().as_str() {
+        "ide" => Ok("hd"),
+        "scsi" => Ok("sd"),
+        "virtio" => Ok("vd"),
+        other => Err(Error::invalid(format!(
+            "Unknown disks bus type '{other}' (ide, scsi or virtio)"
+        ))),
+    }
+}
+
+type MarketplaceResult<T> = std::result::Result<T, marketplace::MarketplaceError>;
+
+/// One image per identifier from ranked listing entries (rank = position of the listing's
+/// status: valid before expired before deprecated): the best-ranked entry wins, then the newest
+/// endorsement (several endorsers of one image, or several dates). Listing order is kept.
+/// Unreadable entries are skipped with a warning (the first one's error is returned too); an
+/// identifier that does not match the SHA-1 checksum is logged (and flagged in the entry).
+fn select_images(
+    entries: Vec<(usize, MarketplaceResult<ImageEntry>)>,
+) -> (Vec<ImageEntry>, Option<marketplace::MarketplaceError>) {
+    let mut by_id: BTreeMap<String, usize> = BTreeMap::new();
+    let mut out: Vec<(usize, ImageEntry)> = Vec::new();
+    let mut first_error = None;
+    for (rank, entry) in entries {
+        let entry = match entry {
+            Ok(e) => e,
+            Err(e) => {
+                log::warn!(target: "stratuslab_libcloud", "skipping an unreadable Marketplace entry: {e}");
+                first_error.get_or_insert(e);
+                continue;
+            }
+        };
+        if entry.identifier_mismatch {
+            log::warn!(target: "stratuslab_libcloud", "Marketplace entry {}: identifier does not match its SHA-1 checksum {}", entry.identifier, entry.sha1().unwrap_or(""));
+        }
+        match by_id.get(&entry.identifier) {
+            Some(&i) => {
+                let (best_rank, best) = &out[i];
+                if rank < *best_rank || (rank == *best_rank && entry.created > best.created) {
+                    out[i] = (rank, entry);
+                }
+            }
+            None => {
+                by_id.insert(entry.identifier.clone(), out.len());
+                out.push((rank, entry));
+            }
+        }
+    }
+    (out.into_iter().map(|(_, e)| e).collect(), first_error)
+}
+
 fn expand_home(path: &str) -> String {
     match path.strip_prefix("~/") {
         Some(rest) => format!("{}/{rest}", std::env::var("HOME").unwrap_or_default()),
         None => path.to_owned(),
     }
-}
-
-fn now_unix() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 fn is_pdisk_uuid(s: &str) -> bool {
@@ -1025,12 +1108,6 @@ pub fn image_id_of_source(source: &str) -> String {
     source.to_owned()
 }
 
-impl From<OneError> for Error {
-    fn from(e: OneError) -> Self {
-        Error::remote(Context::default(), e)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1056,6 +1133,58 @@ mod tests {
         assert_eq!(action_name(Start, v("3.2.1"), 4), Some("resume"));
     }
 
+    fn entry(id: &str, email: &str, created: &str) -> ImageEntry {
+        ImageEntry {
+            identifier: id.to_owned(),
+            created: Some(created.to_owned()),
+            endorser: Some(marketplace::Endorser {
+                email: email.to_owned(),
+                ..marketplace::Endorser::default()
+            }),
+            ..ImageEntry::default()
+        }
+    }
+
+    #[test]
+    fn select_images_one_per_identifier_valid_first_then_newest() {
+        let a = "AAAAAAAAAAAAAAAAAAAAAAAAAAA";
+        let b = "BBBBBBBBBBBBBBBBBBBBBBBBBBB";
+        let entries = vec![
+            (0, Ok(entry(a, "old@x.org", "2012-01-01T00:00:00Z"))),
+            (0, Ok(entry(b, "b@x.org", "2013-01-01T00:00:00Z"))),
+            (0, Ok(entry(a, "new@x.org", "2014-01-01T00:00:00Z"))),
+            (
+                0,
+                Err(marketplace::MarketplaceError::Entry { reason: "r".into() }),
+            ),
+            // expired (rank 1) and newer: loses to the valid one
+            (1, Ok(entry(a, "expired@x.org", "2015-01-01T00:00:00Z"))),
+            // deprecated and newer: loses to b's valid entry
+            (2, Ok(entry(b, "deprecated@x.org", "2016-01-01T00:00:00Z"))),
+        ];
+        let (images, error) = select_images(entries);
+        let got: Vec<(&str, &str)> = images
+            .iter()
+            .map(|e| {
+                (
+                    e.identifier.as_str(),
+                    e.endorser.as_ref().map(|x| x.email.as_str()).unwrap_or(""),
+                )
+            })
+            .collect();
+        assert_eq!(got, [(a, "new@x.org"), (b, "b@x.org")]);
+        assert_eq!(
+            error.map(|e| e.to_string()).as_deref(),
+            Some("invalid Marketplace entry: r")
+        );
+        let (images, error) = select_images(vec![
+            (2, Ok(entry(a, "d@x.org", "2016-01-01T00:00:00Z"))),
+            (1, Ok(entry(a, "e@x.org", "2010-01-01T00:00:00Z"))),
+        ]);
+        assert_eq!(images[0].endorser.as_ref().unwrap().email, "e@x.org");
+        assert!(error.is_none());
+    }
+
     #[test]
     fn image_ids_from_sources() {
         assert_eq!(
@@ -1071,5 +1200,244 @@ mod tests {
         assert_eq!(image_id_of_source("dummy_path"), "dummy_path");
         assert!(is_pdisk_uuid("95b75092-17d2-459f-9fa0-cd1deaa721f1"));
         assert!(!is_pdisk_uuid("95B75092-17d2-459f-9fa0-cd1deaa721f1"));
+    }
+
+    /// What a fixture VM must become.
+    struct Want {
+        id: i64,
+        name: &'static str,
+        state: &'static str,
+        public: &'static [&'static str],
+        private: &'static [&'static str],
+        size: Option<(&'static str, u32, u64, u64)>,
+        image: Option<&'static str>,
+        host: Option<&'static str>,
+        volumes: &'static [(&'static str, &'static str)],
+        created: i64,
+    }
+
+    const PROBE_1: Want = Want {
+        id: 0,
+        name: "probe-vm-1",
+        state: "running",
+        public: &[],
+        private: &["192.168.100.1"],
+        size: Some(("custom-1cpu-256mib-128swap", 1, 256, 128)),
+        image: Some("ttylinux"),
+        host: Some("dummyhost"),
+        volumes: &[],
+        created: 1795655396,
+    };
+    const PROBE_5: Want = Want {
+        id: 4,
+        name: "probe-vm-5",
+        state: "running",
+        public: &[],
+        private: &["192.168.100.50"],
+        size: Some(("custom-1cpu-512mib-0swap", 1, 512, 0)),
+        image: Some("AbCdEf"),
+        host: Some("dummyhost"),
+        volumes: &[],
+        created: 1795655425,
+    };
+    const fn probe(id: i64, name: &'static str, state: &'static str, created: i64) -> Want {
+        Want {
+            id,
+            name,
+            state,
+            created,
+            ..PROBE_1
+        }
+    }
+    const PROBE_1_DONE: Want = probe(0, "probe-vm-1", "terminated", 1795655396);
+    const PROBE_2_DONE: Want = probe(1, "probe-vm-2", "terminated", 1795655406);
+    const PROBE_3_DONE: Want = probe(2, "probe-vm-3", "terminated", 1795655415);
+    const PROBE_1_PENDING: Want = Want {
+        state: "pending",
+        host: None,
+        ..PROBE_1
+    };
+
+    /// Every 3.8.5 `vm-info*` / `vmpool-info*` capture and the StratusLab 3.2 sample, decoded.
+    fn golden() -> Vec<(&'static str, Vec<Want>)> {
+        vec![
+            ("opennebula-3.8.5/vm-info.xml", vec![PROBE_1]),
+            (
+                "opennebula-3.8.5/vm-info-pending.xml",
+                vec![PROBE_1_PENDING],
+            ),
+            (
+                "opennebula-3.8.5/vm-info-poweroff.xml",
+                vec![Want {
+                    state: "stopped",
+                    ..PROBE_1
+                }],
+            ),
+            ("opennebula-3.8.5/vm-info-done.xml", vec![PROBE_1_DONE]),
+            ("opennebula-3.8.5/vm-info-monitored.xml", vec![PROBE_5]),
+            ("opennebula-3.8.5/vm-info-source-disk.xml", vec![PROBE_5]),
+            ("opennebula-3.8.5/vmpool-info.xml", vec![PROBE_1]),
+            ("opennebula-3.8.5/vmpool-info-mine.xml", vec![PROBE_1]),
+            (
+                "opennebula-3.8.5/vmpool-info-pending.xml",
+                vec![PROBE_1_PENDING],
+            ),
+            (
+                "opennebula-3.8.5/vmpool-info-done.xml",
+                vec![PROBE_1_DONE, PROBE_2_DONE, PROBE_3_DONE],
+            ),
+            (
+                "opennebula-3.8.5/vmpool-info-all.xml",
+                vec![
+                    PROBE_1_DONE,
+                    PROBE_2_DONE,
+                    PROBE_3_DONE,
+                    probe(3, "probe-vm-4", "running", 1795655420),
+                    PROBE_5,
+                    Want {
+                        id: 5,
+                        name: "y",
+                        state: "pending",
+                        public: &[],
+                        private: &[],
+                        size: Some(("custom-1cpu-64mib-0swap", 1, 64, 0)),
+                        image: None,
+                        host: None,
+                        volumes: &[],
+                        created: 1795655430,
+                    },
+                ],
+            ),
+            (
+                "stratuslab/compute/vm-with-extra-disk-in-pdisk.xml",
+                vec![Want {
+                    id: 10755,
+                    name: "withlun.1:a9bc274f-42c0-4e76-ae16-0cc2fbe92a46",
+                    state: "running",
+                    public: &["192.187.24.93"],
+                    private: &[],
+                    size: Some(("custom-2cpu-16384mib-1536swap", 2, 16384, 1536)),
+                    image: Some("Pd1C0IktTPRXFPGlEHfxrF7gxOF"),
+                    host: Some("192.168.112.64"),
+                    volumes: &[("95b75092-17d2-459f-9fa0-cd1deaa721f1", "vdc")],
+                    created: 1419246046,
+                }],
+            ),
+        ]
+    }
+
+    fn fixture(path: &str) -> Vec<u8> {
+        let full = format!("{}/tests/fixtures/{path}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read(&full).unwrap_or_else(|e| panic!("{full}: {e}"))
+    }
+
+    #[test]
+    fn golden_nodes_from_every_real_capture() {
+        let types = crate::config::default_instance_types();
+        let cases = golden();
+        for (path, wants) in &cases {
+            let xml = fixture(path);
+            let vms = if path.contains("vmpool-info") {
+                parse_pool(&xml).unwrap()
+            } else {
+                vec![parse_vm(&xml).unwrap()]
+            };
+            assert_eq!(vms.len(), wants.len(), "{path}: number of VMs");
+            for (vm, want) in vms.into_iter().zip(wants) {
+                let r = node_record("lal", vm, &types);
+                let at = format!("{path} VM {}", want.id);
+                assert_eq!(r.site, "lal", "{at}");
+                assert_eq!(r.vm.id, want.id, "{at}");
+                assert_eq!(r.vm.name, want.name, "{at}");
+                assert_eq!(r.state, want.state, "{at}");
+                assert_eq!(r.public_ips, want.public, "{at}: public ips");
+                assert_eq!(r.private_ips, want.private, "{at}: private ips");
+                assert_eq!(
+                    r.size,
+                    want.size.map(|(n, c, m, s)| (n.to_owned(), c, m, s)),
+                    "{at}: size"
+                );
+                assert_eq!(r.image_id.as_deref(), want.image, "{at}: image");
+                assert_eq!(r.vm.current_host(), want.host, "{at}: host");
+                let volumes: Vec<(&str, &str)> = r
+                    .volumes
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect();
+                assert_eq!(volumes, want.volumes, "{at}: volumes");
+                assert_eq!(r.vm.stime, want.created, "{at}: created");
+            }
+        }
+        // Every capture of these kinds is covered (a new one must be added to the table).
+        let dir = format!(
+            "{}/tests/fixtures/opennebula-3.8.5",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| {
+                (n.starts_with("vm-info") || n.starts_with("vmpool-info")) && n.ends_with(".xml")
+            })
+            .map(|n| format!("opennebula-3.8.5/{n}"))
+            .collect();
+        on_disk.sort();
+        let mut covered: Vec<String> = cases
+            .iter()
+            .map(|(p, _)| p.to_string())
+            .filter(|p| p.starts_with("opennebula-3.8.5/"))
+            .collect();
+        covered.sort();
+        assert_eq!(covered, on_disk);
+    }
+
+    #[test]
+    fn sizes_match_configured_instance_types_exactly() {
+        let xml = fixture("opennebula-3.8.5/vm-info.xml");
+        let mut types = crate::config::default_instance_types();
+        let r = node_record("lal", parse_vm(&xml).unwrap(), &types);
+        assert_eq!(r.size.unwrap().0, "custom-1cpu-256mib-128swap");
+        // Same CPU and RAM but another swap is not that type.
+        types.push(InstanceType {
+            name: "probe.other-swap".into(),
+            cpu: 1,
+            ram_mib: 256,
+            swap_mib: 512,
+        });
+        let r = node_record("lal", parse_vm(&xml).unwrap(), &types);
+        assert_eq!(r.size.unwrap().0, "custom-1cpu-256mib-128swap");
+        types.push(InstanceType {
+            name: "probe.tiny".into(),
+            cpu: 1,
+            ram_mib: 256,
+            swap_mib: 128,
+        });
+        let r = node_record("lal", parse_vm(&xml).unwrap(), &types);
+        assert_eq!(r.size, Some(("probe.tiny".to_owned(), 1, 256, 128)));
+        // A template without MEMORY has no size; a CPU of 0.5 without VCPU counts as 1.
+        let mut vm = parse_vm(&xml).unwrap();
+        vm.template.vcpu = None;
+        assert_eq!(size_of(&vm, &types).unwrap().1, 1);
+        vm.template.cpu = Some(f64::NAN);
+        assert_eq!(size_of(&vm, &types), None);
+        vm.template.cpu = Some(2.5);
+        vm.template.memory_mib = None;
+        assert_eq!(size_of(&vm, &types), None);
+    }
+
+    #[test]
+    fn network_names_decide_public_or_private() {
+        for (name, private) in [
+            ("public", false),
+            ("PUBLIC", false),
+            ("private", true),
+            ("local", true),
+            ("stratus-priv", true),
+            ("Private-LAN", true),
+            ("", false),
+            ("localnet", false),
+        ] {
+            assert_eq!(is_private_network(name), private, "{name}");
+        }
     }
 }

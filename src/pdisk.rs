@@ -300,7 +300,7 @@ pub struct DiskSummary {
     pub owner: String,
     /// Marketplace image id, `snapshot:<uuid>`, or `""`.
     pub identifier: String,
-    /// As given at creation: GiB when ≤ 1000, bytes otherwise (see [`DiskSummary::size_gib`]).
+    /// As given at creation: GiB up to 1024, bytes above (see [`DiskSummary::size_gib`]).
     pub size: u64,
     /// Start of quarantine, when the disk is quarantined.
     pub quarantine: Option<String>,
@@ -323,7 +323,7 @@ pub struct Disk {
     pub owner: String,
     /// Marketplace image id, `snapshot:<uuid>`, or `""`.
     pub identifier: String,
-    /// As given at creation: GiB when ≤ 1000, bytes otherwise (see [`Disk::size_gib`]).
+    /// As given at creation: GiB up to 1024, bytes above (see [`Disk::size_gib`]).
     pub size: u64,
     /// Start of quarantine, when the disk is quarantined.
     pub quarantine: Option<String>,
@@ -342,10 +342,13 @@ pub struct Mount {
     pub device: String,
 }
 
-/// GiB of a size that is GiB when ≤ 1000 and bytes otherwise (rounded up).
+/// GiB of a size that is GiB up to the creation maximum (1024) and bytes above (rounded up).
+/// The service's documents say "GiB when ≤ 1000", but it creates 1001–1024 GiB disks and keeps
+/// their size as given, while no disk image is 1024 bytes or less: reading 1001–1024 as bytes
+/// reported a 1024 GiB volume as 1 GiB.
 fn size_in_gib(size: u64) -> u64 {
     const GIB: u64 = 1 << 30;
-    if size <= 1000 {
+    if size <= 1024 {
         size
     } else {
         size.div_ceil(GIB)
@@ -353,14 +356,14 @@ fn size_in_gib(size: u64) -> u64 {
 }
 
 impl DiskSummary {
-    /// Size in GiB (the service's size is GiB when ≤ 1000, bytes otherwise; rounded up).
+    /// Size in GiB (the size is GiB up to 1024, bytes above; rounded up).
     pub fn size_gib(&self) -> u64 {
         size_in_gib(self.size)
     }
 }
 
 impl Disk {
-    /// Size in GiB (the service's size is GiB when ≤ 1000, bytes otherwise; rounded up).
+    /// Size in GiB (the size is GiB up to 1024, bytes above; rounded up).
     pub fn size_gib(&self) -> u64 {
         size_in_gib(self.size)
     }
@@ -513,7 +516,7 @@ impl PdiskClient {
         operation: &str,
     ) -> Result<Response, PdiskError> {
         let url = format!("{}{path}", self.base_url);
-        let label = format!("{}: pdisk {operation}", self.site);
+        let label = format!("site '{}' pdisk {operation}", self.site);
         let mut request = Request::new(method, url, label).accept(JSON);
         if let Some(form) = form {
             request = request.body(FORM, form);
@@ -562,7 +565,7 @@ fn error_from_response(response: &Response) -> PdiskError {
 }
 
 /// The service's `{ "message", "code" }` JSON or `ERROR (<code>): <text>` text, when it is one.
-fn error_details(body: &[u8]) -> (Option<i64>, Option<String>) {
+pub fn error_details(body: &[u8]) -> (Option<i64>, Option<String>) {
     if let Ok(Value::Object(object)) = serde_json::from_slice::<Value>(body) {
         let message = object.get("message").and_then(scalar_text);
         let code = object
@@ -624,7 +627,10 @@ fn integer(value: &Value) -> Result<u64, String> {
             .as_u64()
             .ok_or_else(|| format!("{n} is not a non-negative integer")),
         Value::String(s) => parse_grouped(s.trim()).ok_or_else(|| format!("'{s}' is not a number")),
-        other => Err(format!("{other} is not a number")),
+        other => Err(format!(
+            "{} is not a number",
+            excerpt(other.to_string().as_bytes())
+        )),
     }
 }
 
@@ -664,7 +670,10 @@ impl<'a> Fields<'a> {
     fn of(value: &'a Value, what: &'static str) -> Result<Self, PdiskError> {
         match value {
             Value::Object(object) => Ok(Fields { object, what }),
-            other => Err(malformed(format!("{what} is not a JSON object: {other}"))),
+            other => Err(malformed(format!(
+                "{what} is not a JSON object: {}",
+                excerpt(other.to_string().as_bytes())
+            ))),
         }
     }
 
@@ -672,7 +681,11 @@ impl<'a> Fields<'a> {
         match self.object.get(key) {
             None | Some(Value::Null) => Ok(None),
             Some(value) => scalar_text(value).map(Some).ok_or_else(|| {
-                malformed(format!("{}: '{key}' is not a string: {value}", self.what))
+                malformed(format!(
+                    "{}: '{key}' is not a string: {}",
+                    self.what,
+                    excerpt(value.to_string().as_bytes())
+                ))
             }),
         }
     }
@@ -726,7 +739,7 @@ fn summary_from(value: &Value) -> Result<DiskSummary, PdiskError> {
 }
 
 /// `GET /disks/` body → volumes.
-fn parse_disk_list(body: &[u8]) -> Result<Vec<DiskSummary>, PdiskError> {
+pub fn parse_disk_list(body: &[u8]) -> Result<Vec<DiskSummary>, PdiskError> {
     match parse_json(body)? {
         Value::Array(items) => items.iter().map(summary_from).collect(),
         other => Err(malformed(format!(
@@ -737,7 +750,7 @@ fn parse_disk_list(body: &[u8]) -> Result<Vec<DiskSummary>, PdiskError> {
 }
 
 /// `GET /disks/<uuid>/` body → volume.
-fn parse_disk(body: &[u8]) -> Result<Disk, PdiskError> {
+pub fn parse_disk(body: &[u8]) -> Result<Disk, PdiskError> {
     let value = parse_json(body)?;
     let f = Fields::of(&value, "volume")?;
     Ok(Disk {
@@ -754,13 +767,13 @@ fn parse_disk(body: &[u8]) -> Result<Disk, PdiskError> {
 }
 
 /// `{ "uuid" : "<uuid>" }` (create and delete replies) → uuid.
-fn parse_uuid(body: &[u8]) -> Result<String, PdiskError> {
+pub fn parse_uuid(body: &[u8]) -> Result<String, PdiskError> {
     let value = parse_json(body)?;
     Fields::of(&value, "reply")?.uuid()
 }
 
 /// `GET /disks/<uuid>/mounts` body → mounts.
-fn parse_mounts(body: &[u8]) -> Result<Vec<Mount>, PdiskError> {
+pub fn parse_mounts(body: &[u8]) -> Result<Vec<Mount>, PdiskError> {
     let items = match parse_json(body)? {
         Value::Array(items) => items,
         other => {
@@ -785,7 +798,7 @@ fn parse_mounts(body: &[u8]) -> Result<Vec<Mount>, PdiskError> {
 }
 
 /// The `target` of an attach or detach reply.
-fn parse_target(body: &[u8]) -> Result<String, PdiskError> {
+pub fn parse_target(body: &[u8]) -> Result<String, PdiskError> {
     let value = parse_json(body)?;
     let target = Fields::of(&value, "reply")?.required_text("target")?;
     if target.is_empty() {
@@ -983,8 +996,9 @@ mod tests {
         };
         assert_eq!(disk(1).size_gib(), 1);
         assert_eq!(disk(1000).size_gib(), 1000);
-        // above 1000 the size is bytes (even 1024, which creation allows: the server's own rule)
-        assert_eq!(disk(1024).size_gib(), 1);
+        // up to the creation maximum the size is GiB; above it, bytes
+        assert_eq!(disk(1024).size_gib(), 1024);
+        assert_eq!(disk(1025).size_gib(), 1);
         assert_eq!(disk(1_073_741_824).size_gib(), 1);
         assert_eq!(disk(1_073_741_825).size_gib(), 2);
         assert_eq!(disk(1_500_000_000).size_gib(), 2);
@@ -1139,10 +1153,7 @@ mod tests {
 
         let e = error_from_response(&response(502, "<html>Bad Gateway</html>"));
         assert_eq!(e.service_code(), None);
-        assert_eq!(
-            e.to_string(),
-            "pdisk answered HTTP 502: <html>Bad Gateway</html>"
-        );
+        assert_eq!(e.to_string(), "pdisk answered HTTP 502: Bad Gateway");
 
         let e = error_from_response(&response(500, ""));
         assert_eq!(e.to_string(), "pdisk answered HTTP 500: (empty reply)");

@@ -51,7 +51,9 @@ def ssh_public_key() -> str:
     )
 
 
-def wait_for(predicate: Callable[[], object], timeout: float = 10.0, what: str = "condition") -> object:
+def wait_for(
+    predicate: Callable[[], object], timeout: float = 10.0, what: str = "condition"
+) -> object:
     """Polls ``predicate`` until it returns a truthy value or the deadline passes."""
     deadline = time.monotonic() + timeout
     while True:

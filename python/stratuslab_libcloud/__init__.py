@@ -11,6 +11,7 @@ Importing this package registers the ``"stratuslab"`` provider with libcloud::
 from __future__ import annotations
 
 import warnings
+from typing import TYPE_CHECKING, Any, cast
 
 from libcloud.compute.providers import DRIVERS, get_driver, set_driver
 
@@ -27,7 +28,6 @@ from .errors import (
     StratusLabTimeoutError,
     StratusLabUnsupportedError,
 )
-from .localcloud import LocalCloud
 
 __all__ = [
     "PROVIDER",
@@ -48,25 +48,41 @@ __all__ = [
 
 PROVIDER = "stratuslab"
 
+if TYPE_CHECKING:
+    from .localcloud import LocalCloud
+
+
+def __getattr__(name: str) -> Any:
+    # LocalCloud is imported on first use: `python -m stratuslab_libcloud.localcloud` then runs
+    # the module once, and importing the driver stays cheap.
+    if name == "LocalCloud":
+        from .localcloud import LocalCloud
+
+        return LocalCloud
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 def register() -> None:
     """Registers the ``"stratuslab"`` provider with libcloud. Safe to call any number of times,
     and after the user registered the same class by hand. If another class is registered under
     that name, it is left in place and a warning says so."""
-    if PROVIDER in DRIVERS:
+    # libcloud types DRIVERS with its Provider enum as key; any string is stored in practice.
+    registered = cast("dict[str, tuple[str, str]]", DRIVERS)
+    if PROVIDER in registered:
         try:
             current = get_driver(PROVIDER)
         except (ImportError, AttributeError):
             current = None
         if current is not StratusLabNodeDriver:
             warnings.warn(
-                f"libcloud provider {PROVIDER!r} is already registered to {DRIVERS[PROVIDER]!r}; "
-                "leaving it in place",
+                f"libcloud provider {PROVIDER!r} is already registered to "
+                f"{registered[PROVIDER]!r}; leaving it in place",
                 RuntimeWarning,
                 stacklevel=2,
             )
         return
-    set_driver(PROVIDER, "stratuslab_libcloud.driver", "StratusLabNodeDriver")
+    # libcloud's type comment says module and class objects; it takes (and documents) their names.
+    set_driver(PROVIDER, "stratuslab_libcloud.driver", "StratusLabNodeDriver")  # type: ignore[arg-type]
 
 
 register()

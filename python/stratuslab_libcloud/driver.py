@@ -19,8 +19,10 @@ from pathlib import Path
 from typing import IO, Any
 
 from libcloud import security
+from libcloud.common import base as libcloud_base
 from libcloud.compute.base import (
     Node,
+    NodeAuthPassword,
     NodeAuthSSHKey,
     NodeDriver,
     NodeImage,
@@ -31,7 +33,7 @@ from libcloud.compute.base import (
 from libcloud.compute.types import NodeState, StorageVolumeState
 
 from . import _stratuslab
-from ._logging import install_libcloud_debug
+from ._logging import install_libcloud_debug, warn_if_exposed
 from .errors import StratusLabConfigError, StratusLabSiteWarning
 
 __all__ = ["StratusLabNodeDriver"]
@@ -66,6 +68,7 @@ def _read_config(source: ConfigSource) -> tuple[str | bytes, str]:
     """Text (or bytes) and origin of a config given as a path or an open file."""
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
+        warn_if_exposed(path)
         return _stratuslab.read_config_file(str(path)), str(path)
     if isinstance(source, io.IOBase) or hasattr(source, "read"):
         origin = str(getattr(source, "name", "<file object>"))
@@ -78,12 +81,10 @@ def _read_config(source: ConfigSource) -> tuple[str | bytes, str]:
         if not isinstance(data, (str, bytes)):
             raise StratusLabConfigError(f"{origin}: read() returned {type(data).__name__}")
         return data, origin
-    raise TypeError(
-        f"ex_config_file must be a path or an open file, not {type(source).__name__}"
-    )
+    raise TypeError(f"ex_config_file must be a path or an open file, not {type(source).__name__}")
 
 
-class StratusLabNodeDriver(NodeDriver):  # type: ignore[misc]
+class StratusLabNodeDriver(NodeDriver):
     """Libcloud compute driver for StratusLab (OpenNebula 3.x behind one-proxy, pdisk volumes,
     Marketplace images), for every site of a ``stratuslab-user.cfg`` at once.
 
@@ -102,7 +103,8 @@ class StratusLabNodeDriver(NodeDriver):  # type: ignore[misc]
     :param ex_pem_key: PEM key of that certificate.
     :param ex_public_key_file: SSH public key put in the VM context when ``auth`` is not given.
     :param ex_ca_cert: PEM file of trusted CAs (beats ``libcloud.security.CA_CERTS_PATH``).
-    :param ex_verify_ssl: verify server certificates (default ``libcloud.security.VERIFY_SSL_CERT``).
+    :param ex_verify_ssl: verify server certificates
+        (default ``libcloud.security.VERIFY_SSL_CERT``).
     :param timeout: seconds per request (default: the site's ``endpoint_timeout``, else 60).
     :param retry_delay: first delay between retries of reads, when retries are on.
     :param backoff: multiplier of that delay.
@@ -115,9 +117,9 @@ class StratusLabNodeDriver(NodeDriver):  # type: ignore[misc]
     type = "stratuslab"
     name = "StratusLab"
     website = "http://stratuslab.eu/"
-    features: dict[str, list[str]] = {"create_node": ["ssh_key"]}  # noqa: RUF012
+    features: dict[str, list[str]] = {"create_node": ["ssh_key"]}
 
-    NODE_STATE_MAP: Mapping[str, NodeState] = {s.value: s for s in NodeState}
+    NODE_STATE_MAP: dict[str, NodeState] = {s.value: s for s in NodeState}
 
     def __init__(
         self,
@@ -157,7 +159,7 @@ class StratusLabNodeDriver(NodeDriver):  # type: ignore[misc]
         self.secret = None  # never kept on the Python object
         self.secure = secure
         self.host = host
-        self.port = port
+        self.port = port  # type: ignore[assignment]  # libcloud says int; None = no port, as there
         self.region = None
         self.api_version = None
         self.timeout = timeout
@@ -202,8 +204,19 @@ class StratusLabNodeDriver(NodeDriver):  # type: ignore[misc]
                 "TLS certificate verification is OFF for this StratusLab driver: anyone on the "
                 "path can read the credentials"
             )
-        retry_env = os.environ.get("LIBCLOUD_RETRY_FAILED_HTTP_REQUESTS", "")
-        attempts = ex_retries if ex_retries is not None else (3 if retry_env else 1)
+        retry_on = bool(
+            os.environ.get("LIBCLOUD_RETRY_FAILED_HTTP_REQUESTS")
+            or libcloud_base.RETRY_FAILED_HTTP_REQUESTS
+        )
+        if ex_retries is not None and (
+            isinstance(ex_retries, bool)
+            or not isinstance(ex_retries, int)
+            or not 1 <= ex_retries <= 100
+        ):
+            raise ValueError(
+                f"ex_retries must be a number of attempts from 1 to 100, not {ex_retries!r}"
+            )
+        attempts = ex_retries if ex_retries is not None else (3 if retry_on else 1)
         env = {k: v for k, v in os.environ.items() if k.startswith(_ENV_PREFIX)}
         install_libcloud_debug()
         self._core = _stratuslab.Core(
@@ -224,6 +237,9 @@ class StratusLabNodeDriver(NodeDriver):  # type: ignore[misc]
             NodeLocation(id=i, name=n, country=c, driver=self, extra=extra)
             for (i, n, c, extra) in self._core.locations()
         ]
+        if key is None:
+            # libcloud's ``key`` is the user name: the default site's, from the file or environment.
+            self.key = self._location(None).extra["username"]
 
     def __repr__(self) -> str:
         return f"<StratusLabNodeDriver sites={self._core.site_names()!r} user={self.key!r}>"
@@ -260,7 +276,7 @@ class StratusLabNodeDriver(NodeDriver):  # type: ignore[misc]
         if not isinstance(node_id, str):
             raise TypeError(f"node must be a Node or a node id, not {node!r}")
         vm, sep, site = node_id.partition("@")
-        if not sep or not vm.isdigit():
+        if not sep or not (vm.isascii() and vm.isdigit() and len(vm) <= 18):
             raise ValueError(f"{node_id!r} is not a StratusLab node id (<vm id>@<site>)")
         self._location(site)
         return site, int(vm)
@@ -273,7 +289,7 @@ class StratusLabNodeDriver(NodeDriver):  # type: ignore[misc]
             ram=ram,
             disk=-(-swap // 1024),
             bandwidth=None,
-            price=None,
+            price=None,  # type: ignore[arg-type]  # libcloud says float; StratusLab has no prices
             driver=self,
             extra={"cpu": cpu, "swap_mib": swap},
         )
@@ -356,7 +372,7 @@ class StratusLabNodeDriver(NodeDriver):  # type: ignore[misc]
         size: NodeSize,
         image: NodeImage | str,
         location: NodeLocation | str | None = None,
-        auth: NodeAuthSSHKey | None = None,
+        auth: NodeAuthSSHKey | NodeAuthPassword | None = None,
         ex_network: str | None = None,
         ex_context: Mapping[str, str] | None = None,
         ex_public_key_file: str | None = None,
@@ -370,17 +386,22 @@ class StratusLabNodeDriver(NodeDriver):  # type: ignore[misc]
         ``user_public_key_file``. ``ex_network`` is ``public`` (default), ``private`` or
         ``local``; ``ex_context`` adds context variables.
         """
+        if not isinstance(name, str):
+            raise TypeError(f"name must be a str, not {type(name).__name__}")
         loc = self._location(location)
-        if not isinstance(size, NodeSize):
-            raise TypeError(f"size must be a NodeSize, not {type(size).__name__}")
-        if size.driver is not self and not isinstance(size.driver, StratusLabNodeDriver):
-            raise ValueError(f"size {size.id!r} belongs to another driver")
+        known = self._known_size(size)
         if auth is not None and not isinstance(auth, NodeAuthSSHKey):
             raise ValueError(
-                "StratusLab nodes take an SSH key (NodeAuthSSHKey), not "
-                f"{type(auth).__name__}"
+                f"StratusLab nodes take an SSH key (NodeAuthSSHKey), not {type(auth).__name__}"
             )
-        image_id = image.id if isinstance(image, NodeImage) else image
+        if isinstance(image, NodeImage):
+            if not isinstance(image.driver, StratusLabNodeDriver):
+                raise ValueError(
+                    f"image {image.id!r} belongs to another driver ({type(image.driver).__name__})"
+                )
+            image_id = image.id
+        else:
+            image_id = image
         if not isinstance(image_id, str):
             raise TypeError(f"image must be a NodeImage or an image id, not {image!r}")
         public_key = auth.pubkey if auth is not None else None
@@ -388,19 +409,36 @@ class StratusLabNodeDriver(NodeDriver):  # type: ignore[misc]
         rec = self._core.create_node(
             loc.id,
             name,
-            size.id,
-            int(size.extra.get("cpu", 1)),
-            int(size.ram),
-            int(size.extra.get("swap_mib", size.disk * 1024 if size.disk else 0)),
+            known.id,
+            int(known.extra["cpu"]),
+            int(known.ram),
+            int(known.extra["swap_mib"]),
             image_id,
             public_key,
             ex_public_key_file,
             ex_network,
             context,
             ex_disks_bus,
-            ex_volatile_disk_gib,
+            None
+            if ex_volatile_disk_gib is None
+            else _count(ex_volatile_disk_gib, "ex_volatile_disk_gib"),
         )
         return self._to_node(rec)
+
+    def _known_size(self, size: NodeSize) -> NodeSize:
+        """This driver's instance type with ``size``'s id (its CPU, RAM and swap are used, not
+        whatever the given object carries)."""
+        if not isinstance(size, NodeSize):
+            raise TypeError(f"size must be a NodeSize, not {type(size).__name__}")
+        if not isinstance(size.driver, StratusLabNodeDriver):
+            raise ValueError(
+                f"size {size.id!r} belongs to another driver ({type(size.driver).__name__})"
+            )
+        for known in self._sizes:
+            if known.id == size.id:
+                return known
+        names = ", ".join(s.id for s in self._sizes)
+        raise ValueError(f"unknown size {size.id!r} (known sizes: {names})")
 
     def _action(self, node: Node | str, action: str) -> bool:
         site, vm = self._site_of_node(node)
@@ -434,8 +472,12 @@ class StratusLabNodeDriver(NodeDriver):  # type: ignore[misc]
         ex_include_expired: bool = False,
         ex_include_deprecated: bool = False,
     ) -> list[NodeImage]:
-        """Marketplace images of the location's Marketplace (valid, not deprecated, newest per
-        identifier), optionally filtered."""
+        """Images of the location's Marketplace: its valid entries, plus its expired ones
+        (``ex_include_expired``) and/or its deprecated ones whatever their date
+        (``ex_include_deprecated``); the Marketplace's clock decides what is valid. One image per
+        identifier: a valid entry before an expired or deprecated one, then the newest
+        endorsement. ``ex_os``, ``ex_arch`` (case-insensitive) and ``ex_endorser`` (e-mail)
+        filter. Unreadable entries are skipped with a log warning."""
         loc = self._location(location)
         recs = self._core.list_images(
             loc.id, ex_os, ex_arch, ex_endorser, ex_include_expired, ex_include_deprecated
@@ -449,7 +491,9 @@ class StratusLabNodeDriver(NodeDriver):  # type: ignore[misc]
         location: NodeLocation | str | None = None,
         ex_include_expired: bool = False,
     ) -> NodeImage:
-        """One Marketplace image by its 27-character identifier."""
+        """One Marketplace image by its 27-character identifier (``ValueError`` otherwise): the
+        valid entry, or with ``ex_include_expired`` any entry (expired or deprecated) when none
+        is valid. None → :class:`StratusLabProviderError` with ``http_code`` 404."""
         loc = self._location(location)
         return self._to_image(self._core.get_image(loc.id, image_id, ex_include_expired))
 
@@ -472,11 +516,19 @@ class StratusLabNodeDriver(NodeDriver):  # type: ignore[misc]
         snapshot: Any = None,
         ex_visibility: str = "private",
     ) -> StorageVolume:
-        """Creates a persistent disk of ``size`` GiB (1..1024) tagged ``name`` (≤ 40 chars)."""
+        """Creates a persistent disk of ``size`` GiB (1..1024) tagged ``name`` (1..40
+        characters once surrounding space is removed); ``ex_visibility`` is ``private`` or
+        ``public``."""
         if snapshot is not None:
             raise ValueError("StratusLab pdisk cannot create a volume from a snapshot")
         if isinstance(size, bool) or not isinstance(size, int):
-            raise ValueError(f"size must be an integer number of GiB, not {size!r}")
+            raise TypeError(
+                f"size must be an int number of GiB, not {type(size).__name__} {size!r}"
+            )
+        if not 1 <= size <= 1024:
+            raise ValueError(f"volume size must be between 1 and 1024 GiB, not {size}")
+        if not isinstance(name, str):
+            raise TypeError(f"name must be a str, not {type(name).__name__}")
         loc = self._location(location)
         return self._to_volume(self._core.create_volume(loc.id, size, name, ex_visibility))
 
@@ -493,9 +545,7 @@ class StratusLabNodeDriver(NodeDriver):  # type: ignore[misc]
         self._core.destroy_volume(self._volume_site(volume), volume.id)
         return True
 
-    def attach_volume(
-        self, node: Node, volume: StorageVolume, device: str | None = None
-    ) -> bool:
+    def attach_volume(self, node: Node, volume: StorageVolume, device: str | None = None) -> bool:
         """Hot-plugs the disk into a RUNNING node of the same site; pdisk picks the device,
         which is stored in ``volume.extra["device"]`` (a different ``device`` is reported)."""
         site, vm = self._site_of_node(node)
@@ -512,19 +562,42 @@ class StratusLabNodeDriver(NodeDriver):  # type: ignore[misc]
                 RuntimeWarning,
                 stacklevel=2,
             )
-        volume.extra["device"] = got
-        volume.extra["node"] = _node_id(site, vm)
+        node_id = _node_id(site, vm)
+        extra: dict[str, Any] = volume.extra if volume.extra is not None else {}
+        volume.extra = extra
+        extra["device"] = got
+        extra["node"] = node_id
+        extra["mounts"] = [*extra.get("mounts", []), (node_id, got)]
+        extra["count"] = int(extra.get("count") or 0) + 1
         volume.state = StorageVolumeState.INUSE
         return True
 
     def detach_volume(self, volume: StorageVolume) -> bool:
         """Hot-unplugs the disk from every VM of the caller it is mounted on."""
         site = self._volume_site(volume)
-        self._core.detach_volume(site, volume.id)
-        volume.extra.pop("device", None)
-        volume.extra.pop("node", None)
-        volume.state = StorageVolumeState.AVAILABLE
+        detached = self._core.detach_volume(site, volume.id)
+        extra: dict[str, Any] = volume.extra if volume.extra is not None else {}
+        volume.extra = extra
+        gone = {_node_id(site, vm) for vm, _ in detached}
+        mounts = [m for m in extra.get("mounts", []) if m[0] not in gone]
+        extra["mounts"] = mounts
+        extra["count"] = max(int(extra.get("count") or 0) - len(detached), 0)
+        if mounts:
+            extra["node"], extra["device"] = mounts[0]
+        else:
+            extra.pop("device", None)
+            extra.pop("node", None)
+        volume.state = StorageVolumeState.INUSE if extra["count"] else StorageVolumeState.AVAILABLE
         return True
+
+
+def _count(value: Any, what: str) -> int:
+    """A non-negative integer argument for the core: ValueError (not OverflowError) when out of
+    range."""
+    number = int(value)
+    if not 0 <= number < 2**32:
+        raise ValueError(f"{what} must be between 0 and {2**32 - 1}, not {number}")
+    return number
 
 
 def _ca_from_libcloud() -> str | None:

@@ -23,6 +23,7 @@ __all__ = [
     "StratusLabError",
     "StratusLabMalformedResponseError",
     "StratusLabProviderError",
+    "StratusLabSecurityWarning",
     "StratusLabSiteWarning",
     "StratusLabTimeoutError",
     "StratusLabUnsupportedError",
@@ -84,7 +85,8 @@ class StratusLabProviderError(_Context, ProviderError):
         driver: Any = None,
         context: dict[str, Any] | None = None,
     ) -> None:
-        super().__init__(value, http_code, driver)
+        # libcloud types http_code as int; None means the refusal came without an HTTP status.
+        super().__init__(value, http_code, driver)  # type: ignore[arg-type]
         self._set_context(context)
 
 
@@ -118,3 +120,8 @@ class StratusLabConfigError(ValueError):
 
 class StratusLabSiteWarning(UserWarning):
     """A site failed during a multi-site listing; the other sites' results are still returned."""
+
+
+class StratusLabSecurityWarning(UserWarning):
+    """A setting exposes the credentials (a configuration file others can read, TLS
+    verification turned off)."""

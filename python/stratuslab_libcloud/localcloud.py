@@ -24,6 +24,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from libcloud.common.types import LibcloudError
+
 from . import _stratuslab
 
 __all__ = ["DEFAULT_PASSWORD", "DEFAULT_USER", "LocalCloud", "main"]
@@ -196,6 +198,14 @@ class LocalCloud:
         t = self.server.vm_template(site, vm_id)
         return None if t is None else str(t)
 
+    def fail_vm(
+        self, site: str, vm_id: int, message: str = "Error executing image transfer script"
+    ) -> None:
+        """Makes a VM FAILED (STATE 7, ``TEMPLATE/ERROR/MESSAGE`` = ``message``), as when its
+        prolog or boot fails on the host."""
+        if not self.server.fail_vm(site, vm_id, message):
+            raise ValueError(f"site {site!r} has no live VM {vm_id}")
+
     def disks(self, site: str) -> list[dict[str, Any]]:
         """Every pdisk disk of a site with its mounts."""
         return list(self.server.disks(site))
@@ -265,20 +275,27 @@ def main(argv: Iterable[str] | None = None) -> int:
     cloud = LocalCloud(
         sites, version=args.version, boot_step=args.boot_step, tls=args.tls, port=args.port
     )
-    with cloud:
-        if args.seed_vms:
-            for site in sites:
-                cloud.seed(site, vms=args.seed_vms)
-        if args.write_config:
-            Path(args.write_config).write_text(cloud.config_text, encoding="utf-8")
-            os.chmod(args.write_config, 0o600)
-            print(f"configuration written to {args.write_config}")
-        _print_endpoints(cloud, sys.stdout)
-        print("serving; press Ctrl-C to stop", flush=True)
-        try:
+    try:
+        cloud.start()
+    except (ValueError, LibcloudError) as err:
+        # A bad site name, a busy port: say so without a traceback (exit status 2).
+        parser.error(str(err))
+    except KeyboardInterrupt:
+        return 0
+    try:
+        with cloud:
+            if args.seed_vms:
+                for site in sites:
+                    cloud.seed(site, vms=args.seed_vms)
+            if args.write_config:
+                Path(args.write_config).write_text(cloud.config_text, encoding="utf-8")
+                os.chmod(args.write_config, 0o600)
+                print(f"configuration written to {args.write_config}")
+            _print_endpoints(cloud, sys.stdout)
+            print("serving; press Ctrl-C to stop", flush=True)
             threading.Event().wait()
-        except KeyboardInterrupt:
-            print("stopping", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("stopped", file=sys.stderr)
     return 0
 
 

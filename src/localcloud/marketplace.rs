@@ -406,7 +406,8 @@ impl Catalog {
     }
 
     /// Answers a request. `path` starts at `/metadata`; `query` is the raw query string;
-    /// `now_unix` is the clock validity is judged by.
+    /// `now_unix` is the clock validity is judged by. HEAD is answered like GET (the HTTP layer
+    /// drops the body); other methods get 405.
     pub fn handle(
         &self,
         method: &str,

@@ -21,7 +21,7 @@ use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -34,7 +34,7 @@ use base64::Engine;
 use futures_util::{stream, StreamExt};
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
@@ -116,6 +116,11 @@ impl Server {
                 source,
             })?
             .port();
+        if JETTY_HEADER_CASE.get().is_none() {
+            if let Some(extensions) = jetty_header_case().await {
+                let _ = JETTY_HEADER_CASE.set(extensions);
+            }
+        }
         let (shutdown, rx) = watch::channel(false);
         let task = tokio::spawn(accept_loop(listener, shared, rx));
         Ok(Server {
@@ -157,6 +162,37 @@ async fn accept_loop(
     }
     connections.abort_all();
     while connections.join_next().await.is_some() {}
+}
+
+/// Response extensions that make hyper write `WWW-Authenticate` as Jetty does (its title case
+/// gives `Www-Authenticate`, and e.g. Python's `xmlrpc.client` hands header names over as sent).
+static JETTY_HEADER_CASE: OnceLock<axum::http::Extensions> = OnceLock::new();
+
+/// hyper takes a response header's case only from its private `HeaderCaseMap` extension, which
+/// it builds when it parses a request with `preserve_header_case`: so it parses one such request
+/// (in memory) and the request's extensions are kept for the responses.
+async fn jetty_header_case() -> Option<axum::http::Extensions> {
+    let (mut client, server) = tokio::io::duplex(4096);
+    let captured = Arc::new(Mutex::new(None));
+    let sink = captured.clone();
+    let service = hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
+        if let Ok(mut slot) = sink.lock() {
+            *slot = Some(request.extensions().clone());
+        }
+        std::future::ready(Ok::<_, std::convert::Infallible>(Response::new(
+            Body::empty(),
+        )))
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .preserve_header_case(true)
+        .serve_connection(TokioIo::new(server), service);
+    client
+        .write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\nWWW-Authenticate: Basic\r\nConnection: close\r\n\r\n")
+        .await
+        .ok()?;
+    conn.await.ok()?;
+    let extensions = captured.lock().ok()?.take();
+    extensions
 }
 
 /// Per-connection controls a handler can pull: close now, and whether to close with a reset.
@@ -695,6 +731,15 @@ fn encode_result(result: Result<Value, (i32, String)>) -> Reply {
 
 fn to_response(reply: Reply) -> Response {
     let mut response = Response::new(Body::from(reply.body));
+    if reply
+        .headers
+        .iter()
+        .any(|(name, _)| name.eq_ignore_ascii_case("WWW-Authenticate"))
+    {
+        if let Some(extensions) = JETTY_HEADER_CASE.get() {
+            response.extensions_mut().extend(extensions.clone());
+        }
+    }
     *response.status_mut() =
         StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let headers = response.headers_mut();
@@ -946,6 +991,11 @@ mod tests {
                 raw.contains("\r\nContent-Type: text/html;charset=ISO-8859-1\r\n"),
                 "{raw}"
             );
+            // Jetty's case exactly (title case alone would write `Www-Authenticate`).
+            assert!(
+                raw.contains("\r\nWWW-Authenticate: Basic realm=\"StratusLab Password Realm\"\r\n"),
+                "{raw}"
+            );
             let reply = post(&client, &url, auth, "one.system.version", &[s("x")])
                 .await
                 .unwrap();
@@ -1077,9 +1127,12 @@ mod tests {
         let cloud = start(options(&["lal"], 30)).await;
         let url = pswd(&cloud, "lal");
         let id = allocate(&client, &url).await;
-        assert_eq!(state(&client, &url, id).await, ("1".into(), "0".into()));
+        let first = state(&client, &url, id).await;
+        assert_eq!(first, ("1".into(), "0".into()));
         let deadline = Instant::now() + Duration::from_secs(10);
-        let mut seen = Vec::new();
+        // Under load a poll can take longer than a step: the sequence starts with what was seen
+        // right after allocating.
+        let mut seen = vec![first];
         loop {
             let now = state(&client, &url, id).await;
             if seen.last() != Some(&now) {

@@ -88,7 +88,9 @@ impl StatusFilter {
 /// Server-side filters of a listing (os/arch filtering is the caller's, client side).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ListQuery {
+    /// Validity/deprecation selection (default: valid).
     pub status: StatusFilter,
+    /// Image identifier.
     pub identifier: Option<String>,
     /// Endorser e-mail.
     pub email: Option<String>,
@@ -141,7 +143,7 @@ impl MarketplaceClient {
     }
 
     async fn get_xml(&self, url: String, operation: &str) -> Result<Response, MarketplaceError> {
-        let label = format!("{} marketplace {operation}", self.site);
+        let label = format!("site '{}' marketplace {operation}", self.site);
         let request = Request::new(Method::GET, url, label).accept("application/xml");
         Ok(self.http.send(request).await?)
     }
@@ -409,10 +411,7 @@ mod tests {
             .list(&ListQuery::default())
             .await
             .unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "Marketplace answered HTTP 404: <html>nope</html>"
-        );
+        assert_eq!(err.to_string(), "Marketplace answered HTTP 404: nope");
         assert_eq!((err.kind(), err.http_status()), (Kind::Provider, Some(404)));
         // An empty catalog lists nothing (200, empty wrapper).
         let listing = client(&format!("{base}/marketplace"))

@@ -16,9 +16,26 @@ pub fn is_valid_identifier(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-/// The 20 big-endian bytes of a hexadecimal SHA-1 value; leading zeros beyond 40 digits are
-/// accepted (the server compares numerically), a value above 2^160 is not.
-pub(crate) fn sha1_hex_to_bytes(hex: &str) -> Result<[u8; 20], MarketplaceError> {
+/// A 160-bit unsigned number: bits 128–159 in `hi`, bits 0–127 in `lo`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct U160 {
+    hi: u64,
+    lo: u128,
+}
+
+impl U160 {
+    /// `self * 2^bits + digit` (bits ≤ 6); the caller bounds the result to 160 bits.
+    fn push(self, bits: u32, digit: u8) -> U160 {
+        U160 {
+            hi: (self.hi << bits) | (self.lo >> (128 - bits)) as u64,
+            lo: (self.lo << bits) | u128::from(digit),
+        }
+    }
+}
+
+/// The number written by a hexadecimal SHA-1 value; leading zeros beyond 40 digits are accepted
+/// (the server compares numerically), a value of 2^160 or more is not.
+pub(crate) fn sha1_hex_to_number(hex: &str) -> Result<U160, MarketplaceError> {
     let bad = |reason: &str| MarketplaceError::BadIdentifier {
         value: hex.to_owned(),
         reason: reason.to_owned(),
@@ -27,95 +44,70 @@ pub(crate) fn sha1_hex_to_bytes(hex: &str) -> Result<[u8; 20], MarketplaceError>
     if trimmed.is_empty() {
         return Err(bad("empty SHA-1 value"));
     }
-    if !trimmed.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(bad("a SHA-1 value has only hexadecimal digits"));
-    }
     let significant = trimmed.trim_start_matches('0');
-    if significant.len() > 40 {
-        return Err(bad(
-            "a SHA-1 value has at most 40 significant hexadecimal digits",
-        ));
-    }
-    let mut bytes = [0u8; 20];
-    // Fill from the least significant nibble upwards.
-    for (i, digit) in significant.bytes().rev().enumerate() {
-        let value = match digit {
-            b'0'..=b'9' => digit - b'0',
-            b'a'..=b'f' => digit - b'a' + 10,
-            _ => digit - b'A' + 10,
+    let mut n = U160 { hi: 0, lo: 0 };
+    for (count, c) in significant.bytes().enumerate() {
+        let digit = match c {
+            b'0'..=b'9' => c - b'0',
+            b'a'..=b'f' => c - b'a' + 10,
+            b'A'..=b'F' => c - b'A' + 10,
+            _ => return Err(bad("a SHA-1 value has only hexadecimal digits")),
         };
-        bytes[19 - i / 2] |= value << (4 * (i % 2));
+        if count == 40 {
+            return Err(bad(
+                "a SHA-1 value has at most 40 significant hexadecimal digits",
+            ));
+        }
+        n = n.push(4, digit);
     }
-    Ok(bytes)
-}
-
-/// Bit `k` (0 = least significant) of a big-endian 160-bit number.
-fn bit(bytes: &[u8; 20], k: usize) -> u8 {
-    if k >= 160 {
-        0
-    } else {
-        (bytes[19 - k / 8] >> (k % 8)) & 1
-    }
+    Ok(n)
 }
 
 /// The identifier of an image whose SHA-1 is `hex` (e.g. `c319bb…eeff` → `MMZu9WvwKIro-rtBQfDk4PsKO7_`).
 pub fn sha1_hex_to_identifier(hex: &str) -> Result<String, MarketplaceError> {
-    let bytes = sha1_hex_to_bytes(hex)?;
-    let mut out = String::with_capacity(IDENTIFIER_LEN);
-    for digit in (0..IDENTIFIER_LEN).rev() {
-        let mut value = 0usize;
-        for b in (0..6).rev() {
-            value = (value << 1) | usize::from(bit(&bytes, digit * 6 + b));
-        }
-        out.push(char::from(ALPHABET[value]));
+    let U160 { mut hi, mut lo } = sha1_hex_to_number(hex)?;
+    let mut digits = [0u8; IDENTIFIER_LEN];
+    for slot in digits.iter_mut().rev() {
+        *slot = ALPHABET[(lo & 63) as usize];
+        lo = (lo >> 6) | (u128::from(hi & 63) << 122);
+        hi >>= 6;
     }
-    Ok(out)
+    Ok(digits.iter().map(|&d| char::from(d)).collect())
 }
 
 /// The SHA-1 (40 lower-case hex digits, zero-padded) encoded by an identifier.
 pub fn identifier_to_sha1_hex(id: &str) -> Result<String, MarketplaceError> {
-    let bytes = identifier_to_bytes(id)?;
-    let mut out = String::with_capacity(40);
-    for b in bytes {
-        out.push_str(&format!("{b:02x}"));
-    }
-    Ok(out)
+    let U160 { hi, lo } = identifier_to_number(id)?;
+    Ok(format!("{hi:08x}{lo:032x}"))
 }
 
-/// The 20 big-endian bytes encoded by an identifier.
-pub(crate) fn identifier_to_bytes(id: &str) -> Result<[u8; 20], MarketplaceError> {
+/// The number encoded by an identifier.
+pub(crate) fn identifier_to_number(id: &str) -> Result<U160, MarketplaceError> {
     if !is_valid_identifier(id) {
         return Err(MarketplaceError::BadIdentifier {
             value: id.to_owned(),
             reason: "an identifier has 27 characters from A-Z a-z 0-9 - _".to_owned(),
         });
     }
-    let mut bytes = [0u8; 20];
-    for (position, c) in id.bytes().enumerate() {
-        let value = match c {
+    let mut n = U160 { hi: 0, lo: 0 };
+    for c in id.bytes() {
+        let digit = match c {
             b'A'..=b'Z' => c - b'A',
             b'a'..=b'z' => c - b'a' + 26,
             b'0'..=b'9' => c - b'0' + 52,
             b'-' => 62,
             _ => 63,
         };
-        let digit = IDENTIFIER_LEN - 1 - position;
-        for b in 0..6 {
-            if (value >> b) & 1 == 1 {
-                let k = digit * 6 + b;
-                if k >= 160 {
-                    return Err(MarketplaceError::BadIdentifier {
-                        value: id.to_owned(),
-                        reason:
-                            "the value exceeds 160 bits (the first character must be one of A to P)"
-                                .to_owned(),
-                    });
-                }
-                bytes[19 - k / 8] |= 1 << (k % 8);
-            }
-        }
+        n = n.push(6, digit);
     }
-    Ok(bytes)
+    if n.hi >> 32 != 0 {
+        return Err(MarketplaceError::BadIdentifier {
+            value: id.to_owned(),
+            reason: "the value exceeds 160 bits (the first character must be one of A to P)"
+                .to_owned(),
+        });
+    }
+    Ok(n)
 }
 
 #[cfg(test)]

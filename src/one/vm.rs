@@ -1,8 +1,10 @@
 //! Reader of OpenNebula VM documents: `one.vm.info` (root `VM`) and `one.vmpool.info` (root
 //! `VM_POOL`), OpenNebula 3.2 (StratusLab) and 3.8.
 //!
-//! One streaming pass over quick-xml events, no DOM: a small stack of "where am I" tags, one
-//! reused text buffer, and `String`s only for the fields kept. Text is trimmed (the StratusLab
+//! One streaming pass, no DOM: a small purpose-built scanner (memchr searches; elements, text,
+//! CDATA, comments, processing instructions; DOCTYPE refused; end tags must match), a stack of
+//! "where am I" tags, one reused text buffer, and `String`s only for the fields kept. (On a 37 MB
+//! pool, quick-xml's bare event loop cost about as much CPU as this whole parse.) Text is trimmed (the StratusLab
 //! sample is pretty-printed around CDATA) but CDATA content itself is kept verbatim; unknown
 //! elements are skipped. Any input gives a record or a [`VmXmlError`], never a panic.
 //!
@@ -153,38 +155,41 @@ pub fn parse_pool(xml: &[u8]) -> Result<Vec<VmRecord>, VmXmlError> {
     Ok(vms)
 }
 
-/// Below this size a pool is read on one thread.
-const PARALLEL_MIN_BYTES: usize = 1 << 20;
+/// Below this many bytes per piece a pool is not cut.
+const PIECE_MIN_BYTES: usize = 1 << 20;
 /// At most this many pieces.
 const MAX_PIECES: usize = 8;
 
 fn utf8(xml: &[u8]) -> Result<&str, VmXmlError> {
-    std::str::from_utf8(xml).map_err(|e| VmXmlError::Xml {
+    let text = std::str::from_utf8(xml).map_err(|e| VmXmlError::Xml {
         position: e.valid_up_to() as u64,
-        message: "the document is not valid UTF-8".to_owned(),
-    })
+        message: "not UTF-8".into(),
+    })?;
+    Ok(text.strip_prefix('\u{feff}').unwrap_or(text))
 }
 
-/// Which piece of a pool document a parse reads.
+/// Which piece of a document a parse reads.
 #[derive(Clone, Copy, PartialEq)]
 enum Part {
     /// The whole document.
     Whole,
     /// From the start to a cut: must end with only the root element open.
     Head,
-    /// Between two cuts, inside the root: a sequence of complete elements.
+    /// Between two cuts, inside the root: complete elements only.
     Middle,
     /// From a cut inside the root to the end of the document.
     Tail,
 }
 
+/// The pool read in pieces on several threads, or `None` (too small, one CPU, no cut found,
+/// or a piece that does not read on its own).
 fn parse_pool_parallel(doc: &str) -> Option<Vec<VmRecord>> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let pieces = threads.min(MAX_PIECES).min(doc.len() / PARALLEL_MIN_BYTES);
+    let pieces = threads.min(MAX_PIECES).min(doc.len() / PIECE_MIN_BYTES);
     if pieces < 2 {
         return None;
     }
-    // Cut after a `</VM>` that is followed by `<VM>`, near each 1/n of the document.
+    // Cut after a `</VM>` followed by `<VM>`, near each 1/n of the document.
     let mut cuts = vec![0];
     for k in 1..pieces {
         let from = (doc.len() * k / pieces).max(*cuts.last()?);
@@ -416,11 +421,7 @@ impl Text {
 
     fn push_cdata(&mut self, s: &str) {
         let start = self.buf.len();
-        if s.contains('\r') {
-            self.buf.push_str(&s.replace("\r\n", "\n").replace('\r', "\n"));
-        } else {
-            self.buf.push_str(s);
-        }
+        push_normalized(&mut self.buf, s);
         let end = self.buf.len();
         self.cdata = Some(match self.cdata {
             Some((first, _)) => (first, end),
@@ -441,206 +442,6 @@ impl Text {
             }
         }
     }
-}
-
-/// One token of the document.
-enum Token<'a> {
-    Start(&'a str),
-    Empty(&'a str),
-    End(&'a str),
-    /// Character data as written (references not yet resolved).
-    Text(&'a str),
-    CData(&'a str),
-    Eof,
-}
-
-/// A byte-level tokenizer of the XML that oned writes (elements, text, CDATA, references;
-/// declarations, comments, processing instructions and a DOCTYPE are skipped; attributes are
-/// allowed and ignored). It checks what the reader relies on: every markup construct is
-/// closed, end tags match, references are known. Positions in errors are byte offsets.
-struct Scanner<'a> {
-    doc: &'a str,
-    pos: usize,
-}
-
-impl<'a> Scanner<'a> {
-    fn error(&self, at: usize, message: impl Into<String>) -> VmXmlError {
-        VmXmlError::Xml {
-            position: at as u64,
-            message: message.into(),
-        }
-    }
-
-    /// The offset of `needle` at or after `from`, or an error naming what is unclosed.
-    fn find(&self, from: usize, needle: &str, what: &str) -> Result<usize, VmXmlError> {
-        let hay = self.doc.as_bytes().get(from..).unwrap_or_default();
-        let found = if needle.len() == 1 {
-            memchr::memchr(needle.as_bytes()[0], hay)
-        } else {
-            memchr::memmem::find(hay, needle.as_bytes())
-        };
-        found
-            .map(|i| from + i)
-            .ok_or_else(|| self.error(from, format!("{what} is not closed")))
-    }
-
-    fn next(&mut self) -> Result<Token<'a>, VmXmlError> {
-        let bytes = self.doc.as_bytes();
-        loop {
-            let start = self.pos;
-            let Some(&first) = bytes.get(start) else {
-                return Ok(Token::Eof);
-            };
-            if first != b'<' {
-                let end = memchr::memchr(b'<', &bytes[start..]).map_or(bytes.len(), |i| start + i);
-                self.pos = end;
-                return Ok(Token::Text(&self.doc[start..end]));
-            }
-            let rest = &bytes[start + 1..];
-            match rest.first() {
-                Some(b'/') => {
-                    let gt = self.find(start, ">", "an end tag")?;
-                    self.pos = gt + 1;
-                    let name = self.doc[start + 2..gt].trim_end_matches(is_space);
-                    if name.is_empty() || name.starts_with(is_space) {
-                        return Err(self.error(start, "an end tag without a name"));
-                    }
-                    return Ok(Token::End(name));
-                }
-                Some(b'?') => {
-                    self.pos = self.find(start + 2, "?>", "a processing instruction")? + 2;
-                }
-                Some(b'!') if rest.starts_with(b"![CDATA[") => {
-                    let from = start + 9;
-                    let end = self.find(from, "]]>", "a CDATA section")?;
-                    self.pos = end + 3;
-                    return Ok(Token::CData(&self.doc[from..end]));
-                }
-                Some(b'!') if rest.starts_with(b"!--") => {
-                    self.pos = self.find(start + 4, "-->", "a comment")? + 3;
-                }
-                Some(b'!') if rest.starts_with(b"!DOCTYPE") => {
-                    self.pos = self.doctype_end(start)?;
-                }
-                Some(b'!') => return Err(self.error(start, "unknown markup '<!'")),
-                Some(_) => {
-                    let gt = self.tag_end(start)?;
-                    self.pos = gt + 1;
-                    let inner = &self.doc[start + 1..gt];
-                    let (inner, empty) = match inner.strip_suffix('/') {
-                        Some(i) => (i, true),
-                        None => (inner, false),
-                    };
-                    let name_len = inner
-                        .find(|c: char| is_space(c) || c == '/')
-                        .unwrap_or(inner.len());
-                    let name = &inner[..name_len];
-                    if name.is_empty() {
-                        return Err(self.error(start, "a start tag without a name"));
-                    }
-                    return Ok(if empty {
-                        Token::Empty(name)
-                    } else {
-                        Token::Start(name)
-                    });
-                }
-                None => return Err(self.error(start, "the document ends after '<'")),
-            }
-        }
-    }
-
-    /// The `>` closing the start tag at `start`, quoted attribute values skipped.
-    fn tag_end(&self, start: usize) -> Result<usize, VmXmlError> {
-        let gt = self.find(start, ">", "a start tag")?;
-        let tag = &self.doc.as_bytes()[start + 1..gt];
-        if !tag.iter().any(|&b| b == b'"' || b == b'\'' || b == b'<') {
-            return Ok(gt);
-        }
-        let mut quote = None;
-        for (i, &b) in self.doc.as_bytes()[start + 1..].iter().enumerate() {
-            match (quote, b) {
-                (Some(q), _) if b == q => quote = None,
-                (Some(_), b'<') | (None, b'<') => {
-                    return Err(self.error(start + 1 + i, "'<' inside a tag"))
-                }
-                (Some(_), _) => {}
-                (None, b'"' | b'\'') => quote = Some(b),
-                (None, b'>') => return Ok(start + 1 + i),
-                (None, _) => {}
-            }
-        }
-        Err(self.error(start, "a start tag is not closed"))
-    }
-
-    /// The offset after a `<!DOCTYPE ...>` (with an internal subset in brackets).
-    fn doctype_end(&self, start: usize) -> Result<usize, VmXmlError> {
-        let mut depth = 0usize;
-        for (i, &b) in self.doc.as_bytes()[start..].iter().enumerate() {
-            match b {
-                b'[' => depth += 1,
-                b']' => depth = depth.saturating_sub(1),
-                b'>' if depth == 0 => return Ok(start + i + 1),
-                _ => {}
-            }
-        }
-        Err(self.error(start, "a DOCTYPE is not closed"))
-    }
-}
-
-fn is_space(c: char) -> bool {
-    matches!(c, ' ' | '\t' | '\n' | '\r')
-}
-
-/// Appends character data with its references resolved and line ends normalised (XML 1.0:
-/// `\r\n` and `\r` become `\n`, before references, so `&#13;` stays a carriage return).
-fn push_text(raw: &str, at: usize, out: &mut String) -> Result<(), VmXmlError> {
-    let bytes = raw.as_bytes();
-    let mut last = 0;
-    for i in memchr::memchr2_iter(b'&', b'\r', bytes) {
-        if i < last {
-            continue;
-        }
-        out.push_str(&raw[last..i]);
-        if bytes[i] == b'\r' {
-            out.push('\n');
-            last = i + 1 + usize::from(bytes.get(i + 1) == Some(&b'\n'));
-            continue;
-        }
-        let end = raw[i..].find(';').ok_or_else(|| VmXmlError::Xml {
-            position: (at + i) as u64,
-            message: "a reference without ';'".to_owned(),
-        })?;
-        let name = &raw[i + 1..i + end];
-        out.push(reference(name).ok_or_else(|| VmXmlError::Xml {
-            position: (at + i) as u64,
-            message: format!("unknown or invalid reference &{name};"),
-        })?);
-        last = i + end + 1;
-    }
-    out.push_str(&raw[last..]);
-    Ok(())
-}
-
-/// The character of a reference name (`amp`, `#38`, `#x26`, ...); `None` if unknown or invalid.
-fn reference(name: &str) -> Option<char> {
-    let code = match name {
-        "lt" => return Some('<'),
-        "gt" => return Some('>'),
-        "amp" => return Some('&'),
-        "apos" => return Some('\''),
-        "quot" => return Some('"'),
-        _ => {
-            let num = name.strip_prefix('#')?;
-            if num.starts_with(['+', '-']) {
-                return None;
-            }
-            match num.strip_prefix('x') {
-                Some(hex) => u32::from_str_radix(hex, 16).ok()?,
-                None => num.parse::<u32>().ok()?,
-            }
-        }
-    };
-    char::from_u32(code).filter(|&c| c != '\0')
 }
 
 fn int<T: std::str::FromStr>(element: &'static str, s: &str) -> Result<T, VmXmlError> {
@@ -871,7 +672,7 @@ impl Parser {
 }
 
 fn parse(doc: &str, root: Root, part: Part, out: &mut Vec<VmRecord>) -> Result<(), VmXmlError> {
-    let mut scanner = Scanner { doc, pos: 0 };
+    let mut sc = Scanner::new(doc);
     let mut p = Parser {
         root,
         stack: Vec::with_capacity(8),
@@ -880,50 +681,48 @@ fn parse(doc: &str, root: Root, part: Part, out: &mut Vec<VmRecord>) -> Result<(
         current: None,
         seen_root: false,
     };
-    // Names of the open elements, for end-tag matching.
-    let mut names: Vec<&str> = Vec::with_capacity(8);
+    // Names of the open elements, for matching end tags.
+    let mut open: Vec<&str> = Vec::with_capacity(8);
     if matches!(part, Part::Middle | Part::Tail) {
         p.stack.push(Tag::Pool);
         p.seen_root = true;
-        names.push("VM_POOL");
+        open.push("VM_POOL");
     }
     loop {
-        let at = scanner.pos;
-        match scanner.next()? {
-            Token::Start(name) => {
+        match sc.next()? {
+            Ev::Start(name) => {
                 let tag = p.start(name)?;
                 p.stack.push(tag);
-                names.push(name);
+                open.push(name);
             }
-            Token::Empty(name) => {
+            Ev::Empty(name) => {
                 let tag = p.start(name)?;
                 p.end(tag, out)?;
             }
-            Token::End(name) => {
-                if names.pop() != Some(name) {
-                    return Err(scanner.error(at, format!("unexpected end tag </{name}>")));
+            Ev::End(name) => {
+                if open.pop() != Some(name) {
+                    return Err(sc.error(format!("unexpected end tag </{name}>")));
                 }
                 let tag = p.stack.pop().ok_or(VmXmlError::Truncated)?;
                 p.end(tag, out)?;
             }
-            Token::Text(raw) => {
+            Ev::Text(t) => {
                 if p.stack.last().is_some_and(|t| t.collects()) {
-                    push_text(raw, at, &mut p.text.buf)?;
-                } else if p.stack.is_empty() && !raw.trim_matches(is_space).is_empty() {
-                    return Err(scanner.error(at, "text outside the root element"));
-                } else if raw.contains('&') {
-                    // Checked even where ignored, as any XML reader would.
-                    push_text(raw, at, &mut String::new())?;
+                    decode_text(t, Some(&mut p.text.buf)).map_err(|e| sc.error(e))?;
+                } else if p.stack.is_empty() && !t.trim().is_empty() {
+                    return Err(sc.error("text outside the root element"));
+                } else if t.contains('&') {
+                    decode_text(t, None).map_err(|e| sc.error(e))?;
                 }
             }
-            Token::CData(raw) => {
+            Ev::CData(t) => {
                 if p.stack.last().is_some_and(|t| t.collects()) {
-                    p.text.push_cdata(raw);
+                    p.text.push_cdata(t);
                 } else if p.stack.is_empty() {
-                    return Err(scanner.error(at, "CDATA outside the root element"));
+                    return Err(sc.error("CDATA outside the root element"));
                 }
             }
-            Token::Eof => break,
+            Ev::Eof => break,
         }
     }
     let complete = match part {
@@ -934,6 +733,252 @@ fn parse(doc: &str, root: Root, part: Part, out: &mut Vec<VmRecord>) -> Result<(
         return Err(VmXmlError::Truncated);
     }
     Ok(())
+}
+
+/// What the scanner found.
+enum Ev<'a> {
+    Start(&'a str),
+    Empty(&'a str),
+    End(&'a str),
+    /// Raw text (entities not yet resolved).
+    Text(&'a str),
+    CData(&'a str),
+    Eof,
+}
+
+/// A minimal XML scanner for oned's documents: elements (attributes skipped), text, CDATA,
+/// comments and processing instructions; DOCTYPE is refused. Well-formedness of what it reads
+/// is checked (names, quotes, terminators, end tags via the caller); positions are bytes.
+struct Scanner<'a> {
+    s: &'a str,
+    pos: usize,
+}
+
+/// Byte classes for XML names: 1 = may start a name, 2 = may continue one (non-ASCII bytes
+/// are accepted as both; the document is valid UTF-8).
+const NAME_CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        if b.is_ascii_alphabetic() || b == b'_' || b == b':' || b >= 0x80 {
+            t[i] = 3;
+        } else if b.is_ascii_digit() || b == b'.' || b == b'-' {
+            t[i] = 2;
+        }
+        i += 1;
+    }
+    t
+};
+
+fn is_name_start(b: u8) -> bool {
+    NAME_CLASS[b as usize] & 1 != 0
+}
+
+fn is_name_char(b: u8) -> bool {
+    NAME_CLASS[b as usize] != 0
+}
+
+impl<'a> Scanner<'a> {
+    fn new(s: &'a str) -> Self {
+        Scanner { s, pos: 0 }
+    }
+
+    fn error(&self, message: impl Into<String>) -> VmXmlError {
+        VmXmlError::Xml {
+            position: self.pos as u64,
+            message: message.into(),
+        }
+    }
+
+    /// `s[from..to]`; the callers' indices sit next to ASCII delimiters, so always on char
+    /// boundaries (and out-of-range gives "", never a panic).
+    fn slice(&self, from: usize, to: usize) -> &'a str {
+        self.s.get(from..to).unwrap_or("")
+    }
+
+    /// Moves past `terminator` searched from absolute `from`; returns the text before it.
+    /// (memchr on its first byte: the sections are mostly short, a substring searcher's set-up
+    /// would cost more than the search.)
+    fn until(&mut self, from: usize, terminator: &str, what: &str) -> Result<&'a str, VmXmlError> {
+        let b = self.s.as_bytes();
+        let t = terminator.as_bytes();
+        let mut at = from;
+        loop {
+            let found = t.first().and_then(|&c| memchr::memchr(c, b.get(at..)?));
+            let Some(k) = found else {
+                return Err(self.error(format!("unterminated {what}")));
+            };
+            let start = at + k;
+            if b.get(start..).is_some_and(|h| h.starts_with(t)) {
+                self.pos = start + t.len();
+                return Ok(self.slice(from, start));
+            }
+            at = start + 1;
+        }
+    }
+
+    /// End (absolute index) of the name starting at absolute `at`.
+    fn name_end(&self, at: usize) -> Result<usize, VmXmlError> {
+        let b = self.s.as_bytes();
+        if !b.get(at).is_some_and(|&c| is_name_start(c)) {
+            return Err(self.error("invalid element name"));
+        }
+        let mut j = at + 1;
+        while j < b.len() && is_name_char(b[j]) {
+            j += 1;
+        }
+        Ok(j)
+    }
+
+    fn skip_ws(&self, mut j: usize) -> usize {
+        let b = self.s.as_bytes();
+        while j < b.len() && b[j].is_ascii_whitespace() {
+            j += 1;
+        }
+        j
+    }
+
+    fn next(&mut self) -> Result<Ev<'a>, VmXmlError> {
+        let b = self.s.as_bytes();
+        loop {
+            let i = self.pos;
+            let Some(&first) = b.get(i) else {
+                return Ok(Ev::Eof);
+            };
+            if first != b'<' {
+                let end = b
+                    .get(i..)
+                    .and_then(|h| memchr::memchr(b'<', h))
+                    .map_or(b.len(), |k| i + k);
+                self.pos = end;
+                return Ok(Ev::Text(self.slice(i, end)));
+            }
+            match b.get(i + 1) {
+                Some(b'/') => {
+                    // The caller compares the name with the open element's (checked when it
+                    // was opened), so the end tag needs no character checks of its own.
+                    let Some(close) = b.get(i + 2..).and_then(|h| memchr::memchr(b'>', h)) else {
+                        return Err(self.error("unterminated end tag"));
+                    };
+                    self.pos = i + 2 + close + 1;
+                    return Ok(Ev::End(self.slice(i + 2, i + 2 + close).trim_end()));
+                }
+                Some(b'?') => {
+                    self.until(i + 2, "?>", "processing instruction")?;
+                }
+                Some(b'!') => {
+                    let rest = b.get(i..).unwrap_or_default();
+                    if rest.starts_with(b"<![CDATA[") {
+                        return Ok(Ev::CData(self.until(i + 9, "]]>", "CDATA section")?));
+                    } else if rest.starts_with(b"<!--") {
+                        self.until(i + 4, "-->", "comment")?;
+                    } else {
+                        return Err(self.error("DOCTYPE and other declarations are not accepted"));
+                    }
+                }
+                _ => {
+                    let end = self.name_end(i + 1)?;
+                    let name = self.slice(i + 1, end);
+                    let mut j = end;
+                    // attributes: (ws name ws = ws quoted)*, then > or />
+                    loop {
+                        let k = self.skip_ws(j);
+                        match b.get(k) {
+                            Some(b'>') => {
+                                self.pos = k + 1;
+                                return Ok(Ev::Start(name));
+                            }
+                            Some(b'/') if b.get(k + 1) == Some(&b'>') => {
+                                self.pos = k + 2;
+                                return Ok(Ev::Empty(name));
+                            }
+                            Some(&c) if k > j && is_name_start(c) => {
+                                let eq = self.skip_ws(self.name_end(k)?);
+                                if b.get(eq) != Some(&b'=') {
+                                    return Err(
+                                        self.error(format!("attribute without value in <{name}>"))
+                                    );
+                                }
+                                let q = self.skip_ws(eq + 1);
+                                let quote = match b.get(q) {
+                                    Some(&c @ (b'"' | b'\'')) => c,
+                                    _ => {
+                                        return Err(
+                                            self.error(format!("unquoted attribute in <{name}>"))
+                                        )
+                                    }
+                                };
+                                let close =
+                                    b.get(q + 1..).and_then(|h| memchr::memchr2(quote, b'<', h));
+                                match close.map(|c| q + 1 + c) {
+                                    Some(c) if b.get(c) == Some(&quote) => j = c + 1,
+                                    _ => {
+                                        return Err(
+                                            self.error(format!("malformed attribute in <{name}>"))
+                                        )
+                                    }
+                                }
+                            }
+                            _ => return Err(self.error(format!("malformed start tag <{name}"))),
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Resolves the entity and character references of `raw` into `out` (or only checks them).
+fn decode_text(raw: &str, mut out: Option<&mut String>) -> Result<(), String> {
+    let mut rest = raw;
+    while let Some(amp) = memchr::memchr(b'&', rest.as_bytes()) {
+        if let Some(o) = out.as_deref_mut() {
+            push_normalized(o, rest.get(..amp).unwrap_or(""));
+        }
+        let after = rest.get(amp + 1..).unwrap_or("");
+        let semi = after
+            .find(';')
+            .filter(|&i| i <= 10)
+            .ok_or("'&' without a reference")?;
+        let name = after.get(..semi).unwrap_or("");
+        let c = match name {
+            "lt" => '<',
+            "gt" => '>',
+            "amp" => '&',
+            "apos" => '\'',
+            "quot" => '"',
+            _ => {
+                let code = if let Some(hex) = name.strip_prefix("#x") {
+                    u32::from_str_radix(hex, 16).ok()
+                } else if let Some(dec) = name.strip_prefix('#') {
+                    dec.parse().ok()
+                } else {
+                    None
+                };
+                code.and_then(char::from_u32)
+                    .filter(|&c| c >= ' ' || matches!(c, '\t' | '\n' | '\r'))
+                    .ok_or_else(|| format!("unknown reference &{name};"))?
+            }
+        };
+        if let Some(o) = out.as_deref_mut() {
+            o.push(c);
+        }
+        rest = after.get(semi + 1..).unwrap_or("");
+    }
+    if let Some(o) = out {
+        push_normalized(o, rest);
+    }
+    Ok(())
+}
+
+/// Appends `s` with XML's end-of-line handling (CR LF and lone CR become LF).
+fn push_normalized(out: &mut String, s: &str) {
+    if memchr::memchr(b'\r', s.as_bytes()).is_some() {
+        out.push_str(&s.replace("\r\n", "\n").replace('\r', "\n"));
+    } else {
+        out.push_str(s);
+    }
 }
 
 #[cfg(test)]

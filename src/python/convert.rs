@@ -168,13 +168,24 @@ pub fn image<'py>(
     Ok((e.identifier, name, extra))
 }
 
-/// `(uuid, name, size_gib, state, extra)`
+/// `(uuid, name, size_gib, state, extra)`; a mounted volume's extra has `mounts` (a list of
+/// `(node id, device)`) and the first one's `node` and `device`.
 pub fn volume<'py>(
     py: Python<'py>,
     v: VolumeRecord,
 ) -> PyResult<(String, String, u64, &'static str, Bound<'py, PyDict>)> {
     let d = v.disk;
     let extra = PyDict::new(py);
+    let mounts: Vec<(String, String)> = v
+        .mounts
+        .into_iter()
+        .map(|m| (format!("{}@{}", m.vm_id, v.site), m.device))
+        .collect();
+    if let Some((node, device)) = mounts.first() {
+        extra.set_item("node", node)?;
+        extra.set_item("device", device)?;
+    }
+    extra.set_item("mounts", mounts)?;
     extra.set_item("location", &v.site)?;
     extra.set_item("owner", &d.owner)?;
     extra.set_item("visibility", &d.visibility)?;

@@ -130,7 +130,8 @@ impl Core {
         self.driver.default_site().to_owned()
     }
 
-    /// `[(id, name, country, extra)]`
+    /// `[(id, name, country, extra)]`; extra holds the endpoints, `username` and
+    /// `endpoint_timeout` (never a password).
     fn locations<'py>(&self, py: Python<'py>) -> PyResult<Vec<LocationTuple<'py>>> {
         self.driver
             .sites()
@@ -140,6 +141,12 @@ impl Core {
                 extra.set_item("compute_endpoint", s.one.url())?;
                 extra.set_item("pdisk_endpoint", s.pdisk.base_url())?;
                 extra.set_item("marketplace_endpoint", s.marketplace.endpoint())?;
+                extra.set_item("username", s.settings.get("username"))?;
+                let timeout = s
+                    .settings
+                    .endpoint_timeout()
+                    .map_err(|e| to_py(py, &e.into()))?;
+                extra.set_item("endpoint_timeout", timeout)?;
                 Ok((
                     s.name.clone(),
                     s.display_name.clone(),
@@ -169,23 +176,8 @@ impl Core {
         let driver = Arc::clone(&self.driver);
         let results = block(py, async move { driver.list_nodes(site.as_deref()).await })?;
         let _paused = GcPaused::new(py)?;
-        let nodes = PyList::empty(py);
-        let mut failures = Vec::new();
         let mut strings = convert::Strings::new(py);
-        for (site, result) in results {
-            match result {
-                Ok(records) => {
-                    for r in records {
-                        nodes.append(convert::node(py, r, &mut strings)?)?;
-                    }
-                }
-                Err(e) if strict => return Err(to_py(py, &e)),
-                Err(e) => {
-                    failures.push((site, to_py(py, &e).into_value(py).into_bound(py).into_any()))
-                }
-            }
-        }
-        Ok((nodes, failures))
+        per_site(py, results, strict, |py, r| convert::node(py, r, &mut strings))
     }
 
     fn get_node<'py>(
@@ -306,22 +298,7 @@ impl Core {
             py,
             async move { driver.list_volumes(site.as_deref()).await },
         )?;
-        let volumes = PyList::empty(py);
-        let mut failures = Vec::new();
-        for (site, result) in results {
-            match result {
-                Ok(records) => {
-                    for r in records {
-                        volumes.append(convert::volume(py, r)?)?;
-                    }
-                }
-                Err(e) if strict => return Err(to_py(py, &e)),
-                Err(e) => {
-                    failures.push((site, to_py(py, &e).into_value(py).into_bound(py).into_any()))
-                }
-            }
-        }
-        Ok((volumes, failures))
+        per_site(py, results, strict, convert::volume)
     }
 
     fn create_volume<'py>(
@@ -366,4 +343,32 @@ impl Core {
         let driver = Arc::clone(&self.driver);
         block(py, async move { driver.detach_volume(&site, &uuid).await })
     }
+}
+
+/// Flattens per-site results into one list of converted records and the failed sites (or raises
+/// the first failure when `strict`).
+fn per_site<'py, R, T, F>(
+    py: Python<'py>,
+    results: Vec<(String, crate::error::Result<Vec<R>>)>,
+    strict: bool,
+    convert: F,
+) -> PyResult<(Bound<'py, PyList>, Failures<'py>)>
+where
+    F: FnMut(Python<'py>, R) -> PyResult<T>,
+    T: IntoPyObject<'py>,
+{
+    let items = PyList::empty(py);
+    let mut failures = Vec::new();
+    for (site, result) in results {
+        match result {
+            Ok(records) => {
+                for r in records {
+                    items.append(convert(py, r)?)?;
+                }
+            }
+            Err(e) if strict => return Err(to_py(py, &e)),
+            Err(e) => failures.push((site, to_py(py, &e).into_value(py).into_bound(py).into_any())),
+        }
+    }
+    Ok((items, failures))
 }
