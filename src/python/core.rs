@@ -351,7 +351,7 @@ fn per_site<'py, R, T, F>(
     py: Python<'py>,
     results: Vec<(String, crate::error::Result<Vec<R>>)>,
     strict: bool,
-    convert: F,
+    mut convert: F,
 ) -> PyResult<(Bound<'py, PyList>, Failures<'py>)>
 where
     F: FnMut(Python<'py>, R) -> PyResult<T>,
