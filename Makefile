@@ -47,8 +47,14 @@ bench:
 bench-quick:
 	$(PYTHON) bench/run.py --quick
 
+## soak: the long runs (1,000-cycle soak) that the default test run shortens.
 soak:
 	$(PYTHON) -m pytest -m slow tests $(PYTEST_ARGS)
+
+## fuzz: 2,000,000 executions per reader in release mode (`make test` runs 20,000 each).
+FUZZ_EXECS ?= 2000000
+fuzz:
+	STRATUSLAB_FUZZ_EXECS=$(FUZZ_EXECS) $(CARGO) test --release --test fuzz_parsers -- --nocapture --test-threads=2
 
 clean:
 	$(CARGO) clean

@@ -146,6 +146,7 @@ pub enum ConfigError {
     /// The chosen default site is not a section.
     #[error(
         "{origin}: default site '{site}' (from {chosen_by}) is not defined; known sites: {list}",
+        site = quoted(.site),
         list = .known.join(", ")
     )]
     UnknownSite {
@@ -629,11 +630,23 @@ fn unquote(value: &str) -> &str {
     value
 }
 
+/// A value for an error message: interpolation can make one up to 1 MiB long, so at most 100
+/// characters of it.
+fn quoted(value: &str) -> String {
+    match value.char_indices().nth(100) {
+        Some((at, _)) => format!("{}…", &value[..at]),
+        None => value.to_owned(),
+    }
+}
+
 /// Checks an `endpoint_timeout` value: a positive, finite number of seconds.
 fn parse_timeout(value: &str) -> Result<f64, String> {
     match value.trim().parse::<f64>() {
         Ok(t) if t.is_finite() && t > 0.0 => Ok(t),
-        _ => Err(format!("'{value}' is not a positive number of seconds")),
+        _ => Err(format!(
+            "'{}' is not a positive number of seconds",
+            quoted(value)
+        )),
     }
 }
 

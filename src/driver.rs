@@ -167,7 +167,7 @@ fn site_auth(s: &SiteSettings) -> Result<Auth> {
         site: s.name.clone(),
         key: missing.to_owned(),
         reason: format!(
-            "missing credentials: no {missing}, and no readable PEM certificate/key ({cert}, {key})"
+            "missing credentials: no {missing}, and no readable PEM certificate ({cert}) with its key (pem_key)"
         ),
     }))
 }
@@ -198,7 +198,7 @@ impl Driver {
                 timeout,
                 tls,
                 retry: options.retry.clone(),
-                ..HttpOptions::default()
+                ..HttpOptions::api()
             })
             .map_err(|e| Error::remote(ctx(&s.name, "(TLS setup)", "configure"), e))?;
             let endpoint = s.get("endpoint").ok_or_else(|| {
@@ -354,11 +354,12 @@ impl Driver {
     pub async fn node_action(&self, site: &str, vm_id: i64, action: NodeAction) -> Result<()> {
         let s = self.site(site)?;
         let context = |op: &str| ctx(&s.name, s.one.url(), op);
-        let version = s
-            .one
-            .version()
-            .await
-            .map_err(|e| Error::remote(context("one.system.version"), e))?;
+        let version = s.one.version().await.map_err(|e| {
+            Error::remote(
+                context(&format!("{} (one.system.version)", action.label())),
+                e,
+            )
+        })?;
         let vm = self
             .vm(s, vm_id, &format!("{} (one.vm.info)", action.label()))
             .await?;

@@ -5,7 +5,7 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -18,25 +18,47 @@ use crate::error::{Classify, Kind};
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 /// Largest reply body we accept (a 10,000-VM pool is ≈ 37 MB).
 pub const DEFAULT_MAX_BODY: usize = 256 * 1024 * 1024;
+/// Largest reply to a write accepted by [`HttpOptions::api`] (writes answer an id or a few fields).
+pub const API_MAX_WRITE_BODY: usize = 1024 * 1024;
+/// Longest wait between two attempts, whatever the backoff.
+pub const MAX_RETRY_DELAY: Duration = Duration::from_secs(30);
 
 /// TLS settings of a client.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct TlsOptions {
-    /// Verify the server certificate (default on).
+    /// Do not verify the server certificate (default: verify).
     pub insecure: bool,
     /// PEM file of trusted CAs; when set, it replaces the system store.
     pub ca_file: Option<PathBuf>,
-    /// PEM client certificate (chain) and key; a grid proxy may give the same file for both.
+    /// PEM client certificate (chain); a grid proxy may give the same file for both.
     pub client_cert: Option<PathBuf>,
+    /// PEM private key of the client certificate (its path is never shown).
     pub client_key: Option<PathBuf>,
 }
 
-/// Retries of idempotent requests (reads) on connection errors and 502/503/504.
+impl fmt::Debug for TlsOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TlsOptions")
+            .field("insecure", &self.insecure)
+            .field("ca_file", &self.ca_file)
+            .field("client_cert", &self.client_cert)
+            .field(
+                "client_key",
+                &self.client_key.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
+}
+
+/// Retries: reads on connection errors, broken or missing replies, timeouts and 502/503/504;
+/// writes only when the connection could not be opened (the request never left).
 #[derive(Debug, Clone, PartialEq)]
 pub struct RetryPolicy {
     /// Total attempts (1 = no retry).
     pub attempts: u32,
+    /// Wait before the second attempt.
     pub delay: Duration,
+    /// Multiplier of the wait after each attempt (≥ 1); a wait never exceeds [`MAX_RETRY_DELAY`].
     pub backoff: f64,
 }
 
@@ -50,13 +72,32 @@ impl Default for RetryPolicy {
     }
 }
 
+/// Everything a client is built with.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HttpOptions {
+    /// Whole-request timeout (connect, send, and read the full body).
     pub timeout: Duration,
     pub tls: TlsOptions,
     pub retry: RetryPolicy,
+    /// Largest reply body accepted.
     pub max_body: usize,
+    /// Largest reply body accepted for a non-idempotent request.
+    pub max_write_body: usize,
+    /// A 2xx reply that is an HTML page (a portal, a proxy's page, a web UI) is an error.
+    pub reject_html: bool,
     pub user_agent: String,
+}
+
+impl HttpOptions {
+    /// The options of an API client (what the driver uses): HTML pages are not replies, and a
+    /// write's reply is at most [`API_MAX_WRITE_BODY`] bytes.
+    pub fn api() -> Self {
+        HttpOptions {
+            max_write_body: API_MAX_WRITE_BODY,
+            reject_html: true,
+            ..HttpOptions::default()
+        }
+    }
 }
 
 impl Default for HttpOptions {
@@ -66,6 +107,8 @@ impl Default for HttpOptions {
             tls: TlsOptions::default(),
             retry: RetryPolicy::default(),
             max_body: DEFAULT_MAX_BODY,
+            max_write_body: DEFAULT_MAX_BODY,
+            reject_html: false,
             user_agent: format!(
                 "stratuslab-libcloud/{} (rust core)",
                 env!("CARGO_PKG_VERSION")
@@ -74,19 +117,36 @@ impl Default for HttpOptions {
     }
 }
 
-/// Why a request produced no HTTP reply (a reply with any status is not an error here).
+/// Why a request produced no usable HTTP reply (a reply with any status is not an error here,
+/// except an HTML page when [`HttpOptions::reject_html`] is set).
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
     #[error("no reply within {seconds:.1} s (timeout)")]
     Timeout { seconds: f64 },
+    /// The connection could not be opened: the request never left.
     #[error("cannot connect: {detail}")]
     Connect { detail: String },
     #[error("TLS problem: {detail}")]
     Tls { detail: String },
+    /// The server ended the handshake over our client certificate.
+    #[error("TLS problem: the server refused the client certificate ({detail})")]
+    ClientCertRefused { detail: String },
+    /// The connection was closed before any reply.
+    #[error("the connection was closed before a reply: {detail}")]
+    NoReply { detail: String },
     #[error("the connection broke while reading the reply: {detail}")]
     Body { detail: String },
     #[error("reply body larger than the {limit}-byte limit")]
     BodyTooLarge { limit: usize },
+    /// A 2xx reply that is a web page, not an API reply.
+    #[error("the server answered a web page ({content_type}), not an API reply: {excerpt}")]
+    HtmlReply {
+        content_type: String,
+        excerpt: String,
+    },
+    /// A write whose reply was lost or unusable: the server may have carried it out.
+    #[error("{cause} (the request may have been carried out: check before repeating it)")]
+    OutcomeUnknown { cause: Box<TransportError> },
     #[error("invalid URL '{url}': {detail}")]
     InvalidUrl { url: String, detail: String },
     #[error("cannot build the HTTP client: {detail}")]
@@ -97,13 +157,32 @@ impl Classify for TransportError {
     fn kind(&self) -> Kind {
         match self {
             TransportError::Timeout { .. } => Kind::Timeout,
+            TransportError::ClientCertRefused { .. } => Kind::InvalidCreds,
             TransportError::Connect { .. }
             | TransportError::Tls { .. }
+            | TransportError::NoReply { .. }
             | TransportError::Body { .. } => Kind::Unreachable,
-            TransportError::BodyTooLarge { .. } => Kind::Malformed,
+            TransportError::BodyTooLarge { .. } | TransportError::HtmlReply { .. } => {
+                Kind::Malformed
+            }
+            TransportError::OutcomeUnknown { cause } => cause.kind(),
             TransportError::InvalidUrl { .. } => Kind::Config,
             TransportError::Setup { .. } => Kind::Config,
         }
+    }
+}
+
+impl TransportError {
+    /// True when the request certainly did not reach the server (safe to send again).
+    fn never_sent(&self) -> bool {
+        matches!(
+            self,
+            TransportError::Connect { .. }
+                | TransportError::Tls { .. }
+                | TransportError::ClientCertRefused { .. }
+                | TransportError::InvalidUrl { .. }
+                | TransportError::Setup { .. }
+        )
     }
 }
 
@@ -125,7 +204,7 @@ impl fmt::Debug for Request {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Request")
             .field("method", &self.method)
-            .field("url", &self.url)
+            .field("url", &redact_url(&self.url))
             .field(
                 "basic_auth",
                 &self.basic_auth.as_ref().map(|(u, _)| (u, "***")),
@@ -184,22 +263,110 @@ impl Response {
     pub fn is_success(&self) -> bool {
         (200..300).contains(&self.status)
     }
-    /// The first bytes of the body as text, for error messages.
+    /// The start of the body as one line of text for error messages: an HTML page is reduced to
+    /// its text, whitespace runs to one space, at most `max` characters (then `…`).
     pub fn excerpt(&self, max: usize) -> String {
-        let end = self.body.len().min(max);
-        let mut s = String::from_utf8_lossy(&self.body[..end]).into_owned();
-        if self.body.len() > max {
-            s.push('…');
-        }
-        s
+        excerpt(&self.body, max)
     }
 }
 
-/// A pooled client (keep-alive) for one site and its options. Cheap to clone.
+/// How many body bytes [`excerpt`] looks at (enough to get past an HTML page's head).
+const EXCERPT_SCAN: usize = 16 * 1024;
+
+/// See [`Response::excerpt`].
+pub fn excerpt(body: &[u8], max: usize) -> String {
+    let scanned = &body[..body.len().min(EXCERPT_SCAN)];
+    let text = String::from_utf8_lossy(scanned);
+    let html = looks_like_html(&text);
+    let mut out = String::new();
+    let mut in_tag = false;
+    let mut pending_space = false;
+    let mut count = 0;
+    let mut cut = false;
+    for c in text.chars() {
+        if html && c == '<' {
+            in_tag = true;
+            pending_space = true;
+            continue;
+        }
+        if in_tag {
+            in_tag = c != '>';
+            continue;
+        }
+        if c.is_whitespace() || c.is_control() {
+            pending_space = true;
+            continue;
+        }
+        if count >= max {
+            cut = true;
+            break;
+        }
+        if pending_space && !out.is_empty() {
+            out.push(' ');
+            count += 1;
+        }
+        pending_space = false;
+        out.push(c);
+        count += 1;
+    }
+    if cut || body.len() > scanned.len() {
+        out.push('…');
+    }
+    out
+}
+
+fn looks_like_html(text: &str) -> bool {
+    let head: String = text
+        .trim_start()
+        .chars()
+        .take(512)
+        .collect::<String>()
+        .to_ascii_lowercase();
+    head.starts_with("<!doctype html") || head.contains("<html") || head.contains("<body")
+}
+
+/// The URL without user information (`https://user:secret@host/` → `https://host/`).
+pub fn redact_url(url: &str) -> std::borrow::Cow<'_, str> {
+    redact_urls(url)
+}
+
+/// Every URL of a text without its user information (what a message or a log line may carry).
+pub fn redact_urls(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.contains("://") || !text.contains('@') {
+        return text.into();
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("://") {
+        let (head, tail) = rest.split_at(i + 3);
+        out.push_str(head);
+        let end = tail
+            .find(|c: char| c.is_whitespace() || "/?#'\"<>()".contains(c))
+            .unwrap_or(tail.len());
+        let authority = &tail[..end];
+        out.push_str(
+            authority
+                .rfind('@')
+                .map_or(authority, |at| &authority[at + 1..]),
+        );
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out.into()
+}
+
+/// A pooled client (keep-alive) for one site and its options. Cheap to clone (clones share the
+/// pool). Safe across `fork()`: a child process gets a fresh pool on its first request.
 #[derive(Clone)]
 pub struct HttpClient {
-    client: reqwest::Client,
+    pool: Arc<Mutex<Pool>>,
     options: Arc<HttpOptions>,
+}
+
+/// The reqwest client and the process it was built in.
+struct Pool {
+    pid: u32,
+    client: reqwest::Client,
 }
 
 impl fmt::Debug for HttpClient {
@@ -210,30 +377,38 @@ impl fmt::Debug for HttpClient {
     }
 }
 
+fn build_client(options: &HttpOptions) -> Result<reqwest::Client, TransportError> {
+    let tls = tls_config(&options.tls)?;
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        reqwest::header::USER_AGENT,
+        HeaderValue::from_str(&options.user_agent).map_err(|e| TransportError::Setup {
+            detail: e.to_string(),
+        })?,
+    );
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .default_headers(headers)
+        .timeout(options.timeout)
+        .connect_timeout(options.timeout)
+        .pool_idle_timeout(Duration::from_secs(30))
+        .redirect(reqwest::redirect::Policy::limited(5))
+        .no_proxy()
+        .build()
+        .map_err(|e| TransportError::Setup {
+            detail: error_chain(&e),
+        })
+}
+
 impl HttpClient {
+    /// Builds the client (reads the TLS files now, so their problems show at once).
     pub fn new(options: HttpOptions) -> Result<Self, TransportError> {
-        let tls = tls_config(&options.tls)?;
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            reqwest::header::USER_AGENT,
-            HeaderValue::from_str(&options.user_agent).map_err(|e| TransportError::Setup {
-                detail: e.to_string(),
-            })?,
-        );
-        let client = reqwest::Client::builder()
-            .tls_backend_preconfigured(tls)
-            .default_headers(headers)
-            .timeout(options.timeout)
-            .connect_timeout(options.timeout)
-            .pool_idle_timeout(Duration::from_secs(30))
-            .redirect(reqwest::redirect::Policy::limited(5))
-            .no_proxy()
-            .build()
-            .map_err(|e| TransportError::Setup {
-                detail: error_chain(&e),
-            })?;
+        let client = build_client(&options)?;
         Ok(HttpClient {
-            client,
+            pool: Arc::new(Mutex::new(Pool {
+                pid: std::process::id(),
+                client,
+            })),
             options: Arc::new(options),
         })
     }
@@ -242,38 +417,68 @@ impl HttpClient {
         &self.options
     }
 
-    /// Sends a request; retries only idempotent ones, per the retry policy.
+    /// The reqwest client of this process. In a forked child the parent's pooled connections
+    /// are served by runtime threads that do not exist there (a request on them would wait for
+    /// the timeout): they are abandoned, unclosed (the sockets are the parent's), for a new pool.
+    fn client(&self) -> Result<reqwest::Client, TransportError> {
+        let pid = std::process::id();
+        let mut pool = self.pool.lock().map_err(|_| TransportError::Setup {
+            detail: "the HTTP client's lock is poisoned".to_owned(),
+        })?;
+        if pool.pid != pid {
+            let fresh = build_client(&self.options)?;
+            std::mem::forget(std::mem::replace(&mut pool.client, fresh));
+            log::debug!(
+                target: "stratuslab_libcloud",
+                "process {pid} was forked from {}: new HTTP connection pool",
+                pool.pid
+            );
+            pool.pid = pid;
+        }
+        Ok(pool.client.clone())
+    }
+
+    /// Sends a request, retrying per the policy: reads on transient failures, writes only when
+    /// the connection could not be opened. A write whose reply is lost or unusable fails with
+    /// [`TransportError::OutcomeUnknown`].
     pub async fn send(&self, request: Request) -> Result<Response, TransportError> {
-        let attempts = if request.idempotent {
-            self.options.retry.attempts.max(1)
-        } else {
-            1
-        };
-        let mut delay = self.options.retry.delay;
+        let attempts = self.options.retry.attempts.max(1);
+        let mut delay = self.options.retry.delay.min(MAX_RETRY_DELAY);
         let mut attempt = 1;
         loop {
             let result = self.send_once(&request).await;
             let retryable = match &result {
-                Ok(r) => matches!(r.status, 502..=504),
-                Err(TransportError::Connect { .. }) | Err(TransportError::Body { .. }) => true,
-                Err(TransportError::Timeout { .. }) => true,
+                Ok(r) => request.idempotent && matches!(r.status, 502..=504),
+                Err(e @ TransportError::Connect { .. }) => e.never_sent(),
+                Err(
+                    TransportError::NoReply { .. }
+                    | TransportError::Body { .. }
+                    | TransportError::Timeout { .. },
+                ) => request.idempotent,
                 Err(_) => false,
             };
             if !retryable || attempt >= attempts {
-                return result;
+                return match result {
+                    Err(e) if !request.idempotent && !e.never_sent() => {
+                        Err(TransportError::OutcomeUnknown { cause: Box::new(e) })
+                    }
+                    other => other,
+                };
             }
             log::debug!(
                 target: "stratuslab_libcloud",
                 "{}: retrying {} {} (attempt {} of {}) in {:.2} s",
                 request.label,
                 request.method,
-                request.url,
+                redact_url(&request.url),
                 attempt + 1,
                 attempts,
                 delay.as_secs_f64()
             );
             tokio::time::sleep(delay).await;
-            delay = delay.mul_f64(self.options.retry.backoff.max(1.0));
+            delay = delay
+                .mul_f64(self.options.retry.backoff.clamp(1.0, 1e6))
+                .min(MAX_RETRY_DELAY);
             attempt += 1;
         }
     }
@@ -281,7 +486,7 @@ impl HttpClient {
     async fn send_once(&self, request: &Request) -> Result<Response, TransportError> {
         let started = Instant::now();
         let mut builder = self
-            .client
+            .client()?
             .request(request.method.clone(), request.url.as_str());
         for (name, value) in &request.headers {
             builder = builder.header(name.clone(), value.as_str());
@@ -292,7 +497,12 @@ impl HttpClient {
         if let Some(body) = &request.body {
             builder = builder.body(body.clone());
         }
-        let result = self.execute(builder).await;
+        let limit = if request.idempotent {
+            self.options.max_body
+        } else {
+            self.options.max_write_body.min(self.options.max_body)
+        };
+        let result = self.execute(builder, limit).await;
         let elapsed = started.elapsed().as_secs_f64() * 1000.0;
         match &result {
             Ok(r) => log::debug!(
@@ -300,7 +510,7 @@ impl HttpClient {
                 "{}: {} {} -> {} in {:.1} ms, {} bytes",
                 request.label,
                 request.method,
-                request.url,
+                redact_url(&request.url),
                 r.status,
                 elapsed,
                 r.body.len()
@@ -310,7 +520,7 @@ impl HttpClient {
                 "{}: {} {} -> error after {:.1} ms: {}",
                 request.label,
                 request.method,
-                request.url,
+                redact_url(&request.url),
                 elapsed,
                 e
             ),
@@ -318,7 +528,11 @@ impl HttpClient {
         result
     }
 
-    async fn execute(&self, builder: reqwest::RequestBuilder) -> Result<Response, TransportError> {
+    async fn execute(
+        &self,
+        builder: reqwest::RequestBuilder,
+        limit: usize,
+    ) -> Result<Response, TransportError> {
         let timeout = self.options.timeout;
         let mut response = builder
             .send()
@@ -335,9 +549,8 @@ impl HttpClient {
         let content_type = header(CONTENT_TYPE);
         let location = header(reqwest::header::LOCATION);
         let www_authenticate = header(reqwest::header::WWW_AUTHENTICATE);
-        let limit = self.options.max_body;
         let mut body = match response.content_length() {
-            Some(n) if n as usize > limit => return Err(TransportError::BodyTooLarge { limit }),
+            Some(n) if n > limit as u64 => return Err(TransportError::BodyTooLarge { limit }),
             Some(n) => BytesMut::with_capacity(n as usize),
             None => BytesMut::new(),
         };
@@ -353,21 +566,41 @@ impl HttpClient {
                 Err(e) => {
                     return Err(match classify_reqwest(&e, timeout) {
                         TransportError::Timeout { seconds } => TransportError::Timeout { seconds },
-                        other => TransportError::Body {
-                            detail: other.to_string(),
+                        _ => TransportError::Body {
+                            detail: error_chain(&e),
                         },
                     })
                 }
             }
         }
-        Ok(Response {
+        let response = Response {
             status,
             content_type,
             location,
             www_authenticate,
             body: body.freeze(),
-        })
+        };
+        if self.options.reject_html && response.is_success() && is_html(&response) {
+            return Err(TransportError::HtmlReply {
+                content_type: response.content_type.clone().unwrap_or_default(),
+                excerpt: response.excerpt(120),
+            });
+        }
+        Ok(response)
     }
+}
+
+/// A non-empty body served as `text/html` or `application/xhtml+xml`.
+fn is_html(response: &Response) -> bool {
+    let media = response
+        .content_type
+        .as_deref()
+        .and_then(|c| c.split(';').next())
+        .map(|m| m.trim().to_ascii_lowercase());
+    matches!(
+        media.as_deref(),
+        Some("text/html") | Some("application/xhtml+xml")
+    ) && !response.body.iter().all(u8::is_ascii_whitespace)
 }
 
 /// The whole source chain of an error, without the URL (reqwest puts it in `Display`; our
@@ -388,29 +621,46 @@ fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
 
 fn classify_reqwest(error: &reqwest::Error, timeout: Duration) -> TransportError {
     let chain = error_chain(error);
+    let lower = chain.to_ascii_lowercase();
     if error.is_timeout() {
         TransportError::Timeout {
             seconds: timeout.as_secs_f64(),
         }
-    } else if chain.contains("certificate") || chain.contains("tls") || chain.contains("TLS") {
-        TransportError::Tls { detail: chain }
+    } else if lower.contains("received fatal alert") && lower.contains("certificate") {
+        let alert = chain.rsplit(": ").next().unwrap_or(&chain).to_owned();
+        TransportError::ClientCertRefused { detail: alert }
+    } else if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake")
+    {
+        let detail = if lower.contains("certificate") && !lower.contains("alert") {
+            format!(
+                "certificate verification failed: {chain} (give the site's CA with ex_ca_cert or \
+                 libcloud.security.CA_CERTS_PATH, or turn verification off with ex_verify_ssl=False)"
+            )
+        } else {
+            chain
+        };
+        TransportError::Tls { detail }
     } else if error.is_connect() {
         TransportError::Connect { detail: chain }
     } else if error.is_body() || error.is_decode() {
         TransportError::Body { detail: chain }
     } else if error.is_builder() {
         TransportError::InvalidUrl {
-            url: error.url().map(|u| u.to_string()).unwrap_or_default(),
+            url: error
+                .url()
+                .map(|u| redact_url(u.as_str()).into_owned())
+                .unwrap_or_default(),
             detail: chain,
         }
     } else {
-        TransportError::Connect { detail: chain }
+        TransportError::NoReply { detail: chain }
     }
 }
 
+/// Reads a PEM file; `what` names it in errors (a private key's path is never shown).
 fn read_pem(path: &Path, what: &str) -> Result<Vec<u8>, TransportError> {
     std::fs::read(path).map_err(|e| TransportError::Setup {
-        detail: format!("cannot read the {what} file {}: {e}", path.display()),
+        detail: format!("cannot read the {what}: {e}"),
     })
 }
 
@@ -428,7 +678,7 @@ fn tls_config(options: &TlsOptions) -> Result<rustls::ClientConfig, TransportErr
     } else {
         let mut roots = rustls::RootCertStore::empty();
         if let Some(ca) = &options.ca_file {
-            let pem = read_pem(ca, "CA certificates")?;
+            let pem = read_pem(ca, &format!("CA certificates file {}", ca.display()))?;
             let mut count = 0;
             for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
                 let cert = cert.map_err(|e| TransportError::Setup {
@@ -456,24 +706,36 @@ fn tls_config(options: &TlsOptions) -> Result<rustls::ClientConfig, TransportErr
     let config = match (&options.client_cert, &options.client_key) {
         (Some(cert_path), key_path) => {
             let key_path = key_path.as_ref().unwrap_or(cert_path);
-            let cert_pem = read_pem(cert_path, "client certificate")?;
+            // A grid proxy holds both in one file: then that path is a key's path too.
+            let cert_name = if key_path == cert_path {
+                "client certificate file (pem_certificate)".to_owned()
+            } else {
+                format!("client certificate file {}", cert_path.display())
+            };
+            let cert_pem = read_pem(cert_path, &cert_name)?;
             let certs = rustls_pemfile::certs(&mut cert_pem.as_slice())
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| TransportError::Setup {
-                    detail: format!("bad PEM in {}: {e}", cert_path.display()),
+                    detail: format!("bad PEM in the {cert_name}: {e}"),
                 })?;
-            let key_pem = read_pem(key_path, "client key")?;
+            if certs.is_empty() {
+                return Err(TransportError::Setup {
+                    detail: format!("no certificate found in the {cert_name}"),
+                });
+            }
+            let key_name = "client key file (pem_key)";
+            let key_pem = read_pem(key_path, key_name)?;
             let key = rustls_pemfile::private_key(&mut key_pem.as_slice())
                 .map_err(|e| TransportError::Setup {
-                    detail: format!("bad PEM key in {}: {e}", key_path.display()),
+                    detail: format!("bad PEM in the {key_name}: {e}"),
                 })?
                 .ok_or_else(|| TransportError::Setup {
-                    detail: format!("no private key found in {}", key_path.display()),
+                    detail: format!("no private key found in the {key_name}"),
                 })?;
             builder
                 .with_client_auth_cert(certs, key)
                 .map_err(|e| TransportError::Setup {
-                    detail: format!("client certificate rejected: {e}"),
+                    detail: format!("client certificate and key rejected: {e}"),
                 })?
         }
         (None, _) => builder.with_no_client_auth(),
@@ -527,5 +789,306 @@ impl rustls::client::danger::ServerCertVerifier for NoVerification {
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::localcloud::cloud::{LocalCloud, LocalCloudOptions};
+    use crate::localcloud::faults::{FaultKind, FaultRule, Service};
+
+    fn response(content_type: &str, body: &'static [u8]) -> Response {
+        Response {
+            status: 200,
+            content_type: Some(content_type.to_owned()),
+            location: None,
+            www_authenticate: None,
+            body: Bytes::from_static(body),
+        }
+    }
+
+    #[test]
+    fn excerpt_of_an_html_error_page_is_its_text_on_one_line() {
+        let page = b"<html>\n<head>\n<title>Error 503 Service Unavailable</title>\n</head>\n<body>\n<h2>HTTP ERROR: 503</h2>\n<p>Service Unavailable</p>\n</body>\n</html>\n";
+        assert_eq!(
+            response("text/html", page).excerpt(200),
+            "Error 503 Service Unavailable HTTP ERROR: 503 Service Unavailable"
+        );
+        assert_eq!(response("text/html", page).excerpt(9), "Error 503…");
+    }
+
+    #[test]
+    fn excerpt_of_json_keeps_the_text_and_collapses_whitespace() {
+        let body = b"{\n  \"message\" : \"disk <x> is in use\",\n  \"code\" : 409\n}";
+        assert_eq!(
+            response("application/json", body).excerpt(200),
+            "{ \"message\" : \"disk <x> is in use\", \"code\" : 409 }"
+        );
+        assert_eq!(excerpt(b"", 10), "");
+        assert_eq!(excerpt(&[0xff, b'a', 0, b'b'], 10), "\u{fffd}a b");
+    }
+
+    #[test]
+    fn excerpt_of_a_huge_body_is_bounded() {
+        let body = vec![b'x'; 5_000_000];
+        let text = excerpt(&body, 100);
+        assert_eq!(text.chars().count(), 101);
+        assert!(text.ends_with('…'));
+    }
+
+    #[test]
+    fn user_information_is_removed_from_urls() {
+        assert_eq!(
+            redact_url("https://alice:s3cret@example.org:2634/pswd/xmlrpc"),
+            "https://example.org:2634/pswd/xmlrpc"
+        );
+        assert_eq!(redact_url("http://a@b@host/x?u=p@q"), "http://host/x?u=p@q");
+        assert_eq!(redact_url("http://host/p@th"), "http://host/p@th");
+        assert_eq!(redact_url("not a url"), "not a url");
+        assert_eq!(
+            redact_urls("site 'x', configure at http://u:p@[::1]:80/a: bad 'https://v:q@h' (u@h)"),
+            "site 'x', configure at http://[::1]:80/a: bad 'https://h' (u@h)"
+        );
+    }
+
+    #[test]
+    fn debug_output_hides_the_password_and_the_key_path() {
+        let request = Request::new(Method::POST, "https://u:pw1@h/x", "l").basic_auth("u", "pw2");
+        let text = format!("{request:?}");
+        assert!(!text.contains("pw1") && !text.contains("pw2"), "{text}");
+        let tls = TlsOptions {
+            client_key: Some("/home/u/.globus/userkey.pem".into()),
+            ..TlsOptions::default()
+        };
+        assert!(!format!("{tls:?}").contains("userkey"));
+    }
+
+    #[test]
+    fn key_problems_never_name_the_key_file() {
+        let dir = std::env::temp_dir().join(format!("sl-http-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let cert = dir.join("cert.pem");
+        std::fs::write(&cert, "not a certificate").unwrap();
+        let key = dir.join("secret-key-name.pem");
+        for (cert_path, key_path) in [(cert.clone(), key.clone()), (key.clone(), key.clone())] {
+            let err = tls_config(&TlsOptions {
+                client_cert: Some(cert_path),
+                client_key: Some(key_path),
+                ..TlsOptions::default()
+            })
+            .unwrap_err();
+            let text = err.to_string();
+            assert!(!text.contains("secret-key-name"), "{text}");
+            assert_eq!(err.kind(), Kind::Config);
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn html_detection(content_type: &str, body: &'static [u8]) -> bool {
+        is_html(&response(content_type, body))
+    }
+
+    #[test]
+    fn html_replies_are_recognised_by_media_type() {
+        assert!(html_detection("text/html; charset=UTF-8", b"<p>x</p>"));
+        assert!(html_detection("TEXT/HTML", b"{}"));
+        assert!(!html_detection("text/html", b"  \n"));
+        assert!(!html_detection("text/xml", b"<html/>"));
+        assert!(!html_detection("application/json", b"[]"));
+    }
+
+    async fn cloud() -> LocalCloud {
+        LocalCloud::start(LocalCloudOptions {
+            boot_step: Duration::ZERO,
+            ..LocalCloudOptions::default()
+        })
+        .await
+        .unwrap()
+    }
+
+    fn client(retry: RetryPolicy, options: HttpOptions) -> HttpClient {
+        HttpClient::new(HttpOptions {
+            timeout: Duration::from_secs(5),
+            retry,
+            ..options
+        })
+        .unwrap()
+    }
+
+    fn retries(attempts: u32) -> RetryPolicy {
+        RetryPolicy {
+            attempts,
+            delay: Duration::from_millis(10),
+            backoff: 2.0,
+        }
+    }
+
+    fn disks(cloud: &LocalCloud, method: Method) -> Request {
+        let url = format!("{}/pswd/disks/", cloud.endpoints("lal").unwrap().pdisk);
+        let request = Request::new(method.clone(), url, "test").basic_auth("alice", "secret-pw");
+        if method == Method::POST {
+            request.body(
+                "application/x-www-form-urlencoded",
+                "size=1&tag=t&visibility=private",
+            )
+        } else {
+            request
+        }
+    }
+
+    fn count(cloud: &LocalCloud, op: &str) -> u64 {
+        cloud.request_count("lal", Service::Pdisk, op)
+    }
+
+    #[tokio::test]
+    async fn reads_are_retried_on_503_and_broken_connections_until_the_budget_is_spent() {
+        let cloud = cloud().await;
+        let http = client(retries(3), HttpOptions::default());
+        for kind in [FaultKind::Status(503), FaultKind::Reset, FaultKind::Drop] {
+            let before = count(&cloud, "GET /disks");
+            cloud
+                .inject_fault(FaultRule::new(Service::Pdisk, kind.clone()).times(2))
+                .unwrap();
+            let reply = http.send(disks(&cloud, Method::GET)).await.unwrap();
+            assert_eq!(reply.status, 200, "{kind:?}");
+            assert_eq!(count(&cloud, "GET /disks") - before, 3, "{kind:?}");
+        }
+        cloud
+            .inject_fault(FaultRule::new(Service::Pdisk, FaultKind::Status(502)).times(3))
+            .unwrap();
+        let before = count(&cloud, "GET /disks");
+        assert_eq!(
+            http.send(disks(&cloud, Method::GET)).await.unwrap().status,
+            502
+        );
+        assert_eq!(count(&cloud, "GET /disks") - before, 3);
+        // 500 is not transient: no retry.
+        cloud
+            .inject_fault(FaultRule::new(Service::Pdisk, FaultKind::Status(500)).times(1))
+            .unwrap();
+        let before = count(&cloud, "GET /disks");
+        assert_eq!(
+            http.send(disks(&cloud, Method::GET)).await.unwrap().status,
+            500
+        );
+        assert_eq!(count(&cloud, "GET /disks") - before, 1);
+        cloud.stop().await;
+    }
+
+    #[tokio::test]
+    async fn writes_are_sent_once_and_a_lost_reply_says_the_outcome_is_unknown() {
+        let cloud = cloud().await;
+        let http = client(retries(3), HttpOptions::api());
+        for kind in [FaultKind::Status(503), FaultKind::Reset, FaultKind::Drop] {
+            let before = count(&cloud, "POST /disks");
+            let disks_before = cloud.disks("lal").len();
+            cloud
+                .inject_fault(FaultRule::new(Service::Pdisk, kind.clone()).times(1))
+                .unwrap();
+            let result = http.send(disks(&cloud, Method::POST)).await;
+            assert_eq!(count(&cloud, "POST /disks") - before, 1, "{kind:?}");
+            match kind {
+                FaultKind::Status(503) => {
+                    assert_eq!(result.unwrap().status, 503);
+                    assert_eq!(cloud.disks("lal").len(), disks_before);
+                }
+                FaultKind::Reset => {
+                    let err = result.unwrap_err();
+                    assert!(
+                        matches!(&err, TransportError::OutcomeUnknown { cause } if matches!(**cause, TransportError::Body { .. })),
+                        "{err:?}"
+                    );
+                    assert!(err.to_string().contains("may have been carried out"));
+                    assert_eq!(err.kind(), Kind::Unreachable);
+                    // The server did create it: that is why it is not sent again.
+                    assert_eq!(cloud.disks("lal").len(), disks_before + 1);
+                }
+                _ => {
+                    let err = result.unwrap_err();
+                    assert!(
+                        matches!(&err, TransportError::OutcomeUnknown { cause } if matches!(**cause, TransportError::NoReply { .. })),
+                        "{err:?}"
+                    );
+                }
+            }
+        }
+        cloud.stop().await;
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_retried_even_for_writes_with_backoff() {
+        let port = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap().port()
+        };
+        let http = client(retries(3), HttpOptions::api());
+        let started = Instant::now();
+        let err = http
+            .send(Request::new(
+                Method::POST,
+                format!("http://127.0.0.1:{port}/x"),
+                "t",
+            ))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, TransportError::Connect { .. }), "{err:?}");
+        // 10 ms, then 20 ms.
+        assert!(started.elapsed() >= Duration::from_millis(30));
+        assert_eq!(err.kind(), Kind::Unreachable);
+    }
+
+    #[tokio::test]
+    async fn api_options_refuse_html_pages_and_big_write_replies() {
+        let cloud = cloud().await;
+        let api = client(retries(1), HttpOptions::api());
+        let plain = client(retries(1), HttpOptions::default());
+        cloud
+            .inject_fault(FaultRule::new(Service::Pdisk, FaultKind::WrongContentType).times(1))
+            .unwrap();
+        let err = api.send(disks(&cloud, Method::GET)).await.unwrap_err();
+        assert!(matches!(err, TransportError::HtmlReply { .. }), "{err:?}");
+        assert_eq!(err.kind(), Kind::Malformed);
+        cloud
+            .inject_fault(FaultRule::new(Service::Pdisk, FaultKind::WrongContentType).times(1))
+            .unwrap();
+        assert_eq!(
+            plain.send(disks(&cloud, Method::GET)).await.unwrap().status,
+            200
+        );
+
+        cloud
+            .inject_fault(FaultRule::new(Service::Pdisk, FaultKind::HugeBody(3_000_000)).times(2))
+            .unwrap();
+        let err = api.send(disks(&cloud, Method::POST)).await.unwrap_err();
+        assert!(
+            matches!(&err, TransportError::OutcomeUnknown { cause } if matches!(**cause, TransportError::BodyTooLarge { limit: API_MAX_WRITE_BODY })),
+            "{err:?}"
+        );
+        // A read of the same size is fine.
+        let reply = api.send(disks(&cloud, Method::GET)).await.unwrap();
+        assert_eq!(reply.body.len(), 3_000_000);
+        cloud.stop().await;
+    }
+
+    #[tokio::test]
+    async fn a_slow_reply_times_out_within_the_timeout() {
+        let cloud = cloud().await;
+        let http = HttpClient::new(HttpOptions {
+            timeout: Duration::from_millis(300),
+            ..HttpOptions::default()
+        })
+        .unwrap();
+        cloud
+            .inject_fault(
+                FaultRule::new(Service::Pdisk, FaultKind::Slow(Duration::from_secs(3))).times(1),
+            )
+            .unwrap();
+        let started = Instant::now();
+        let err = http.send(disks(&cloud, Method::GET)).await.unwrap_err();
+        assert!(matches!(err, TransportError::Timeout { .. }), "{err:?}");
+        assert!(started.elapsed() < Duration::from_secs(2));
+        assert_eq!(err.to_string(), "no reply within 0.3 s (timeout)");
+        cloud.stop().await;
     }
 }

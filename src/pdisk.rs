@@ -516,7 +516,7 @@ impl PdiskClient {
         operation: &str,
     ) -> Result<Response, PdiskError> {
         let url = format!("{}{path}", self.base_url);
-        let label = format!("{}: pdisk {operation}", self.site);
+        let label = format!("site '{}' pdisk {operation}", self.site);
         let mut request = Request::new(method, url, label).accept(JSON);
         if let Some(form) = form {
             request = request.body(FORM, form);
@@ -565,7 +565,7 @@ fn error_from_response(response: &Response) -> PdiskError {
 }
 
 /// The service's `{ "message", "code" }` JSON or `ERROR (<code>): <text>` text, when it is one.
-fn error_details(body: &[u8]) -> (Option<i64>, Option<String>) {
+pub fn error_details(body: &[u8]) -> (Option<i64>, Option<String>) {
     if let Ok(Value::Object(object)) = serde_json::from_slice::<Value>(body) {
         let message = object.get("message").and_then(scalar_text);
         let code = object
@@ -627,7 +627,10 @@ fn integer(value: &Value) -> Result<u64, String> {
             .as_u64()
             .ok_or_else(|| format!("{n} is not a non-negative integer")),
         Value::String(s) => parse_grouped(s.trim()).ok_or_else(|| format!("'{s}' is not a number")),
-        other => Err(format!("{other} is not a number")),
+        other => Err(format!(
+            "{} is not a number",
+            excerpt(other.to_string().as_bytes())
+        )),
     }
 }
 
@@ -667,7 +670,10 @@ impl<'a> Fields<'a> {
     fn of(value: &'a Value, what: &'static str) -> Result<Self, PdiskError> {
         match value {
             Value::Object(object) => Ok(Fields { object, what }),
-            other => Err(malformed(format!("{what} is not a JSON object: {other}"))),
+            other => Err(malformed(format!(
+                "{what} is not a JSON object: {}",
+                excerpt(other.to_string().as_bytes())
+            ))),
         }
     }
 
@@ -675,7 +681,11 @@ impl<'a> Fields<'a> {
         match self.object.get(key) {
             None | Some(Value::Null) => Ok(None),
             Some(value) => scalar_text(value).map(Some).ok_or_else(|| {
-                malformed(format!("{}: '{key}' is not a string: {value}", self.what))
+                malformed(format!(
+                    "{}: '{key}' is not a string: {}",
+                    self.what,
+                    excerpt(value.to_string().as_bytes())
+                ))
             }),
         }
     }
@@ -729,7 +739,7 @@ fn summary_from(value: &Value) -> Result<DiskSummary, PdiskError> {
 }
 
 /// `GET /disks/` body → volumes.
-fn parse_disk_list(body: &[u8]) -> Result<Vec<DiskSummary>, PdiskError> {
+pub fn parse_disk_list(body: &[u8]) -> Result<Vec<DiskSummary>, PdiskError> {
     match parse_json(body)? {
         Value::Array(items) => items.iter().map(summary_from).collect(),
         other => Err(malformed(format!(
@@ -740,7 +750,7 @@ fn parse_disk_list(body: &[u8]) -> Result<Vec<DiskSummary>, PdiskError> {
 }
 
 /// `GET /disks/<uuid>/` body → volume.
-fn parse_disk(body: &[u8]) -> Result<Disk, PdiskError> {
+pub fn parse_disk(body: &[u8]) -> Result<Disk, PdiskError> {
     let value = parse_json(body)?;
     let f = Fields::of(&value, "volume")?;
     Ok(Disk {
@@ -757,13 +767,13 @@ fn parse_disk(body: &[u8]) -> Result<Disk, PdiskError> {
 }
 
 /// `{ "uuid" : "<uuid>" }` (create and delete replies) → uuid.
-fn parse_uuid(body: &[u8]) -> Result<String, PdiskError> {
+pub fn parse_uuid(body: &[u8]) -> Result<String, PdiskError> {
     let value = parse_json(body)?;
     Fields::of(&value, "reply")?.uuid()
 }
 
 /// `GET /disks/<uuid>/mounts` body → mounts.
-fn parse_mounts(body: &[u8]) -> Result<Vec<Mount>, PdiskError> {
+pub fn parse_mounts(body: &[u8]) -> Result<Vec<Mount>, PdiskError> {
     let items = match parse_json(body)? {
         Value::Array(items) => items,
         other => {
@@ -788,7 +798,7 @@ fn parse_mounts(body: &[u8]) -> Result<Vec<Mount>, PdiskError> {
 }
 
 /// The `target` of an attach or detach reply.
-fn parse_target(body: &[u8]) -> Result<String, PdiskError> {
+pub fn parse_target(body: &[u8]) -> Result<String, PdiskError> {
     let value = parse_json(body)?;
     let target = Fields::of(&value, "reply")?.required_text("target")?;
     if target.is_empty() {
@@ -1143,10 +1153,7 @@ mod tests {
 
         let e = error_from_response(&response(502, "<html>Bad Gateway</html>"));
         assert_eq!(e.service_code(), None);
-        assert_eq!(
-            e.to_string(),
-            "pdisk answered HTTP 502: <html>Bad Gateway</html>"
-        );
+        assert_eq!(e.to_string(), "pdisk answered HTTP 502: Bad Gateway");
 
         let e = error_from_response(&response(500, ""));
         assert_eq!(e.to_string(), "pdisk answered HTTP 500: (empty reply)");

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from libcloud import security
+from libcloud.common import base as libcloud_base
 from libcloud.compute.base import (
     Node,
     NodeAuthPassword,
@@ -30,7 +31,7 @@ from libcloud.compute.base import (
 from libcloud.compute.types import NodeState, StorageVolumeState
 
 from . import _stratuslab
-from ._logging import install_libcloud_debug
+from ._logging import install_libcloud_debug, warn_if_exposed
 from .errors import StratusLabConfigError, StratusLabSiteWarning
 
 __all__ = ["StratusLabNodeDriver"]
@@ -50,6 +51,7 @@ def _read_config(source: ConfigSource) -> tuple[str | bytes, str]:
     """Text (or bytes) and origin of a config given as a path or an open file."""
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
+        warn_if_exposed(path)
         return _stratuslab.read_config_file(str(path)), str(path)
     if isinstance(source, io.IOBase) or hasattr(source, "read"):
         origin = str(getattr(source, "name", "<file object>"))
@@ -185,8 +187,19 @@ class StratusLabNodeDriver(NodeDriver):
                 "TLS certificate verification is OFF for this StratusLab driver: anyone on the "
                 "path can read the credentials"
             )
-        retry_env = os.environ.get("LIBCLOUD_RETRY_FAILED_HTTP_REQUESTS", "")
-        attempts = ex_retries if ex_retries is not None else (3 if retry_env else 1)
+        retry_on = bool(
+            os.environ.get("LIBCLOUD_RETRY_FAILED_HTTP_REQUESTS")
+            or libcloud_base.RETRY_FAILED_HTTP_REQUESTS
+        )
+        if ex_retries is not None and (
+            isinstance(ex_retries, bool)
+            or not isinstance(ex_retries, int)
+            or not 1 <= ex_retries <= 100
+        ):
+            raise ValueError(
+                f"ex_retries must be a number of attempts from 1 to 100, not {ex_retries!r}"
+            )
+        attempts = ex_retries if ex_retries is not None else (3 if retry_on else 1)
         env = {k: v for k, v in os.environ.items() if k.startswith(_ENV_PREFIX)}
         install_libcloud_debug()
         self._core = _stratuslab.Core(
@@ -246,7 +259,7 @@ class StratusLabNodeDriver(NodeDriver):
         if not isinstance(node_id, str):
             raise TypeError(f"node must be a Node or a node id, not {node!r}")
         vm, sep, site = node_id.partition("@")
-        if not sep or not vm.isdigit():
+        if not sep or not (vm.isascii() and vm.isdigit() and len(vm) <= 18):
             raise ValueError(f"{node_id!r} is not a StratusLab node id (<vm id>@<site>)")
         self._location(site)
         return site, int(vm)
@@ -395,7 +408,9 @@ class StratusLabNodeDriver(NodeDriver):
             ex_network,
             context,
             ex_disks_bus,
-            ex_volatile_disk_gib,
+            None
+            if ex_volatile_disk_gib is None
+            else _count(ex_volatile_disk_gib, "ex_volatile_disk_gib"),
         )
         return self._to_node(rec)
 
@@ -562,6 +577,15 @@ class StratusLabNodeDriver(NodeDriver):
             extra.pop("node", None)
         volume.state = StorageVolumeState.INUSE if extra["count"] else StorageVolumeState.AVAILABLE
         return True
+
+
+def _count(value: Any, what: str) -> int:
+    """A non-negative integer argument for the core: ValueError (not OverflowError) when out of
+    range."""
+    number = int(value)
+    if not 0 <= number < 2**32:
+        raise ValueError(f"{what} must be between 0 and {2**32 - 1}, not {number}")
+    return number
 
 
 def _ca_from_libcloud() -> str | None:

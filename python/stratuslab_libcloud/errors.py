@@ -23,6 +23,7 @@ __all__ = [
     "StratusLabError",
     "StratusLabMalformedResponseError",
     "StratusLabProviderError",
+    "StratusLabSecurityWarning",
     "StratusLabSiteWarning",
     "StratusLabTimeoutError",
     "StratusLabUnsupportedError",
@@ -119,3 +120,8 @@ class StratusLabConfigError(ValueError):
 
 class StratusLabSiteWarning(UserWarning):
     """A site failed during a multi-site listing; the other sites' results are still returned."""
+
+
+class StratusLabSecurityWarning(UserWarning):
+    """A setting exposes the credentials (a configuration file others can read, TLS
+    verification turned off)."""

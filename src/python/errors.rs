@@ -8,6 +8,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use crate::error::{Classify, Error, Kind};
+use crate::http::redact_urls;
 
 /// Runs `f` with the GIL released, catching panics, and maps its error to Python.
 pub fn run<T, F>(py: Python<'_>, f: F) -> PyResult<T>
@@ -52,11 +53,12 @@ pub fn to_py(py: Python<'_>, error: &Error) -> PyErr {
 
 fn build(py: Python<'_>, error: &Error) -> PyResult<PyErr> {
     let module = py.import("stratuslab_libcloud.errors")?;
-    let message = error.to_string();
+    // A URL given with user:password@ must not carry them into a message.
+    let message = redact_urls(&error.to_string()).into_owned();
     let context = PyDict::new(py);
     if let Some(c) = error.context() {
         context.set_item("site", &c.site)?;
-        context.set_item("endpoint", &c.endpoint)?;
+        context.set_item("endpoint", redact_urls(&c.endpoint))?;
         context.set_item("operation", &c.operation)?;
     }
     if let Some(code) = error.service_code() {
@@ -64,7 +66,12 @@ fn build(py: Python<'_>, error: &Error) -> PyResult<PyErr> {
     }
     let kwargs = PyDict::new(py);
     kwargs.set_item("context", context)?;
-    let value = match error.kind() {
+    // HTTP 401 is a credentials problem whichever service sent it (as in libcloud's own drivers).
+    let kind = match (error.kind(), error.http_status()) {
+        (Kind::Provider, Some(401)) => Kind::InvalidCreds,
+        (kind, _) => kind,
+    };
+    let value = match kind {
         Kind::InvalidCreds => module
             .getattr("StratusLabAuthError")?
             .call((message,), Some(&kwargs))?,

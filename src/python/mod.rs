@@ -52,18 +52,31 @@ fn read_config_file(py: Python<'_>, path: String) -> PyResult<Vec<u8>> {
     })
 }
 
+/// Test hook: panics inside [`errors::run`], which must raise `StratusLabError`, not abort.
+#[pyfunction]
+fn _panic_for_tests(py: Python<'_>) -> PyResult<()> {
+    errors::run(py, || -> Result<(), crate::error::Error> {
+        panic!("panic injected by _panic_for_tests")
+    })
+}
+
 #[pymodule]
 fn _stratuslab(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     if LOG_RESET.get().is_none() {
+        // Our records (target `stratuslab_libcloud`) at every level; other crates' (hyper,
+        // rustls…) only from WARN up, so I/O threads do not take the GIL for their chatter.
         if let Ok(handle) = pyo3_log::Logger::new(py, pyo3_log::Caching::LoggersAndLevels)?
-            .filter(log::LevelFilter::Trace)
+            .filter(log::LevelFilter::Warn)
+            .filter_target("stratuslab_libcloud".to_owned(), log::LevelFilter::Trace)
             .install()
         {
             let _ = LOG_RESET.set(handle);
         }
     }
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("_debug_build", cfg!(debug_assertions))?;
+    m.add_function(wrap_pyfunction!(_panic_for_tests, m)?)?;
     m.add_function(wrap_pyfunction!(reset_log_cache, m)?)?;
     m.add_function(wrap_pyfunction!(default_config_path, m)?)?;
     m.add_function(wrap_pyfunction!(read_config_file, m)?)?;
