@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import warnings
+import xml.etree.ElementTree as ET
+import xmlrpc.client
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +24,7 @@ from stratuslab_libcloud.errors import (
     StratusLabSiteWarning,
     StratusLabUnsupportedError,
 )
+from stratuslab_libcloud.localcloud import DEFAULT_PASSWORD, DEFAULT_USER
 
 SITES = ["lal", "grnet"]
 
@@ -489,3 +492,176 @@ def test_actions_on_nodes_that_are_not_ours_or_gone(
         driver.reboot_node(Node("5@grnet", "ghost", NodeState.RUNNING, [], [], driver))
     assert err.value.service_code == 1024
     assert err.value.operation == "reboot_node (one.vm.info)"
+
+
+# --------------------------------------------------------------------------- the template sent
+
+
+def daemon_template(cloud: LocalCloud, site: str, vm_id: int) -> ET.Element:
+    """The VM's TEMPLATE as the daemon stored it, read by an independent client."""
+    rpc = xmlrpc.client.ServerProxy(cloud.endpoints(site)["rpc2"])
+    ok, doc, _code = rpc.one.vm.info(f"{DEFAULT_USER}:{DEFAULT_PASSWORD}", vm_id)
+    assert ok is True, doc
+    template = ET.fromstring(doc).find("TEMPLATE")
+    assert template is not None
+    return template
+
+
+def fields(element: ET.Element | None) -> dict[str, str]:
+    assert element is not None
+    return {child.tag: child.text or "" for child in element}
+
+
+def test_the_template_of_a_full_create_on_3_2(ssh_public_key: str) -> None:
+    centos = "KzSS0YL0P2bqIVSsvab1yBCcd8r"  # raw, inbound ports 22, 80, 443
+    with LocalCloud(sites=SITES, boot_step=0.02, version="3.2") as cloud:
+        driver = make_driver(cloud)
+        node = driver.create_node(
+            name="full create",
+            size=next(s for s in driver.list_sizes() if s.id == "m1.large"),
+            image=driver.get_image(centos),
+            location="grnet",
+            auth=NodeAuthSSHKey(ssh_public_key),
+            ex_network="private",
+            ex_context={"USER_DATA_URL": "http://example.org/ud", "NOTE": 'a "quoted" [v]=1'},
+            ex_volatile_disk_gib=5,
+        )
+        source = f"{cloud.endpoints('grnet')['marketplace']}/metadata/{centos}"
+        assert cloud.vm_template("grnet", 0) == (
+            "CPU = 2\n"
+            "VCPU = 2\n"
+            "MEMORY = 6144\n"
+            'RANK = "- RUNNING_VMS"\n'
+            'NAME = "full create"\n'
+            "DISK = [\n"
+            f'source = "{source}",\n'
+            'target = "hda",\n'
+            "save = no,\n"
+            'readonly = "no",\n'
+            'driver = "raw"\n'
+            "]\n"
+            "DISK = [\n"
+            "type = swap,\n"
+            "size = 6144,\n"
+            'target = "hdb",\n'
+            'readonly = "no"\n'
+            "]\n"
+            'DISK = [ format = "ext3", readonly = "no", save = "no", size = 5120, '
+            'target = "hdc", type = "fs" ]\n'
+            'NIC = [ network_uname = "oneadmin", network = "private" ]\n'
+            'GRAPHICS = [ port = "-1", type = "vnc" ]\n'
+            "CONTEXT = [\n"
+            f'public_key = "{ssh_public_key}",\n'
+            'USER_DATA_URL = "http://example.org/ud",\n'
+            'NOTE = "a \\"quoted\\" [v]=1",\n'
+            'target = "hdd"\n'
+            "]\n"
+            'INBOUND_PORTS = "22,80,443"\n'
+        )
+        # Attribute by attribute, as the daemon parsed and stored it.
+        stored = daemon_template(cloud, "grnet", 0)
+        assert (stored.findtext("CPU"), stored.findtext("VCPU"), stored.findtext("MEMORY")) == (
+            "2",
+            "2",
+            "6144",
+        )
+        assert stored.findtext("NAME") == "full create"
+        assert stored.findtext("RANK") == "- RUNNING_VMS"
+        assert stored.findtext("INBOUND_PORTS") == "22,80,443"
+        root, swap, volatile = stored.findall("DISK")
+        assert fields(root) == {
+            "DEV_PREFIX": "hd",
+            "DISK_ID": "0",
+            "DRIVER": "raw",
+            "READONLY": "no",
+            "SAVE": "no",
+            "SOURCE": source,
+            "TARGET": "hda",
+        }
+        assert fields(swap) == {
+            "DEV_PREFIX": "hd",
+            "DISK_ID": "1",
+            "READONLY": "no",
+            "SIZE": "6144",
+            "TARGET": "hdb",
+            "TYPE": "swap",
+        }
+        assert fields(volatile) == {
+            "DEV_PREFIX": "hd",
+            "DISK_ID": "2",
+            "FORMAT": "ext3",
+            "READONLY": "no",
+            "SAVE": "no",
+            "SIZE": "5120",
+            "TARGET": "hdc",
+            "TYPE": "fs",
+        }
+        nic = fields(stored.find("NIC"))
+        assert (nic["NETWORK"], nic["NETWORK_UNAME"], nic["IP"]) == (
+            "private",
+            "oneadmin",
+            FIRST_PRIVATE["grnet"],
+        )
+        assert fields(stored.find("GRAPHICS")) == {"PORT": "-1", "TYPE": "vnc"}
+        assert fields(stored.find("CONTEXT")) == {
+            "DISK_ID": "3",
+            "NOTE": 'a "quoted" [v]=1',
+            "PUBLIC_KEY": ssh_public_key,
+            "TARGET": "hdd",
+            "USER_DATA_URL": "http://example.org/ud",
+        }
+        assert node.private_ips == [FIRST_PRIVATE["grnet"]]
+        assert node.size is not None
+        assert node.size.id == "m1.large"
+        assert node.image is not None
+        assert node.image.id == centos
+
+
+def test_the_template_of_a_create_on_3_8_types_every_disk(ssh_public_key: str) -> None:
+    debian = "PpELY8k_6QKYLhpe1JOXFMfeOva"  # raw, disks bus virtio, inbound port 22
+    with LocalCloud(sites=SITES, boot_step=0.02, version="3.8") as cloud:
+        driver = make_driver(cloud)
+        driver.create_node(
+            name="debian",
+            size=small(driver),
+            image=debian,
+            auth=NodeAuthSSHKey(ssh_public_key),
+        )
+        source = f"{cloud.endpoints('lal')['marketplace']}/metadata/{debian}"
+        assert cloud.vm_template("lal", 0) == (
+            "CPU = 1\n"
+            "VCPU = 1\n"
+            "MEMORY = 512\n"
+            'RANK = "- RUNNING_VMS"\n'
+            'NAME = "debian"\n'
+            "DISK = [\n"
+            f'source = "{source}",\n'
+            'target = "vda",\n'
+            "save = no,\n"
+            'readonly = "no",\n'
+            'driver = "raw",\n'
+            'type = "fs"\n'
+            "]\n"
+            "DISK = [\n"
+            "type = swap,\n"
+            "size = 512,\n"
+            'target = "vdb",\n'
+            'readonly = "no"\n'
+            "]\n"
+            'NIC = [ network_uname = "oneadmin", network = "public" ]\n'
+            'GRAPHICS = [ port = "-1", type = "vnc" ]\n'
+            "CONTEXT = [\n"
+            f'public_key = "{ssh_public_key}",\n'
+            'target = "hdd"\n'
+            "]\n"
+            'INBOUND_PORTS = "22"\n'
+        )
+        stored = daemon_template(cloud, "lal", 0)
+        root, swap = stored.findall("DISK")
+        assert (root.findtext("TYPE"), root.findtext("TARGET"), root.findtext("DEV_PREFIX")) == (
+            "fs",
+            "vda",
+            "hd",
+        )
+        assert (swap.findtext("TYPE"), swap.findtext("SIZE")) == ("swap", "512")
+        assert fields(stored.find("NIC"))["IP"] == FIRST_PUBLIC["lal"]
