@@ -345,23 +345,26 @@ def node_tuple(
 
 
 class Sizes:
-    """The driver's instance-type matching (exact cpu/ram/swap, else cpu/ram, else custom)."""
+    """The driver's instance-type matching (cpu, ram and swap exactly, else a custom name)."""
 
     def __init__(self, sizes: Iterable[tuple[str, int, int, int]]) -> None:
         self.exact: dict[tuple[int, int, int], str] = {}
-        self.loose: dict[tuple[int, int], str] = {}
         for name, cpu, ram, swap in sizes:
             self.exact.setdefault((cpu, ram, swap), name)
-            self.loose.setdefault((cpu, ram), name)
 
     def size(
         self, tcpu: float | None, vcpu: int | None, ram: int | None, swap: int
     ) -> tuple[str, int, int, int] | None:
-        cpu = vcpu if vcpu is not None else (None if tcpu is None else -int(-tcpu // 1))
-        if cpu is None or ram is None:
+        if vcpu is not None:
+            cpu = vcpu
+        elif tcpu is not None and 0 < tcpu < 2**32:
+            cpu = -int(-tcpu // 1)
+        else:
             return None
-        name = self.exact.get((cpu, ram, swap)) or self.loose.get((cpu, ram))
-        return (name or f"custom-{cpu}cpu-{ram}mib", cpu, ram, swap)
+        if ram is None:
+            return None
+        name = self.exact.get((cpu, ram, swap)) or f"custom-{cpu}cpu-{ram}mib-{swap}swap"
+        return (name, cpu, ram, swap)
 
 
 def _num(text: str | None, kind: type) -> Any:
@@ -395,7 +398,10 @@ def node_tuples_from_etree(site: str, pool: ET.Element, sizes: Sizes) -> list[No
                 swap = _num(_text(d, "SIZE"), int) or 0
         if root is None and disks:
             root = disks[0]
+        image = _text(root, "IMAGE")
         source = _text(root, "SOURCE")
+        if image is None and source is not None:
+            image = image_id_of_source(source)
         tcpu = _num(_text(tpl, "CPU"), float)
         vcpu = _num(_text(tpl, "VCPU"), int)
         memory = _num(_text(tpl, "MEMORY"), int)
@@ -426,7 +432,7 @@ def node_tuples_from_etree(site: str, pool: ET.Element, sizes: Sizes) -> list[No
                 vcpu=vcpu,
                 memory=memory,
                 size=sizes.size(tcpu, vcpu, memory, swap),
-                image_id=None if source is None else image_id_of_source(source),
+                image_id=image,
                 nics=nics,
                 error=_text(tpl, "ERROR/MESSAGE"),
             )
@@ -523,7 +529,10 @@ def node_tuples_from_pyone(site: str, pool: Any, sizes: Sizes) -> list[NodeTuple
                 swap = _num(_pyone_get(d, "SIZE"), int) or 0
         if root is None and disks:
             root = disks[0]
+        image = _pyone_get(root, "IMAGE")
         source = _pyone_get(root, "SOURCE")
+        if image is None and source is not None:
+            image = image_id_of_source(source)
         tcpu = _num(_pyone_get(tpl, "CPU"), float)
         vcpu = _num(_pyone_get(tpl, "VCPU"), int)
         memory = _num(_pyone_get(tpl, "MEMORY"), int)
@@ -553,7 +562,7 @@ def node_tuples_from_pyone(site: str, pool: Any, sizes: Sizes) -> list[NodeTuple
                 vcpu=vcpu,
                 memory=memory,
                 size=sizes.size(tcpu, vcpu, memory, swap),
-                image_id=None if source is None else image_id_of_source(source),
+                image_id=image,
                 nics=nics,
                 error=_pyone_get(error, "MESSAGE") if isinstance(error, dict) else None,
             )

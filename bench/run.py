@@ -37,6 +37,7 @@ sys.path.insert(0, str(HERE))
 import baselines as bl  # noqa: E402
 import pyone  # noqa: E402
 from libcloud.compute.base import NodeAuthSSHKey  # noqa: E402
+
 from stratuslab_libcloud import LocalCloud, StratusLabNodeDriver  # noqa: E402
 
 USER, PASSWORD = "alice", "alice-local-password"

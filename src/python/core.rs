@@ -177,7 +177,9 @@ impl Core {
         let results = block(py, async move { driver.list_nodes(site.as_deref()).await })?;
         let _paused = GcPaused::new(py)?;
         let mut strings = convert::Strings::new(py);
-        per_site(py, results, strict, |py, r| convert::node(py, r, &mut strings))
+        per_site(py, results, strict, |py, r| {
+            convert::node(py, r, &mut strings)
+        })
     }
 
     fn get_node<'py>(

@@ -187,13 +187,60 @@ pub fn decode_call(bytes: &[u8]) -> Result<(String, Vec<Value>), XmlRpcError> {
 
 /// Decodes a `methodResponse`; a fault becomes `Err(XmlRpcError::Fault)`.
 pub fn decode_response(bytes: &[u8]) -> Result<Value, XmlRpcError> {
+    decode_response_with(bytes, |d| d.value_body(0))
+}
+
+/// One item of an array response read by [`decode_response_raw`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum RawItem<'a> {
+    /// A `<string>` body as written (references unresolved; [`unescape`] resolves them).
+    Escaped(&'a str),
+    /// Any other item, decoded.
+    Value(Value),
+}
+
+impl RawItem<'_> {
+    /// The item decoded as [`decode_response`] would have.
+    pub fn into_value(self) -> Result<Value, XmlRpcError> {
+        match self {
+            RawItem::Escaped(raw) => unescape(raw).map(Value::String),
+            RawItem::Value(v) => Ok(v),
+        }
+    }
+}
+
+/// A response read by [`decode_response_raw`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum RawResponse<'a> {
+    /// The value is an array: its items.
+    Array(Vec<RawItem<'a>>),
+    /// Any other value, decoded.
+    Other(Value),
+}
+
+/// Decodes a `methodResponse` as [`decode_response`] does, except that the `<string>` items of
+/// an array value are left as written, borrowed from `bytes`: a reader of a large document (a VM
+/// pool, tens of MB) can read it where it lies instead of unescaping a copy first.
+pub fn decode_response_raw(bytes: &[u8]) -> Result<RawResponse<'_>, XmlRpcError> {
+    decode_response_with(bytes, |d| d.raw_value())
+}
+
+/// Resolves the references and line ends of a `<string>` body as written.
+pub fn unescape(raw: &str) -> Result<String, XmlRpcError> {
+    unescape_string(raw)
+}
+
+fn decode_response_with<'a, T>(
+    bytes: &'a [u8],
+    value: impl FnOnce(&mut Decoder<'a>) -> Result<T, XmlRpcError>,
+) -> Result<T, XmlRpcError> {
     let mut d = Decoder::new(bytes)?;
     d.expect_start("methodResponse")?;
     let result = match d.next_significant()? {
         Tok::Start(tag) if tag == "params" => {
             d.expect_start("param")?;
             d.expect_start("value")?;
-            let v = d.value_body(0)?;
+            let v = value(&mut d)?;
             d.expect_end("param")?;
             d.expect_end("params")?;
             Ok(v)
@@ -355,14 +402,26 @@ impl<'a> Decoder<'a> {
 
     /// The body of a `<value>` whose start tag was consumed; consumes `</value>`.
     fn value_body(&mut self, depth: usize) -> Result<Value, XmlRpcError> {
+        let first = self.next_raw()?;
+        self.value_from(first, String::new(), depth)
+    }
+
+    /// [`value_body`](Self::value_body) with its first token read and the untyped text before
+    /// it already collected.
+    fn value_from(
+        &mut self,
+        first: Tok<'a>,
+        mut untyped: String,
+        depth: usize,
+    ) -> Result<Value, XmlRpcError> {
         if depth > MAX_DEPTH {
             return Err(malformed(format!(
                 "values nested deeper than {MAX_DEPTH} levels"
             )));
         }
-        let mut untyped = String::new();
+        let mut tok = first;
         loop {
-            match self.next_raw()? {
+            match tok {
                 Tok::Text(t) => untyped.push_str(&unescape_text(&t)?),
                 Tok::Resolved(t) => untyped.push_str(&t),
                 Tok::End(t) if t == "value" => return Ok(Value::String(untyped)),
@@ -390,28 +449,75 @@ impl<'a> Decoder<'a> {
                 }
                 other => return Err(unexpected("a value", &other)),
             }
+            tok = self.next_raw()?;
+        }
+    }
+
+    /// The first token inside a `<value>` that is not whitespace, and that whitespace.
+    fn value_start(&mut self) -> Result<(Tok<'a>, String), XmlRpcError> {
+        let mut space = String::new();
+        loop {
+            match self.next_raw()? {
+                Tok::Text(t) if t.trim().is_empty() => space.push_str(&t),
+                tok => return Ok((tok, space)),
+            }
+        }
+    }
+
+    /// The body of the response's `<value>` for [`decode_response_raw`]; consumes `</value>`.
+    fn raw_value(&mut self) -> Result<RawResponse<'a>, XmlRpcError> {
+        let (first, space) = self.value_start()?;
+        if !matches!(&first, Tok::Start(t) if t == "array") {
+            return self.value_from(first, space, 0).map(RawResponse::Other);
+        }
+        let mut items = Vec::new();
+        match self.next_significant()? {
+            Tok::Start(t) if t == "data" => loop {
+                match self.next_significant()? {
+                    Tok::Start(t) if t == "value" => {
+                        let (first, space) = self.value_start()?;
+                        if matches!(&first, Tok::Start(t) if t == "string") {
+                            items.push(RawItem::Escaped(self.raw_string()?));
+                            self.expect_end("value")?;
+                        } else {
+                            items.push(RawItem::Value(self.value_from(first, space, 1)?));
+                        }
+                    }
+                    Tok::Empty(t) if t == "value" => {
+                        items.push(RawItem::Value(Value::String(String::new())))
+                    }
+                    Tok::End(t) if t == "data" => break,
+                    other => return Err(unexpected("<value> or </data>", &other)),
+                }
+            },
+            Tok::Empty(t) if t == "data" => {}
+            other => return Err(unexpected("<data>", &other)),
+        }
+        self.expect_end("array")?;
+        self.expect_end("value")?;
+        Ok(RawResponse::Array(items))
+    }
+
+    /// The body of a `<string>` whose start tag was consumed, as written; consumes
+    /// `</string>`. The text up to the next `<` is taken as one slice (quick-xml would stop at
+    /// every reference: a 37 MB pool has millions) and the reader moved past it.
+    fn raw_string(&mut self) -> Result<&'a str, XmlRpcError> {
+        let rest: &'a [u8] = self.reader.get_mut();
+        let start = self.doc.len() - rest.len();
+        let text = self.doc.get(start..).unwrap_or_default();
+        let len = memchr::memchr(b'<', text.as_bytes()).unwrap_or(text.len());
+        *self.reader.get_mut() = &rest[len..];
+        self.skipped += len as u64;
+        match self.next_raw()? {
+            Tok::End(t) if t == "string" => Ok(&text[..len]),
+            Tok::Eof => Err(malformed("the document ends inside <string>")),
+            _ => Err(malformed("markup inside <string>")),
         }
     }
 
     fn typed(&mut self, tag: &str, depth: usize) -> Result<Value, XmlRpcError> {
         match tag {
-            "string" => {
-                // The raw text up to the next `<` is taken as one slice (quick-xml would stop at
-                // every reference: a 37 MB pool has millions), unescaped once, and the reader
-                // moved past it; the next token must then be `</string>`.
-                let rest: &'a [u8] = self.reader.get_mut();
-                let start = self.doc.len() - rest.len();
-                let text = self.doc.get(start..).unwrap_or_default();
-                let len = text.find('<').unwrap_or(text.len());
-                let value = unescape_string(&text[..len])?;
-                *self.reader.get_mut() = &rest[len..];
-                self.skipped += len as u64;
-                match self.next_raw()? {
-                    Tok::End(t) if t == "string" => Ok(Value::String(value)),
-                    Tok::Eof => Err(malformed("the document ends inside <string>")),
-                    _ => Err(malformed("markup inside <string>")),
-                }
-            }
+            "string" => Ok(Value::String(unescape_string(self.raw_string()?)?)),
             "i4" | "int" | "i8" => {
                 let text = self.text_until_end(tag)?;
                 text.trim()
