@@ -16,10 +16,10 @@ use crate::one::states;
 pub type NodeTuple<'py> = (
     Bound<'py, PyString>,
     i64,
-    String,
     Bound<'py, PyString>,
-    Vec<String>,
-    Vec<String>,
+    Bound<'py, PyString>,
+    Bound<'py, PyList>,
+    Bound<'py, PyList>,
     Option<(Bound<'py, PyString>, u32, u64, u64)>,
     Option<Bound<'py, PyString>>,
     i64,
@@ -27,27 +27,40 @@ pub type NodeTuple<'py> = (
 );
 
 /// Python strings of the values that repeat from node to node (site, owner, group, host,
-/// network, state names, sizes, images): one object per distinct value in a listing.
+/// network, state names, sizes, images): one object per distinct value in a listing. The first
+/// few distinct values are found by comparison (no hashing), later ones in a map.
 pub struct Strings<'py> {
     py: Python<'py>,
-    known: HashMap<String, Bound<'py, PyString>>,
+    few: Vec<(String, Bound<'py, PyString>)>,
+    many: HashMap<String, Bound<'py, PyString>>,
 }
+
+/// Distinct values kept in [`Strings`]' list before its map is used.
+const FEW: usize = 32;
 
 impl<'py> Strings<'py> {
     pub fn new(py: Python<'py>) -> Self {
         Strings {
             py,
-            known: HashMap::new(),
+            few: Vec::new(),
+            many: HashMap::new(),
         }
     }
 
     /// The shared Python string of `text`.
     pub fn get(&mut self, text: &str) -> Bound<'py, PyString> {
-        if let Some(s) = self.known.get(text) {
+        if let Some((_, s)) = self.few.iter().find(|(t, _)| t == text) {
+            return s.clone();
+        }
+        if let Some(s) = self.many.get(text) {
             return s.clone();
         }
         let s = PyString::new(self.py, text);
-        self.known.insert(text.to_owned(), s.clone());
+        if self.few.len() < FEW {
+            self.few.push((text.to_owned(), s.clone()));
+        } else {
+            self.many.insert(text.to_owned(), s.clone());
+        }
         s
     }
 
@@ -56,10 +69,11 @@ impl<'py> Strings<'py> {
     }
 }
 
-/// One node record as plain Python values (dict keys interned, repeated values shared).
+/// One node record as plain Python values (dict keys interned, repeated values shared). The
+/// record is only read: a listing's records are freed off the interpreter's thread.
 pub fn node<'py>(
     py: Python<'py>,
-    r: NodeRecord,
+    r: &NodeRecord,
     strings: &mut Strings<'py>,
 ) -> PyResult<NodeTuple<'py>> {
     let extra = PyDict::new(py);
@@ -95,23 +109,23 @@ pub fn node<'py>(
         nics.append(d)?;
     }
     extra.set_item(intern!(py, "nics"), nics)?;
-    extra.set_item(intern!(py, "volumes"), r.volumes.into_pyobject(py)?)?;
+    extra.set_item(intern!(py, "volumes"), (&r.volumes).into_pyobject(py)?)?;
     if let Some(m) = &vm.template.error_message {
         extra.set_item(intern!(py, "error_message"), m)?;
     }
     extra.set_item(intern!(py, "location"), &site)?;
     extra.set_item(intern!(py, "vm_id"), vm.id)?;
-    let vm = r.vm;
     let size = r
         .size
-        .map(|(name, cpu, ram, swap)| (strings.get(&name), cpu, ram, swap));
+        .as_ref()
+        .map(|(name, cpu, ram, swap)| (strings.get(name), *cpu, *ram, *swap));
     Ok((
         site,
         vm.id,
-        vm.name,
+        PyString::new(py, &vm.name),
         strings.get(r.state),
-        r.public_ips,
-        r.private_ips,
+        PyList::new(py, &r.public_ips)?,
+        PyList::new(py, &r.private_ips)?,
         size,
         strings.opt(r.image_id.as_deref()),
         vm.stime,

@@ -177,9 +177,14 @@ impl Core {
         let results = block(py, async move { driver.list_nodes(site.as_deref()).await })?;
         let _paused = GcPaused::new(py)?;
         let mut strings = convert::Strings::new(py);
-        per_site(py, results, strict, |py, r| {
-            convert::node(py, r, &mut strings)
-        })
+        let mut done = Vec::new();
+        let listed = per_site(py, results, strict, |py, r| {
+            let t = convert::node(py, &r, &mut strings);
+            done.push(r);
+            t
+        });
+        free_elsewhere(done);
+        listed
     }
 
     fn get_node<'py>(
@@ -190,7 +195,7 @@ impl Core {
     ) -> PyResult<convert::NodeTuple<'py>> {
         let driver = Arc::clone(&self.driver);
         let r = block(py, async move { driver.get_node(&site, vm_id).await })?;
-        convert::node(py, r, &mut convert::Strings::new(py))
+        convert::node(py, &r, &mut convert::Strings::new(py))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -228,7 +233,7 @@ impl Core {
             volatile_disk_gib,
         };
         let r = block(py, async move { driver.create_node(&site, req).await })?;
-        convert::node(py, r, &mut convert::Strings::new(py))
+        convert::node(py, &r, &mut convert::Strings::new(py))
     }
 
     fn node_action(
@@ -345,6 +350,19 @@ impl Core {
         let driver = Arc::clone(&self.driver);
         block(py, async move { driver.detach_volume(&site, &uuid).await })
     }
+}
+
+/// Frees a large listing's records on a short-lived thread: tens of thousands of small
+/// allocations take milliseconds to free, which the caller need not wait for.
+fn free_elsewhere<T: Send + 'static>(records: Vec<T>) {
+    if records.len() < 1000 {
+        return;
+    }
+    let spawned = std::thread::Builder::new()
+        .name("stratuslab-free".into())
+        .spawn(move || drop(records));
+    // If no thread can be started, the records came back in the error and are freed here.
+    drop(spawned);
 }
 
 /// Flattens per-site results into one list of converted records and the failed sites (or raises
