@@ -194,7 +194,64 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
 pub fn parse_listing(
     xml: &[u8],
 ) -> Result<Vec<Result<ImageEntry, MarketplaceError>>, MarketplaceError> {
+    if let Some(entries) = parse_listing_in_pieces(xml) {
+        return Ok(entries);
+    }
     parse_document(xml).map(|(_, entries)| entries)
+}
+
+/// Below this many bytes per piece a listing is read in one piece.
+const PIECE_MIN_BYTES: usize = 1 << 20;
+
+/// A large listing read in pieces on several threads: the children of a bare `<metadata>`
+/// wrapper, cut before `<rdf:RDF` entries near each 1/n, each piece read as a run of complete
+/// elements. `None` (read the whole document instead, which also gives the errors) when the
+/// listing is small, the wrapper is not a bare `<metadata>` (namespaces declared on it would not
+/// reach the pieces) with only the XML declaration, white space and `</metadata>` around it, or a
+/// piece does not read (a cut that fell inside a comment, CDATA or a nested element).
+fn parse_listing_in_pieces(xml: &[u8]) -> Option<Vec<Result<ImageEntry, MarketplaceError>>> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let pieces = threads.min(8).min(xml.len() / PIECE_MIN_BYTES);
+    if pieces < 2 {
+        return None;
+    }
+    let text = std::str::from_utf8(xml.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(xml)).ok()?;
+    let open = text.find("<metadata>")?;
+    let before = text[..open].trim();
+    let declaration_only = before.is_empty()
+        || (before.starts_with("<?xml")
+            && before.find("?>").is_some_and(|i| i + 2 == before.len()));
+    let body = open + "<metadata>".len();
+    let end = text.trim_end().strip_suffix("</metadata>")?.len();
+    if !declaration_only || end < body {
+        return None;
+    }
+    let mut cuts = vec![body];
+    for k in 1..pieces {
+        let from = (text.len() * k / pieces).max(*cuts.last()?);
+        cuts.push(from + text.get(from..end)?.find("<rdf:RDF")?);
+    }
+    cuts.push(end);
+    cuts.dedup();
+    let results: Vec<Option<Vec<Result<ImageEntry, MarketplaceError>>>> =
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = cuts
+                .windows(2)
+                .map(|w| {
+                    let piece = &text[w[0]..w[1]];
+                    scope.spawn(move || read(piece, true).ok().map(|(_, entries)| entries))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().ok().flatten())
+                .collect()
+        });
+    let mut all = Vec::new();
+    for piece in results {
+        all.extend(piece?);
+    }
+    Some(all)
 }
 
 /// Parses a single `rdf:RDF` document (not a listing).
@@ -805,6 +862,15 @@ pub(crate) fn parse_document(
     let xml = xml.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(xml);
     let text = std::str::from_utf8(xml)
         .map_err(|e| malformed(format!("not UTF-8 (byte {})", e.valid_up_to())))?;
+    read(text, false)
+}
+
+/// Reads `text`: a whole document, or (`inside`) the children of a listing's `<metadata>`
+/// without the wrapper's tags, which must then be complete elements.
+fn read(
+    text: &str,
+    inside: bool,
+) -> Result<(Root, Vec<Result<ImageEntry, MarketplaceError>>), MarketplaceError> {
     let mut reader = NsReader::from_str(text);
     let mut parser = Parser {
         stack: Vec::with_capacity(16),
@@ -812,8 +878,12 @@ pub(crate) fn parse_document(
         builder: None,
         text: String::with_capacity(256),
         // About one entry per 2 kB (a signed one is 4–5 kB).
-        entries: Vec::with_capacity(xml.len() / 2048),
+        entries: Vec::with_capacity(text.len() / 2048),
     };
+    if inside {
+        parser.root = Some(Root::Listing);
+        parser.stack.push(Ctx::Wrapper);
+    }
     loop {
         let event = reader
             .read_event()
@@ -859,7 +929,12 @@ pub(crate) fn parse_document(
             _ => {}
         }
     }
-    if !parser.stack.is_empty() {
+    let complete = if inside {
+        parser.stack == [Ctx::Wrapper]
+    } else {
+        parser.stack.is_empty()
+    };
+    if !complete {
         return Err(malformed(
             "the document ends before its root element".to_owned(),
         ));
@@ -1192,6 +1267,79 @@ mod tests {
         let one = String::from_utf8(fixture("server-tests/valid-two-locations.xml")).unwrap();
         let docs: Vec<&str> = std::iter::repeat_n(one.as_str(), 5000).collect();
         crate::marketplace::write_listing(&docs).into_bytes()
+    }
+
+    type Comparable = Result<Vec<Result<ImageEntry, String>>, String>;
+
+    fn comparable(
+        read: Result<Vec<Result<ImageEntry, MarketplaceError>>, MarketplaceError>,
+    ) -> Comparable {
+        read.map(|entries| {
+            entries
+                .into_iter()
+                .map(|e| e.map_err(|e| e.to_string()))
+                .collect()
+        })
+        .map_err(|e| e.to_string())
+    }
+
+    /// The serial read, for comparison with `parse_listing` (which may read in pieces).
+    fn serial(xml: &[u8]) -> Comparable {
+        comparable(parse_document(xml).map(|(_, entries)| entries))
+    }
+
+    fn listing(xml: &[u8]) -> Comparable {
+        comparable(parse_listing(xml))
+    }
+
+    #[test]
+    fn big_listings_read_in_pieces_as_in_one() {
+        let xml = big_listing();
+        assert!(xml.len() > 4 * PIECE_MIN_BYTES);
+        let whole = serial(&xml).unwrap();
+        assert_eq!(whole.len(), 5000);
+        assert_eq!(
+            comparable(Ok(parse_listing_in_pieces(&xml).unwrap())),
+            Ok(whole.clone())
+        );
+        let text = String::from_utf8(xml).unwrap();
+        let mid = text.len() / 2;
+        let at = mid + text[mid..].find("<rdf:RDF").unwrap();
+        // A cut marker inside a comment, a CDATA section or a nested element, near every cut:
+        // the pieces do not read and the whole document is read in one piece.
+        for (wrap, entries) in [
+            (("<!-- ", " -->"), 5000),
+            (("<x><![CDATA[", "]]></x>"), 5007),
+            (("<x>", "/></x>"), 5007),
+        ] {
+            let mut tricky = text.clone();
+            for k in (1..8).rev() {
+                let cut = text.len() * k / 8;
+                let cut = cut + text[cut..].find("<rdf:RDF").unwrap();
+                tricky.insert_str(cut, &format!("{}<rdf:RDF{}", wrap.0, wrap.1));
+            }
+            assert!(
+                parse_listing_in_pieces(tricky.as_bytes()).is_none(),
+                "{wrap:?}"
+            );
+            let expected = serial(tricky.as_bytes());
+            assert_eq!(expected.as_ref().map(Vec::len), Ok(entries), "{wrap:?}");
+            assert_eq!(listing(tricky.as_bytes()), expected, "{wrap:?}");
+        }
+        // A broken second half gives the serial error.
+        let mut broken = text.clone();
+        broken.insert_str(at, "</oops>");
+        let expected = serial(broken.as_bytes());
+        assert!(expected.is_err());
+        assert_eq!(listing(broken.as_bytes()), expected);
+        // Namespaces declared on the wrapper: read in one piece.
+        let declared = text.replacen(
+            "<metadata>",
+            &format!("<metadata xmlns:rdf=\"{RDF_NS}\">"),
+            1,
+        );
+        assert!(parse_listing_in_pieces(declared.as_bytes()).is_none());
+        assert_eq!(listing(declared.as_bytes()), Ok(whole));
     }
 
     #[test]

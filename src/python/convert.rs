@@ -27,45 +27,50 @@ pub type NodeTuple<'py> = (
 );
 
 /// Python strings of the values that repeat from node to node (site, owner, group, host,
-/// network, state names, sizes, images): one object per distinct value in a listing. The first
-/// few distinct values are found by comparison (no hashing), later ones in a map.
+/// network, state names, sizes, images): one object per distinct value in a listing. Each call
+/// site passes its own slot number, so a field's first few values are found by comparing only
+/// with each other (no hashing); more go to a map.
 pub struct Strings<'py> {
     py: Python<'py>,
-    few: Vec<(String, Bound<'py, PyString>)>,
+    slots: Vec<Vec<(String, Bound<'py, PyString>)>>,
     many: HashMap<String, Bound<'py, PyString>>,
 }
 
-/// Distinct values kept in [`Strings`]' list before its map is used.
-const FEW: usize = 32;
+/// Values kept per slot of [`Strings`] before its map is used.
+const FEW: usize = 8;
 
 impl<'py> Strings<'py> {
     pub fn new(py: Python<'py>) -> Self {
         Strings {
             py,
-            few: Vec::new(),
+            slots: Vec::new(),
             many: HashMap::new(),
         }
     }
 
-    /// The shared Python string of `text`.
-    pub fn get(&mut self, text: &str) -> Bound<'py, PyString> {
-        if let Some((_, s)) = self.few.iter().find(|(t, _)| t == text) {
+    /// The shared Python string of `text` (a value of the field numbered `slot`).
+    pub fn get(&mut self, slot: usize, text: &str) -> Bound<'py, PyString> {
+        if self.slots.len() <= slot {
+            self.slots.resize_with(slot + 1, Vec::new);
+        }
+        let few = &mut self.slots[slot];
+        if let Some((_, s)) = few.iter().find(|(t, _)| t == text) {
             return s.clone();
         }
         if let Some(s) = self.many.get(text) {
             return s.clone();
         }
         let s = PyString::new(self.py, text);
-        if self.few.len() < FEW {
-            self.few.push((text.to_owned(), s.clone()));
+        if few.len() < FEW {
+            few.push((text.to_owned(), s.clone()));
         } else {
             self.many.insert(text.to_owned(), s.clone());
         }
         s
     }
 
-    fn opt(&mut self, text: Option<&str>) -> Option<Bound<'py, PyString>> {
-        text.map(|t| self.get(t))
+    fn opt(&mut self, slot: usize, text: Option<&str>) -> Option<Bound<'py, PyString>> {
+        text.map(|t| self.get(slot, t))
     }
 }
 
@@ -78,24 +83,24 @@ pub fn node<'py>(
 ) -> PyResult<NodeTuple<'py>> {
     let extra = PyDict::new(py);
     let vm = &r.vm;
-    let site = strings.get(&r.site);
-    extra.set_item(intern!(py, "host"), strings.opt(vm.current_host()))?;
+    let site = strings.get(0, &r.site);
+    extra.set_item(intern!(py, "host"), strings.opt(1, vm.current_host()))?;
     extra.set_item(intern!(py, "state"), vm.state)?;
     extra.set_item(
         intern!(py, "state_name"),
-        strings.opt(states::state_name(vm.state)),
+        strings.opt(2, states::state_name(vm.state)),
     )?;
     extra.set_item(intern!(py, "lcm_state"), vm.lcm_state)?;
     extra.set_item(
         intern!(py, "lcm_state_name"),
-        strings.opt(states::lcm_state_name(vm.lcm_state)),
+        strings.opt(3, states::lcm_state_name(vm.lcm_state)),
     )?;
     extra.set_item(
         intern!(py, "summary"),
-        strings.get(states::summary_label(vm.state, vm.lcm_state)),
+        strings.get(4, states::summary_label(vm.state, vm.lcm_state)),
     )?;
-    extra.set_item(intern!(py, "owner"), strings.get(&vm.uname))?;
-    extra.set_item(intern!(py, "group"), strings.get(&vm.gname))?;
+    extra.set_item(intern!(py, "owner"), strings.get(5, &vm.uname))?;
+    extra.set_item(intern!(py, "group"), strings.get(6, &vm.gname))?;
     extra.set_item(intern!(py, "deploy_id"), &vm.deploy_id)?;
     extra.set_item(intern!(py, "cpu"), vm.template.cpu)?;
     extra.set_item(intern!(py, "vcpu"), vm.template.vcpu)?;
@@ -103,7 +108,7 @@ pub fn node<'py>(
     let nics = PyList::empty(py);
     for n in &vm.template.nics {
         let d = PyDict::new(py);
-        d.set_item(intern!(py, "network"), strings.opt(n.network.as_deref()))?;
+        d.set_item(intern!(py, "network"), strings.opt(7, n.network.as_deref()))?;
         d.set_item(intern!(py, "ip"), &n.ip)?;
         d.set_item(intern!(py, "mac"), &n.mac)?;
         nics.append(d)?;
@@ -118,68 +123,107 @@ pub fn node<'py>(
     let size = r
         .size
         .as_ref()
-        .map(|(name, cpu, ram, swap)| (strings.get(name), *cpu, *ram, *swap));
+        .map(|(name, cpu, ram, swap)| (strings.get(8, name), *cpu, *ram, *swap));
     Ok((
         site,
         vm.id,
         PyString::new(py, &vm.name),
-        strings.get(r.state),
+        strings.get(9, r.state),
         PyList::new(py, &r.public_ips)?,
         PyList::new(py, &r.private_ips)?,
         size,
-        strings.opt(r.image_id.as_deref()),
+        strings.opt(10, r.image_id.as_deref()),
         vm.stime,
         extra,
     ))
 }
 
+/// `(id, name, extra)` of a Marketplace entry (keys interned, repeated values shared).
+pub type ImageTuple<'py> = (
+    Bound<'py, PyString>,
+    Bound<'py, PyString>,
+    Bound<'py, PyDict>,
+);
+
 /// `(id, name, extra)`
 pub fn image<'py>(
     py: Python<'py>,
-    e: ImageEntry,
-) -> PyResult<(String, String, Bound<'py, PyDict>)> {
+    e: &ImageEntry,
+    strings: &mut Strings<'py>,
+) -> PyResult<ImageTuple<'py>> {
     let extra = PyDict::new(py);
     let name = e.display_name();
-    extra.set_item("title", &e.title)?;
-    extra.set_item("tag", &e.tag)?;
-    extra.set_item("description", &e.description)?;
-    extra.set_item("os", &e.os)?;
-    extra.set_item("os_version", &e.os_version)?;
-    extra.set_item("arch", &e.arch)?;
-    extra.set_item("version", &e.version)?;
+    extra.set_item(intern!(py, "title"), &e.title)?;
+    extra.set_item(intern!(py, "tag"), &e.tag)?;
+    extra.set_item(intern!(py, "description"), &e.description)?;
+    extra.set_item(intern!(py, "os"), strings.opt(0, e.os.as_deref()))?;
+    extra.set_item(
+        intern!(py, "os_version"),
+        strings.opt(1, e.os_version.as_deref()),
+    )?;
+    extra.set_item(intern!(py, "arch"), strings.opt(2, e.arch.as_deref()))?;
+    extra.set_item(intern!(py, "version"), strings.opt(3, e.version.as_deref()))?;
     match &e.endorser {
         Some(en) => {
             let d = PyDict::new(py);
-            d.set_item("email", &en.email)?;
-            d.set_item("subject", &en.subject)?;
-            d.set_item("issuer", &en.issuer)?;
-            extra.set_item("endorser", d)?;
+            d.set_item(intern!(py, "email"), strings.get(4, &en.email))?;
+            d.set_item(intern!(py, "subject"), strings.get(5, &en.subject))?;
+            d.set_item(intern!(py, "issuer"), strings.get(6, &en.issuer))?;
+            extra.set_item(intern!(py, "endorser"), d)?;
         }
-        None => extra.set_item("endorser", py.None())?,
+        None => extra.set_item(intern!(py, "endorser"), py.None())?,
     }
-    extra.set_item("created", &e.created)?;
-    extra.set_item("valid_until", &e.valid_until)?;
-    extra.set_item("deprecated", &e.deprecated)?;
-    extra.set_item("format", &e.format)?;
-    extra.set_item("compression", &e.compression)?;
-    extra.set_item("bytes", e.bytes)?;
+    extra.set_item(intern!(py, "created"), strings.opt(7, e.created.as_deref()))?;
+    extra.set_item(
+        intern!(py, "valid_until"),
+        strings.opt(8, e.valid_until.as_deref()),
+    )?;
+    extra.set_item(
+        intern!(py, "deprecated"),
+        strings.opt(9, e.deprecated.as_deref()),
+    )?;
+    extra.set_item(intern!(py, "format"), strings.opt(10, e.format.as_deref()))?;
+    extra.set_item(
+        intern!(py, "compression"),
+        strings.opt(11, e.compression.as_deref()),
+    )?;
+    extra.set_item(intern!(py, "bytes"), e.bytes)?;
     let checksums = PyDict::new(py);
     for (alg, hex) in &e.checksums {
-        checksums.set_item(alg, hex)?;
+        checksums.set_item(strings.get(12, alg), hex)?;
     }
-    extra.set_item("checksums", checksums)?;
-    extra.set_item("locations", &e.locations)?;
-    extra.set_item("kind", &e.kind)?;
-    extra.set_item("type", &e.image_type)?;
-    extra.set_item("hypervisor", &e.hypervisor)?;
-    extra.set_item("disks_bus", &e.disks_bus)?;
-    extra.set_item("inbound_ports", &e.inbound_ports)?;
-    extra.set_item("outbound_ports", &e.outbound_ports)?;
-    extra.set_item("publisher", &e.publisher)?;
-    extra.set_item("creator", &e.creator)?;
-    extra.set_item("serial_number", e.serial_number)?;
-    extra.set_item("identifier_mismatch", e.identifier_mismatch)?;
-    Ok((e.identifier, name, extra))
+    extra.set_item(intern!(py, "checksums"), checksums)?;
+    extra.set_item(intern!(py, "locations"), &e.locations)?;
+    extra.set_item(intern!(py, "kind"), strings.opt(13, e.kind.as_deref()))?;
+    extra.set_item(
+        intern!(py, "type"),
+        strings.opt(14, e.image_type.as_deref()),
+    )?;
+    extra.set_item(
+        intern!(py, "hypervisor"),
+        strings.opt(15, e.hypervisor.as_deref()),
+    )?;
+    extra.set_item(
+        intern!(py, "disks_bus"),
+        strings.opt(16, e.disks_bus.as_deref()),
+    )?;
+    extra.set_item(intern!(py, "inbound_ports"), &e.inbound_ports)?;
+    extra.set_item(intern!(py, "outbound_ports"), &e.outbound_ports)?;
+    extra.set_item(
+        intern!(py, "publisher"),
+        strings.opt(17, e.publisher.as_deref()),
+    )?;
+    extra.set_item(
+        intern!(py, "creator"),
+        strings.opt(18, e.creator.as_deref()),
+    )?;
+    extra.set_item(intern!(py, "serial_number"), e.serial_number)?;
+    extra.set_item(intern!(py, "identifier_mismatch"), e.identifier_mismatch)?;
+    Ok((
+        PyString::new(py, &e.identifier),
+        PyString::new(py, &name),
+        extra,
+    ))
 }
 
 /// `(uuid, name, size_gib, state, extra)`; a mounted volume's extra has `mounts` (a list of

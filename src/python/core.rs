@@ -261,7 +261,7 @@ impl Core {
         endorser: Option<String>,
         include_expired: bool,
         include_deprecated: bool,
-    ) -> PyResult<Vec<(String, String, Bound<'py, PyDict>)>> {
+    ) -> PyResult<Bound<'py, PyList>> {
         let driver = Arc::clone(&self.driver);
         let entries = block(py, async move {
             driver
@@ -276,7 +276,13 @@ impl Core {
                 .await
         })?;
         let _paused = GcPaused::new(py)?;
-        entries.into_iter().map(|e| convert::image(py, e)).collect()
+        let mut strings = convert::Strings::new(py);
+        let images = PyList::empty(py);
+        for e in &entries {
+            images.append(convert::image(py, e, &mut strings)?)?;
+        }
+        free_elsewhere(entries);
+        Ok(images)
     }
 
     fn get_image<'py>(
@@ -285,12 +291,12 @@ impl Core {
         site: String,
         image_id: String,
         include_expired: bool,
-    ) -> PyResult<(String, String, Bound<'py, PyDict>)> {
+    ) -> PyResult<convert::ImageTuple<'py>> {
         let driver = Arc::clone(&self.driver);
         let e = block(py, async move {
             driver.get_image(&site, &image_id, include_expired).await
         })?;
-        convert::image(py, e)
+        convert::image(py, &e, &mut convert::Strings::new(py))
     }
 
     #[pyo3(signature = (site, strict))]
