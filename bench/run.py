@@ -486,16 +486,39 @@ def p5(report: Report, total: int, blocks: int) -> None:
 
         def direct() -> None:
             for i in range(per_block):
-                mp.request("GET", accept="application/xml")
-                ok, vm_id, code = proxy.one.vm.allocate(
-                    SESSION, template.replace("bench-0", f"bench-{i}")
-                )
-                if not ok:
-                    raise RuntimeError(f"one.vm.allocate refused ({code}): {vm_id}")
-                proxy.one.vm.info(SESSION, vm_id)
-                ok, msg, code = proxy.one.vm.action(SESSION, "finalize", vm_id)
-                if not ok:
-                    raise RuntimeError(f"one.vm.action refused ({code}): {msg}")
+                round_trip(i)
+
+        def round_trip(i: int) -> None:
+            # The driver's requests: the image's Marketplace entry, allocate, read back; then
+            # for destroy_node, read (the VM's state) and finalize.
+            mp.request("GET", accept="application/xml")
+            ok, vm_id, code = proxy.one.vm.allocate(
+                SESSION, template.replace("bench-0", f"bench-{i}")
+            )
+            if not ok:
+                raise RuntimeError(f"one.vm.allocate refused ({code}): {vm_id}")
+            proxy.one.vm.info(SESSION, vm_id)
+            proxy.one.vm.info(SESSION, vm_id)
+            ok, msg, code = proxy.one.vm.action(SESSION, "finalize", vm_id)
+            if not ok:
+                raise RuntimeError(f"one.vm.action refused ({code}): {msg}")
+
+        def requests(run: Callable[[], object]) -> dict[tuple[str, str, str], int]:
+            keys = [("", "marketplace", "GET /metadata"), ("lal", "pdisk", "GET /disks")] + [
+                ("lal", "compute", m)
+                for m in ("one.system.version", "one.vm.allocate", "one.vm.info", "one.vm.action")
+            ]
+            before = {k: cloud.request_count(*k) for k in keys}
+            run()
+            return {k: cloud.request_count(*k) - before[k] for k in keys}
+
+        def one_driver_round_trip() -> None:
+            n = driver.create_node(name="bench-x", size=size, image=image, auth=auth)
+            driver.destroy_node(n)
+
+        sent = requests(one_driver_round_trip)
+        if sent != requests(lambda: round_trip(0)):
+            raise SystemExit(f"P5: the baseline does not make the driver's requests {sent}")
 
         t = interleaved({"ours": ours, "direct": direct}, blocks)
     w = "P5"
