@@ -28,6 +28,7 @@ from libcloud.compute.base import (
 )
 from libcloud.compute.drivers.dummy import DummyNodeDriver
 from libcloud.compute.types import NodeState
+
 from stratuslab_libcloud import LocalCloud, StratusLabNodeDriver
 from stratuslab_libcloud.errors import StratusLabConfigError, StratusLabProviderError
 
@@ -395,22 +396,22 @@ TABLE: list[Bad] = [
         "sizes",
         "volume size as text",
         lambda c: c.driver.create_volume("10", "v"),
-        ValueError,
-        r"size must be an integer number of GiB, not '10'",
+        TypeError,
+        r"size must be an int number of GiB, not str '10'",
     ),
     Bad(
         "sizes",
         "volume size True",
         lambda c: c.driver.create_volume(True, "v"),
-        ValueError,
-        r"size must be an integer number of GiB, not True",
+        TypeError,
+        r"size must be an int number of GiB, not bool True",
     ),
     Bad(
         "sizes",
         "volume size 1.5",
         lambda c: c.driver.create_volume(1.5, "v"),
-        ValueError,
-        r"size must be an integer number of GiB, not 1.5",
+        TypeError,
+        r"size must be an int number of GiB, not float 1.5",
     ),
     # --- images ---
     Bad(

@@ -519,7 +519,7 @@ def test_no_credentials(tmp_path: Path) -> None:
         StratusLabNodeDriver(ex_config_file=path)
     assert str(info.value) == (
         "settings: site 'default', option 'password': missing credentials: no password, and no "
-        f"readable PEM certificate/key ({home}/.globus/usercert.pem, {home}/.globus/userkey.pem)"
+        f"readable PEM certificate ({home}/.globus/usercert.pem) with its key (pem_key)"
     )
 
 

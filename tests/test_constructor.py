@@ -434,8 +434,8 @@ BAD_ARGUMENTS: list[tuple[str, dict[str, Any], type[Exception], str]] = [
         {"host": "h.example.org"},
         StratusLabConfigError,
         r"^settings: site 'default', option 'username': missing credentials: no username, and "
-        r"no readable PEM certificate/key \(.*/home/\.globus/usercert\.pem, "
-        r".*/home/\.globus/userkey\.pem\)$",
+        r"no readable PEM certificate \(.*/home/\.globus/usercert\.pem\) with its key "
+        r"\(pem_key\)$",
     ),
     (
         "unusable host",

@@ -61,6 +61,7 @@ from libcloud.common.types import (
 )
 from libcloud.compute.base import Node, NodeAuthSSHKey, StorageVolume
 from libcloud.compute.types import NodeState
+
 from stratuslab_libcloud import LocalCloud, StratusLabNodeDriver, _stratuslab
 from stratuslab_libcloud.errors import (
     StratusLabAuthError,

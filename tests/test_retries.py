@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from libcloud.common import base as libcloud_base
 from libcloud.compute.base import NodeAuthSSHKey
+
 from stratuslab_libcloud import LocalCloud, StratusLabNodeDriver, _stratuslab
 from stratuslab_libcloud.errors import (
     StratusLabConnectionError,

@@ -17,9 +17,10 @@ from typing import Any
 
 import pytest
 from libcloud.compute.base import NodeAuthSSHKey
+from test_faults import FAULTS, OPERATIONS, PASSWORD, World, expectation, run_case, world_factory
+
 from stratuslab_libcloud import LocalCloud, StratusLabNodeDriver, _stratuslab
 from stratuslab_libcloud.errors import StratusLabConfigError, StratusLabSecurityWarning
-from test_faults import FAULTS, OPERATIONS, PASSWORD, World, expectation, run_case, world_factory
 
 __all__ = ["world_factory"]  # the fixture, shared with the fault matrix
 

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 from libcloud.compute.base import NodeAuthSSHKey
 from libcloud.compute.types import NodeState
+
 from stratuslab_libcloud import StratusLabNodeDriver
 
 IMAGE = "BzXGLnRmzChVZDNNVMvWfUiLPj7"

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 import pytest
 from libcloud.compute.base import Node, NodeAuthSSHKey, StorageVolume
+
 from stratuslab_libcloud import LocalCloud, StratusLabNodeDriver
 
 THREADS = 16

@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from libcloud import security
 from libcloud.compute.base import NodeAuthSSHKey
+
 from stratuslab_libcloud import LocalCloud, StratusLabNodeDriver, _stratuslab
 from stratuslab_libcloud.errors import (
     StratusLabAuthError,
