@@ -17,13 +17,20 @@ SHARED = Path(__file__).parent.parent.parent / "shared"
 
 
 @pytest.fixture(autouse=True)
-def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
     """No test sees the developer's ~/.stratuslab or STRATUSLAB_* variables."""
     for key in list(os.environ):
         if key.startswith("STRATUSLAB_") or key.startswith("LIBCLOUD_"):
             monkeypatch.delenv(key)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     (tmp_path / "home").mkdir()
+    # Configuration files written by tests hold passwords: private, as users are told to keep
+    # them (a test that wants a readable file sets its mode itself).
+    old = os.umask(0o077)
+    try:
+        yield
+    finally:
+        os.umask(old)
 
 
 @pytest.fixture

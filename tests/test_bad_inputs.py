@@ -312,7 +312,7 @@ TABLE: list[Bad] = [
         "node name not text",
         lambda c: c.create(5),
         TypeError,
-        r"'int' object is not an instance of 'str'",
+        r"name must be a str, not int",
     ),
     Bad(
         "names",
@@ -341,21 +341,21 @@ TABLE: list[Bad] = [
         "no RAM",
         lambda c: c.create(size=c.sized(0, 1)),
         ValueError,
-        r"size 'z' has no CPU or RAM",
+        r"unknown size 'z' \(known sizes: t1.micro, m1.small, ",
     ),
     Bad(
         "sizes",
         "no CPU",
         lambda c: c.create(size=c.sized(512, 0)),
         ValueError,
-        r"size 'z' has no CPU or RAM",
+        r"unknown size 'z' \(known sizes: t1.micro, m1.small, ",
     ),
     Bad(
         "sizes",
         "negative RAM",
         lambda c: c.create(size=c.sized(-5, 1)),
         ValueError,
-        r"size RAM \(MiB\) must be between 0 and 4294967295, not -5",
+        r"unknown size 'z' \(known sizes: t1.micro, m1.small, ",
     ),
     Bad(
         "sizes",
@@ -619,8 +619,8 @@ TABLE: list[Bad] = [
         "VM that does not exist",
         lambda c: c.driver.destroy_node("99999@lal"),
         StratusLabProviderError,
-        r"OpenNebula refused \(code 1024\): \[VirtualMachineAction\] "
-        r"Error getting virtual machine \[99999\]",
+        r"destroy_node \(one.vm.info\) at .*: OpenNebula refused \(code 1024\): "
+        r"\[VirtualMachineInfo\] Error getting virtual machine \[99999\]",
         remote=True,
     ),
     # --- other create_node options ---

@@ -521,6 +521,7 @@ def test_no_credentials(tmp_path: Path) -> None:
         "settings: site 'default', option 'password': missing credentials: no password, and no "
         f"readable PEM certificate ({home}/.globus/usercert.pem) with its key (pem_key)"
     )
+    assert "userkey" not in str(info.value)  # a private-key path is never shown
 
 
 def test_the_password_is_never_shown(cloud: LocalCloud, tmp_path: Path) -> None:

@@ -375,16 +375,22 @@ class StratusLabNodeDriver(NodeDriver):
         ``user_public_key_file``. ``ex_network`` is ``public`` (default), ``private`` or
         ``local``; ``ex_context`` adds context variables.
         """
+        if not isinstance(name, str):
+            raise TypeError(f"name must be a str, not {type(name).__name__}")
         loc = self._location(location)
-        if not isinstance(size, NodeSize):
-            raise TypeError(f"size must be a NodeSize, not {type(size).__name__}")
-        if size.driver is not self and not isinstance(size.driver, StratusLabNodeDriver):
-            raise ValueError(f"size {size.id!r} belongs to another driver")
+        known = self._known_size(size)
         if auth is not None and not isinstance(auth, NodeAuthSSHKey):
             raise ValueError(
                 f"StratusLab nodes take an SSH key (NodeAuthSSHKey), not {type(auth).__name__}"
             )
-        image_id = image.id if isinstance(image, NodeImage) else image
+        if isinstance(image, NodeImage):
+            if not isinstance(image.driver, StratusLabNodeDriver):
+                raise ValueError(
+                    f"image {image.id!r} belongs to another driver ({type(image.driver).__name__})"
+                )
+            image_id = image.id
+        else:
+            image_id = image
         if not isinstance(image_id, str):
             raise TypeError(f"image must be a NodeImage or an image id, not {image!r}")
         public_key = auth.pubkey if auth is not None else None
@@ -392,10 +398,10 @@ class StratusLabNodeDriver(NodeDriver):
         rec = self._core.create_node(
             loc.id,
             name,
-            size.id,
-            _count(size.extra.get("cpu", 1), "size CPU count"),
-            _count(size.ram, "size RAM (MiB)"),
-            _count(size.extra.get("swap_mib", size.disk * 1024 if size.disk else 0), "size swap"),
+            known.id,
+            int(known.extra["cpu"]),
+            int(known.ram),
+            int(known.extra["swap_mib"]),
             image_id,
             public_key,
             ex_public_key_file,
@@ -407,6 +413,21 @@ class StratusLabNodeDriver(NodeDriver):
             else _count(ex_volatile_disk_gib, "ex_volatile_disk_gib"),
         )
         return self._to_node(rec)
+
+    def _known_size(self, size: NodeSize) -> NodeSize:
+        """This driver's instance type with ``size``'s id (its CPU, RAM and swap are used, not
+        whatever the given object carries)."""
+        if not isinstance(size, NodeSize):
+            raise TypeError(f"size must be a NodeSize, not {type(size).__name__}")
+        if not isinstance(size.driver, StratusLabNodeDriver):
+            raise ValueError(
+                f"size {size.id!r} belongs to another driver ({type(size.driver).__name__})"
+            )
+        for known in self._sizes:
+            if known.id == size.id:
+                return known
+        names = ", ".join(s.id for s in self._sizes)
+        raise ValueError(f"unknown size {size.id!r} (known sizes: {names})")
 
     def _action(self, node: Node | str, action: str) -> bool:
         site, vm = self._site_of_node(node)

@@ -198,6 +198,14 @@ class LocalCloud:
         t = self.server.vm_template(site, vm_id)
         return None if t is None else str(t)
 
+    def fail_vm(
+        self, site: str, vm_id: int, message: str = "Error executing image transfer script"
+    ) -> None:
+        """Makes a VM FAILED (STATE 7, ``TEMPLATE/ERROR/MESSAGE`` = ``message``), as when its
+        prolog or boot fails on the host."""
+        if not self.server.fail_vm(site, vm_id, message):
+            raise ValueError(f"site {site!r} has no live VM {vm_id}")
+
     def disks(self, site: str) -> list[dict[str, Any]]:
         """Every pdisk disk of a site with its mounts."""
         return list(self.server.disks(site))

@@ -457,6 +457,13 @@ impl LocalCloud {
             .flatten()
     }
 
+    /// Makes VM `id` of `site` FAILED with this error message (see `ComputeState::fail_vm`);
+    /// `false` when there is no such live VM.
+    pub fn fail_vm(&self, site: &str, id: i64, message: &str) -> Result<bool, LocalCloudError> {
+        let now = now_unix();
+        self.with_site(site, |s| s.compute.fail_vm(now, id, message))
+    }
+
     /// The volumes of `site`.
     pub fn disks(&self, site: &str) -> Vec<DiskState> {
         self.with_site(site, |s| s.pdisk.disks())

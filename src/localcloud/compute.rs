@@ -40,6 +40,7 @@ const ACTIVE: i32 = 3;
 const STOPPED: i32 = 4;
 const SUSPENDED: i32 = 5;
 const DONE: i32 = 6;
+const FAILED: i32 = 7;
 const POWEROFF: i32 = 8;
 const UNDEPLOYED: i32 = 9;
 
@@ -69,6 +70,7 @@ const BOOT_UNDEPLOY: i32 = 26;
 
 /// History `REASON` values (include/History.h).
 const REASON_NONE: i32 = 0;
+const REASON_ERROR: i32 = 1;
 const REASON_STOP_RESUME: i32 = 2;
 const REASON_USER: i32 = 3;
 
@@ -1369,6 +1371,37 @@ impl ComputeState {
         Ok(ids)
     }
 
+    /// Operator knob: VM `id` fails at `now` (Unix seconds) as when its prolog or boot script
+    /// fails on the host — STATE FAILED, LCM_INIT, `TEMPLATE/ERROR = [ MESSAGE, TIMESTAMP ]`,
+    /// history closed with REASON ERROR, leases kept (3.x keeps them until the VM is deleted).
+    /// `false` when there is no such VM or it is DONE.
+    pub fn fail_vm(&mut self, now: f64, id: i64, message: &str) -> bool {
+        let now = (now * 1e6) as i64;
+        self.advance_us(now);
+        let t = secs(now);
+        match self.vms.get(&id) {
+            Some(vm) if vm.state != DONE => {}
+            _ => return false,
+        }
+        self.plan(id, now, &[]);
+        if let Some(vm) = self.vms.get_mut(&id) {
+            vm.state = FAILED;
+            vm.lcm = LCM_INIT;
+            close_history(vm, t, REASON_ERROR);
+            vm.template.retain(|(k, _)| k != "ERROR");
+            vm.template.push((
+                "ERROR".into(),
+                TemplateValue::Vector(vec![
+                    ("MESSAGE".into(), message.to_owned()),
+                    ("TIMESTAMP".into(), t.to_string()),
+                ]),
+            ));
+            vm.template.sort_by(|a, b| a.0.cmp(&b.0));
+        }
+        self.touch(id);
+        true
+    }
+
     /// What pdisk needs to know about VM `id`.
     pub fn vm_view(&self, id: i64) -> Option<VmView> {
         self.vms.get(&id).map(|vm| VmView {
@@ -2252,5 +2285,28 @@ mod tests {
         let pool = items[1].as_str().unwrap();
         assert_eq!(pool.matches("<VM><ID>").count(), 10_000);
         assert!(pool.contains("<HOSTNAME>dummyhost</HOSTNAME>"));
+    }
+
+    #[test]
+    fn a_failed_vm_is_state_7_with_its_error_and_stays_listed() {
+        let mut c = ComputeState::new("3.8", ComputeOptions::default()).unwrap();
+        let tpl = "CPU = 1\nMEMORY = 256\nDISK = [ IMAGE_ID = 0, TARGET = \"hda\" ]";
+        let ids = c.seed_vms(T0, 1, "alice", tpl).unwrap();
+        assert!(c.fail_vm(T0 + 1.0, ids[0], "Error executing image transfer script"));
+        assert_eq!(c.vm_state(T0 + 1.0, ids[0]), Some((FAILED, LCM_INIT)));
+        let doc = info(&mut c, T0 + 1.0, ids[0]);
+        assert!(
+            doc.contains(
+                "<ERROR><MESSAGE><![CDATA[Error executing image transfer script]]></MESSAGE>"
+            ),
+            "{doc}"
+        );
+        assert!(doc.contains("<REASON>1</REASON>"), "{doc}");
+        assert!(!c.fail_vm(T0 + 1.0, 99, "x"));
+        assert_eq!(
+            act(&mut c, T0 + 2.0, "finalize", ids[0]),
+            format!("[True, {}, 0]", ids[0])
+        );
+        assert!(!c.fail_vm(T0 + 2.0, ids[0], "x"), "a DONE VM cannot fail");
     }
 }

@@ -108,6 +108,13 @@ impl std::fmt::Display for Version {
     }
 }
 
+/// What a daemon without `one.system.version` is taken for.
+pub const VERSION_WITHOUT_SYSTEM_VERSION: Version = Version {
+    major: 3,
+    minor: 2,
+    patch: 0,
+};
+
 /// The pool filters of `one.vmpool.info` (spec §2.3).
 pub const POOL_MINE: i64 = -3;
 pub const POOL_ALL: i64 = -2;
@@ -199,13 +206,22 @@ impl OneClient {
         unpack(value)
     }
 
-    /// `one.system.version`, asked once per client.
+    /// `one.system.version`, asked once per client. A daemon without that method (StratusLab's
+    /// OpenNebula 3.2 answers fault -506) is taken for 3.2.
     pub async fn version(&self) -> Result<Version, OneError> {
         let v = self
             .inner
             .version
             .get_or_try_init(|| async {
-                let v = self.call("one.system.version", Vec::new(), true).await?;
+                let v = match self.call("one.system.version", Vec::new(), true).await {
+                    Ok(v) => v,
+                    Err(OneError::XmlRpc(XmlRpcError::Fault { code, .. }))
+                        if code == i64::from(xmlrpc::FAULT_NO_SUCH_METHOD) =>
+                    {
+                        return Ok(VERSION_WITHOUT_SYSTEM_VERSION);
+                    }
+                    Err(e) => return Err(e),
+                };
                 let text = v.as_str().ok_or_else(|| OneError::UnexpectedReply {
                     detail: format!("version is a {}", v.type_name()),
                 })?;

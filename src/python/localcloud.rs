@@ -187,6 +187,13 @@ impl LocalCloudServer {
         self.with(|c| Ok(c.vm_template(&site, vm_id)))
     }
 
+    fn fail_vm(&self, site: String, vm_id: i64, message: String) -> PyResult<bool> {
+        self.with(|c| {
+            c.fail_vm(&site, vm_id, &message)
+                .map_err(|e| PyValueError::new_err(e.to_string()))
+        })
+    }
+
     fn disks<'py>(&self, py: Python<'py>, site: String) -> PyResult<Bound<'py, PyList>> {
         let disks = self.with(|c| Ok(c.disks(&site)))?;
         let out = PyList::empty(py);
