@@ -288,11 +288,10 @@ impl Driver {
     async fn list_site_nodes(&self, site: &Site) -> Result<Vec<NodeRecord>> {
         let context = || ctx(&site.name, site.one.url(), "list_nodes (one.vmpool.info)");
         let (pool, mounts) = tokio::join!(
-            site.one.vm_pool(POOL_MINE, POOL_STATE_NOT_DONE),
+            site.one.vm_pool_records(POOL_MINE, POOL_STATE_NOT_DONE),
             self.site_mounts(site)
         );
-        let xml = pool.map_err(|e| Error::remote(context(), e))?;
-        let vms = parse_pool(xml.as_bytes()).map_err(|e| Error::remote(context(), e))?;
+        let vms = pool.map_err(|e| Error::remote(context(), e))?;
         let mut records: Vec<NodeRecord> = vms
             .into_iter()
             .map(|vm| node_record(&site.name, vm, &self.instance_types))

@@ -15,6 +15,8 @@
 //! SEQ 3) show it). So the current record is the one with the highest `SEQ`, which is the last
 //! one: the StratusLab client's "first HISTORY" is wrong after a migration or stop/resume.
 
+use std::borrow::Cow;
+
 use crate::error::{Classify, Kind};
 
 /// Why a VM document could not be read.
@@ -137,15 +139,132 @@ impl VmRecord {
 /// Parses a `one.vm.info` document (root `VM`).
 pub fn parse_vm(xml: &[u8]) -> Result<VmRecord, VmXmlError> {
     let mut vms = Vec::with_capacity(1);
-    parse(xml, Root::Vm, &mut vms)?;
+    parse(utf8(xml)?, Root::Vm, Part::Whole, &mut vms)?;
     vms.pop().ok_or(VmXmlError::Truncated)
 }
 
-/// Parses a `one.vmpool.info` document (root `VM_POOL`, zero or more `VM`).
+/// Parses a `one.vmpool.info` document (root `VM_POOL`, zero or more `VM`). A large pool is
+/// cut between two top-level `VM`s and the pieces are read on several threads; if any piece
+/// fails (a cut that fell inside CDATA, say), the whole document is read again in one piece, so
+/// the result and the errors are those of a serial read.
 pub fn parse_pool(xml: &[u8]) -> Result<Vec<VmRecord>, VmXmlError> {
+    let doc = utf8(xml)?;
+    if let Some(vms) = parse_pool_parallel(doc) {
+        return Ok(vms);
+    }
     let mut vms = Vec::new();
-    parse(xml, Root::Pool, &mut vms)?;
+    parse(doc, Root::Pool, Part::Whole, &mut vms)?;
     Ok(vms)
+}
+
+/// Below this many bytes per piece a pool is not cut.
+const PIECE_MIN_BYTES: usize = 1 << 20;
+/// At most this many pieces.
+const MAX_PIECES: usize = 8;
+
+fn utf8(xml: &[u8]) -> Result<&str, VmXmlError> {
+    let text = std::str::from_utf8(xml).map_err(|e| VmXmlError::Xml {
+        position: e.valid_up_to() as u64,
+        message: "not UTF-8".into(),
+    })?;
+    Ok(text.strip_prefix('\u{feff}').unwrap_or(text))
+}
+
+/// Which piece of a document a parse reads.
+#[derive(Clone, Copy, PartialEq)]
+enum Part {
+    /// The whole document.
+    Whole,
+    /// From the start to a cut: must end with only the root element open.
+    Head,
+    /// Between two cuts, inside the root: complete elements only.
+    Middle,
+    /// From a cut inside the root to the end of the document.
+    Tail,
+}
+
+/// The pool read in pieces on several threads, or `None` (too small, one CPU, no cut found,
+/// or a piece that does not read on its own).
+fn parse_pool_parallel(doc: &str) -> Option<Vec<VmRecord>> {
+    read_in_pieces(doc, "</VM><VM>", "</VM>".len(), |piece, part, out| {
+        parse(piece, Root::Pool, part, out)
+    })
+}
+
+/// Reads a pool document in pieces cut just after `cut_len` bytes of each `marker` found near
+/// 1/n of `doc`, each piece on its own thread; `None` unless every piece reads.
+fn read_in_pieces(
+    doc: &str,
+    marker: &str,
+    cut_len: usize,
+    read: impl Fn(&str, Part, &mut Vec<VmRecord>) -> Result<(), VmXmlError> + Sync,
+) -> Option<Vec<VmRecord>> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let pieces = threads.min(MAX_PIECES).min(doc.len() / PIECE_MIN_BYTES);
+    if pieces < 2 {
+        return None;
+    }
+    let mut cuts = vec![0];
+    for k in 1..pieces {
+        let from = (doc.len() * k / pieces).max(*cuts.last()?);
+        let at = memchr::memmem::find(doc.as_bytes().get(from..)?, marker.as_bytes())?;
+        cuts.push(from + at + cut_len);
+    }
+    cuts.push(doc.len());
+    cuts.dedup();
+    let last = cuts.len() - 2;
+    let read = &read;
+    let results: Vec<Option<Vec<VmRecord>>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = cuts
+            .windows(2)
+            .enumerate()
+            .skip(1)
+            .map(|(i, w)| {
+                let piece = doc.get(w[0]..w[1]).unwrap_or("");
+                let part = if i == last { Part::Tail } else { Part::Middle };
+                scope.spawn(move || {
+                    let mut out = Vec::new();
+                    read(piece, part, &mut out).ok().map(|()| out)
+                })
+            })
+            .collect();
+        let mut head = Vec::new();
+        let first = read(doc.get(..cuts[1]).unwrap_or(""), Part::Head, &mut head)
+            .ok()
+            .map(|()| head);
+        std::iter::once(first)
+            .chain(handles.into_iter().map(|h| h.join().ok().flatten()))
+            .collect()
+    });
+    let mut all = Vec::new();
+    for piece in results {
+        all.extend(piece?);
+    }
+    Some(all)
+}
+
+/// Parses a `one.vmpool.info` document as it lies, still escaped, in the body of the reply's
+/// XML-RPC `<string>` ([`crate::xmlrpc::RawItem::Escaped`]): the result and the errors are
+/// those of [`parse_pool`] on the unescaped text (a string that does not unescape is an
+/// [`VmXmlError::Xml`] at byte 0), without making that copy (tens of MB) in the common case.
+/// Large documents are read in pieces on several threads.
+pub fn parse_pool_escaped(raw: &str) -> Result<Vec<VmRecord>, VmXmlError> {
+    let read = |piece: &str, part: Part, out: &mut Vec<VmRecord>| {
+        parse_tokens(EscapedScanner { s: piece, pos: 0 }, Root::Pool, part, out)
+    };
+    let fast =
+        read_in_pieces(raw, "&lt;/VM&gt;&lt;VM&gt;", "&lt;/VM&gt;".len(), read).or_else(|| {
+            let mut out = Vec::new();
+            read(raw, Part::Whole, &mut out).ok().map(|()| out)
+        });
+    if let Some(vms) = fast {
+        return Ok(vms);
+    }
+    let doc = crate::xmlrpc::unescape(raw).map_err(|e| VmXmlError::Xml {
+        position: 0,
+        message: e.to_string(),
+    })?;
+    parse_pool(doc.as_bytes())
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -591,12 +710,16 @@ impl Parser {
     }
 }
 
-fn parse(xml: &[u8], root: Root, out: &mut Vec<VmRecord>) -> Result<(), VmXmlError> {
-    let text = std::str::from_utf8(xml).map_err(|e| VmXmlError::Xml {
-        position: e.valid_up_to() as u64,
-        message: "not UTF-8".into(),
-    })?;
-    let mut sc = Scanner::new(text.strip_prefix('\u{feff}').unwrap_or(text));
+fn parse(doc: &str, root: Root, part: Part, out: &mut Vec<VmRecord>) -> Result<(), VmXmlError> {
+    parse_tokens(Scanner::new(doc), root, part, out)
+}
+
+fn parse_tokens<'a>(
+    mut sc: impl Tokens<'a>,
+    root: Root,
+    part: Part,
+    out: &mut Vec<VmRecord>,
+) -> Result<(), VmXmlError> {
     let mut p = Parser {
         root,
         stack: Vec::with_capacity(8),
@@ -607,6 +730,11 @@ fn parse(xml: &[u8], root: Root, out: &mut Vec<VmRecord>) -> Result<(), VmXmlErr
     };
     // Names of the open elements, for matching end tags.
     let mut open: Vec<&str> = Vec::with_capacity(8);
+    if matches!(part, Part::Middle | Part::Tail) {
+        p.stack.push(Tag::Pool);
+        p.seen_root = true;
+        open.push("VM_POOL");
+    }
     loop {
         match sc.next()? {
             Ev::Start(name) => {
@@ -625,18 +753,20 @@ fn parse(xml: &[u8], root: Root, out: &mut Vec<VmRecord>) -> Result<(), VmXmlErr
                 let tag = p.stack.pop().ok_or(VmXmlError::Truncated)?;
                 p.end(tag, out)?;
             }
-            Ev::Text(t) => {
+            Ev::Text(raw) => {
+                let t = sc.chars(raw)?;
                 if p.stack.last().is_some_and(|t| t.collects()) {
-                    decode_text(t, Some(&mut p.text.buf)).map_err(|e| sc.error(e))?;
+                    decode_text(&t, Some(&mut p.text.buf)).map_err(|e| sc.error(e))?;
                 } else if p.stack.is_empty() && !t.trim().is_empty() {
                     return Err(sc.error("text outside the root element"));
                 } else if t.contains('&') {
-                    decode_text(t, None).map_err(|e| sc.error(e))?;
+                    decode_text(&t, None).map_err(|e| sc.error(e))?;
                 }
             }
-            Ev::CData(t) => {
+            Ev::CData(raw) => {
+                let t = sc.chars(raw)?;
                 if p.stack.last().is_some_and(|t| t.collects()) {
-                    p.text.push_cdata(t);
+                    p.text.push_cdata(&t);
                 } else if p.stack.is_empty() {
                     return Err(sc.error("CDATA outside the root element"));
                 }
@@ -644,7 +774,11 @@ fn parse(xml: &[u8], root: Root, out: &mut Vec<VmRecord>) -> Result<(), VmXmlErr
             Ev::Eof => break,
         }
     }
-    if !p.stack.is_empty() || !p.seen_root {
+    let complete = match part {
+        Part::Whole | Part::Tail => p.stack.is_empty(),
+        Part::Head | Part::Middle => p.stack == [Tag::Pool] && p.current.is_none(),
+    };
+    if !complete || !p.seen_root {
         return Err(VmXmlError::Truncated);
     }
     Ok(())
@@ -841,6 +975,179 @@ impl<'a> Scanner<'a> {
                 }
             }
         }
+    }
+}
+
+/// A source of tokens for the reader: the document itself ([`Scanner`]) or the document as it
+/// lies escaped in an XML-RPC string ([`EscapedScanner`]).
+trait Tokens<'a> {
+    fn next(&mut self) -> Result<Ev<'a>, VmXmlError>;
+    fn error(&self, message: impl Into<String>) -> VmXmlError;
+    /// The document's characters of a `Text` or `CData` token.
+    fn chars(&self, raw: &'a str) -> Result<Cow<'a, str>, VmXmlError>;
+}
+
+impl<'a> Tokens<'a> for Scanner<'a> {
+    fn next(&mut self) -> Result<Ev<'a>, VmXmlError> {
+        Scanner::next(self)
+    }
+    fn error(&self, message: impl Into<String>) -> VmXmlError {
+        Scanner::error(self, message)
+    }
+    fn chars(&self, raw: &'a str) -> Result<Cow<'a, str>, VmXmlError> {
+        Ok(Cow::Borrowed(raw))
+    }
+}
+
+/// Reads a VM document where it lies in the body of an XML-RPC `<string>`, still escaped (`<`
+/// written `&lt;`, `&` written `&amp;`, ...), without unescaping a copy first. It handles what
+/// XML-RPC servers write: the five predefined entities for markup and text, raw `>` and quotes;
+/// it refuses (an error) anything else — character references, carriage returns, comments,
+/// processing instructions, attributes — and the caller then unescapes and reads the copy, so
+/// its result is always that of [`parse_pool`] on the unescaped document.
+struct EscapedScanner<'a> {
+    s: &'a str,
+    pos: usize,
+}
+
+impl<'a> EscapedScanner<'a> {
+    fn refuse(&self, what: &str) -> VmXmlError {
+        VmXmlError::Xml {
+            position: self.pos as u64,
+            message: format!("escaped document: {what}"),
+        }
+    }
+
+    /// Past a `>` or `&gt;` at `at`, if there is one.
+    fn after_gt(&self, at: usize) -> Option<usize> {
+        let b = self.s.as_bytes().get(at..)?;
+        if b.starts_with(b">") {
+            Some(at + 1)
+        } else if b.starts_with(b"&gt;") {
+            Some(at + 4)
+        } else {
+            None
+        }
+    }
+}
+
+impl<'a> Tokens<'a> for EscapedScanner<'a> {
+    fn next(&mut self) -> Result<Ev<'a>, VmXmlError> {
+        let b = self.s.as_bytes();
+        let i = self.pos;
+        let Some(rest) = b.get(i..).filter(|r| !r.is_empty()) else {
+            return Ok(Ev::Eof);
+        };
+        if !rest.starts_with(b"&lt;") {
+            // Text up to the next escaped `<` (any other `&` starts a reference in the text;
+            // a raw `<` cannot be in a string body, and is refused).
+            let mut at = i;
+            let end = loop {
+                match b.get(at..).and_then(|h| memchr::memchr2(b'&', b'<', h)) {
+                    None => break b.len(),
+                    Some(k) if b[at + k] == b'<' => return Err(self.refuse("a raw '<'")),
+                    Some(k) if b[at + k..].starts_with(b"&lt;") => break at + k,
+                    Some(k) => at += k + 1,
+                }
+            };
+            self.pos = end;
+            return Ok(Ev::Text(self.s.get(i..end).unwrap_or("")));
+        }
+        let m = i + 4;
+        match b.get(m) {
+            Some(b'/') => {
+                let Some(k) = b.get(m + 1..).and_then(|h| memchr::memchr2(b'>', b'&', h)) else {
+                    return Err(self.refuse("unterminated end tag"));
+                };
+                let j = m + 1 + k;
+                let Some(after) = self.after_gt(j) else {
+                    return Err(self.refuse("a reference in an end tag"));
+                };
+                self.pos = after;
+                Ok(Ev::End(self.s.get(m + 1..j).unwrap_or("").trim_end()))
+            }
+            Some(b'!') if b[m..].starts_with(b"![CDATA[") => {
+                let from = m + 8;
+                let mut at = from;
+                loop {
+                    let Some(k) = b.get(at..).and_then(|h| memchr::memchr(b']', h)) else {
+                        return Err(self.refuse("unterminated CDATA section"));
+                    };
+                    let j = at + k;
+                    if b[j..].starts_with(b"]]") {
+                        if let Some(after) = self.after_gt(j + 2) {
+                            self.pos = after;
+                            return Ok(Ev::CData(self.s.get(from..j).unwrap_or("")));
+                        }
+                    }
+                    at = j + 1;
+                }
+            }
+            Some(&c) if is_name_start(c) => {
+                let mut end = m + 1;
+                while end < b.len() && is_name_char(b[end]) {
+                    end += 1;
+                }
+                let name = self.s.get(m..end).unwrap_or("");
+                let mut k = end;
+                while k < b.len() && b[k].is_ascii_whitespace() {
+                    k += 1;
+                }
+                if let Some(after) = self.after_gt(k) {
+                    self.pos = after;
+                    return Ok(Ev::Start(name));
+                }
+                if b.get(k) == Some(&b'/') {
+                    if let Some(after) = self.after_gt(k + 1) {
+                        self.pos = after;
+                        return Ok(Ev::Empty(name));
+                    }
+                }
+                Err(self.refuse("attributes or a malformed start tag"))
+            }
+            _ => Err(self.refuse("markup other than elements and CDATA")),
+        }
+    }
+
+    fn error(&self, message: impl Into<String>) -> VmXmlError {
+        VmXmlError::Xml {
+            position: self.pos as u64,
+            message: message.into(),
+        }
+    }
+
+    /// The escaping of the XML-RPC string undone: the five predefined entities only.
+    fn chars(&self, raw: &'a str) -> Result<Cow<'a, str>, VmXmlError> {
+        let bytes = raw.as_bytes();
+        if memchr::memchr3(b'&', b'\r', b'<', bytes).is_none() {
+            return Ok(Cow::Borrowed(raw));
+        }
+        let mut out = String::with_capacity(raw.len());
+        let mut last = 0;
+        for i in memchr::memchr3_iter(b'&', b'\r', b'<', bytes) {
+            if i < last {
+                continue;
+            }
+            let rest = &bytes[i..];
+            let (c, len) = if rest.starts_with(b"&lt;") {
+                ('<', 4)
+            } else if rest.starts_with(b"&gt;") {
+                ('>', 4)
+            } else if rest.starts_with(b"&amp;") {
+                ('&', 5)
+            } else if rest.starts_with(b"&quot;") {
+                ('"', 6)
+            } else if rest.starts_with(b"&apos;") {
+                ('\'', 6)
+            } else {
+                return Err(self.refuse("a character reference, a carriage return or a raw '<'"));
+            };
+            out.push_str(raw.get(last..i).unwrap_or(""));
+            out.push(c);
+            last = i + len;
+        }
+        out.push_str(raw.get(last..).unwrap_or(""));
+        Ok(Cow::Owned(out))
     }
 }
 
@@ -1375,12 +1682,197 @@ mod tests {
         );
     }
 
+    /// `doc` as an XML-RPC server writes it inside `<string>`: `<`, `>` and `&` escaped.
+    fn escape(doc: &[u8]) -> String {
+        let mut out = String::new();
+        crate::xmlrpc::escape_into(std::str::from_utf8(doc).unwrap(), &mut out);
+        out
+    }
+
+    /// `parse_pool` of the unescaped text (an unescaping error at byte 0): what
+    /// `parse_pool_escaped` must always give.
+    fn serial(raw: &str) -> Result<Vec<VmRecord>, String> {
+        let doc =
+            crate::xmlrpc::unescape(raw).map_err(|e| format!("malformed VM XML at byte 0: {e}"))?;
+        parse_pool(doc.as_bytes()).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn escaped_pools_read_as_the_captures() {
+        for name in [
+            "vmpool-info.xml",
+            "vmpool-info-all.xml",
+            "vmpool-info-done.xml",
+            "vmpool-info-mine.xml",
+            "vmpool-info-pending.xml",
+        ] {
+            let xml = read(&format!("opennebula-3.8.5/{name}"));
+            let expected = parse_pool(&xml).unwrap();
+            assert!(!expected.is_empty(), "{name}");
+            let raw = escape(&xml);
+            assert!(
+                raw.starts_with("&lt;VM_POOL&gt;&lt;VM&gt;&lt;ID&gt;"),
+                "{name}"
+            );
+            assert_eq!(parse_pool_escaped(&raw).unwrap(), expected, "{name}");
+            // Only `<` and `&` escaped (`>` may stay raw in XML text).
+            let raw = raw.replace("&gt;", ">");
+            assert_eq!(parse_pool_escaped(&raw).unwrap(), expected, "{name}, raw >");
+        }
+    }
+
+    #[test]
+    fn escaped_forms_the_fast_reader_refuses_read_the_same() {
+        let xml = read("opennebula-3.8.5/vmpool-info-all.xml");
+        let expected = parse_pool(&xml).unwrap();
+        let raw = escape(&xml);
+        for (what, changed) in [
+            (
+                "character reference",
+                raw.replacen("&lt;NAME&gt;", "&#60;NAME&gt;", 1),
+            ),
+            (
+                "hex character reference",
+                raw.replacen("&lt;/NAME&gt;", "&lt;/NAME&#x3E;", 1),
+            ),
+            ("CR LF", raw.replacen("&lt;/VM&gt;", "&lt;/VM&gt;\r\n", 1)),
+            (
+                "comment",
+                raw.replacen("&lt;VM&gt;", "&lt;!-- x --&gt;&lt;VM&gt;", 1),
+            ),
+            ("declaration", format!("&lt;?xml version=\"1.0\"?&gt;{raw}")),
+            (
+                "attribute",
+                raw.replacen("&lt;VM&gt;", "&lt;VM a=&quot;1&quot;&gt;", 1),
+            ),
+            (
+                "quot entity",
+                raw.replacen("&lt;VM&gt;", "&lt;VM a=\"&amp;quot;\"&gt;", 1),
+            ),
+        ] {
+            assert_eq!(parse_pool_escaped(&changed).unwrap(), expected, "{what}");
+        }
+        // Escaped entities inside the document's text and CDATA are the document's own.
+        let raw = escape(
+            b"<VM_POOL><VM><ID>7</ID><STATE>3</STATE><LCM_STATE>3</LCM_STATE>\
+            <NAME>a &amp; b &#x41; &lt;c&gt;</NAME><TEMPLATE><CONTEXT><K><![CDATA[x<y&z]]></K>\
+            </CONTEXT></TEMPLATE></VM></VM_POOL>",
+        );
+        let vms = parse_pool_escaped(&raw).unwrap();
+        assert_eq!(vms[0].name, "a & b A <c>");
+        assert_eq!(vms[0].template.context, ctx(&[("K", "x<y&z")]));
+        assert_eq!(Ok(vms), serial(&raw));
+    }
+
+    #[test]
+    fn escaped_errors_are_the_serial_ones() {
+        for raw in [
+            "&lt;VM_POOL&gt;&lt;VM&gt;&lt;ID&gt;x&lt;/ID&gt;&lt;/VM&gt;&lt;/VM_POOL&gt;",
+            "&lt;VM_POOL&gt;&lt;VM&gt;&lt;/WM&gt;&lt;/VM_POOL&gt;",
+            "&lt;VM_POOL&gt;&lt;VM&gt;&amp;bogus;&lt;/VM&gt;&lt;/VM_POOL&gt;",
+            "&lt;VM_POOL&gt;&lt;VM&gt;&lt;ID&gt;1",
+            "&lt;VM&gt;&lt;/VM&gt;",
+            "&lt;VM_POOL",
+            "&bogus;",
+            "&lt",
+            "",
+        ] {
+            let got = parse_pool_escaped(raw).map_err(|e| e.to_string());
+            assert!(got.is_err(), "{raw}");
+            assert_eq!(got, serial(raw), "{raw}");
+        }
+        assert_eq!(parse_pool_escaped("&lt;VM_POOL/&gt;").unwrap(), vec![]);
+    }
+
+    /// A pool big enough to be read in pieces, its VM names chosen by `name(i)`.
+    fn big_pool(vms: usize, name: impl Fn(usize) -> String) -> Vec<u8> {
+        let one = String::from_utf8(read("opennebula-3.8.5/vm-info.xml")).unwrap();
+        let mut doc = String::from("<VM_POOL>");
+        for i in 0..vms {
+            let vm = one
+                .replacen("<ID>0</ID>", &format!("<ID>{i}</ID>"), 1)
+                .replacen(
+                    "<NAME>probe-vm-1</NAME>",
+                    &format!("<NAME><![CDATA[{}]]></NAME>", name(i)),
+                    1,
+                );
+            doc.push_str(&vm);
+        }
+        doc.push_str("</VM_POOL>");
+        doc.into_bytes()
+    }
+
+    #[test]
+    fn big_pools_read_in_pieces_as_in_one() {
+        let plain = big_pool(2000, |i| format!("vm-{i}"));
+        assert!(plain.len() > 4 * PIECE_MIN_BYTES);
+        let mut whole = Vec::new();
+        parse(utf8(&plain).unwrap(), Root::Pool, Part::Whole, &mut whole).unwrap();
+        assert_eq!(whole.len(), 2000);
+        assert_eq!(whole[1999].id, 1999);
+        assert_eq!(whole[1999].name, "vm-1999");
+        assert_eq!(parse_pool(&plain).unwrap(), whole);
+        assert_eq!(parse_pool_escaped(&escape(&plain)).unwrap(), whole);
+        // A name that looks like the cut marker, everywhere: cuts fall inside CDATA, the pieces
+        // do not read, and the whole document is read in one piece.
+        let tricky = big_pool(2000, |i| format!("x</VM><VM>{i}"));
+        let vms = parse_pool(&tricky).unwrap();
+        assert_eq!(vms.len(), 2000);
+        assert_eq!(vms[1000].name, "x</VM><VM>1000");
+        assert_eq!(parse_pool_escaped(&escape(&tricky)).unwrap(), vms);
+        // A broken document gives the serial error whatever the pieces.
+        let mut broken = plain.clone();
+        let at = broken.len() * 3 / 4;
+        broken.splice(at..at, b"<".iter().copied());
+        let serial_error = parse(
+            utf8(&broken).unwrap(),
+            Root::Pool,
+            Part::Whole,
+            &mut Vec::new(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(parse_pool(&broken).unwrap_err().to_string(), serial_error);
+    }
+
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
         #[test]
         fn never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400)) {
             let _ = parse_vm(&bytes);
             let _ = parse_pool(&bytes);
+        }
+
+        #[test]
+        fn escaped_reads_as_unescaped(cut in 0usize..2455, byte in proptest::prelude::any::<u8>()) {
+            let mut raw = escape(&read("opennebula-3.8.5/vmpool-info.xml")).into_bytes();
+            let at = cut * raw.len() / 2455;
+            raw[at] = byte;
+            if let Ok(raw) = std::str::from_utf8(&raw) {
+                let got = parse_pool_escaped(raw).map_err(|e| e.to_string());
+                proptest::prop_assert_eq!(got, serial(raw));
+            }
+        }
+
+        #[test]
+        fn escaped_reads_as_unescaped_with_tricky_insertions(
+            edits in proptest::collection::vec((0usize..3781, 0usize..14), 1..4)
+        ) {
+            const TRICKY: [&str; 14] = [
+                "&amp;", "&amp;amp;", "&#60;", "&#x3E;", "]]&gt;", "]]>", "&lt;![CDATA[",
+                "&lt;/VM&gt;&lt;VM&gt;", "\r", "&quot;", "&lt;X/&gt;", "&lt;X&gt;&lt;/X&gt;", ">",
+                "&lt;!-- c --&gt;",
+            ];
+            let mut raw = escape(&read("opennebula-3.8.5/vmpool-info.xml"));
+            for (at, which) in edits {
+                let mut at = at.min(raw.len());
+                while !raw.is_char_boundary(at) {
+                    at -= 1;
+                }
+                raw.insert_str(at, TRICKY[which]);
+            }
+            let got = parse_pool_escaped(&raw).map_err(|e| e.to_string());
+            proptest::prop_assert_eq!(got, serial(&raw));
         }
 
         #[test]

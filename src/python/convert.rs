@@ -1,65 +1,133 @@
 //! Driver records → plain Python values (tuples and dicts) that `driver.py` turns into libcloud
 //! objects.
 
+use std::collections::HashMap;
+
+use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList};
+use pyo3::types::{PyDict, PyList, PyString};
 
 use crate::driver::{NodeRecord, VolumeRecord};
 use crate::marketplace::ImageEntry;
 use crate::one::states;
 
-/// `(site, vm_id, name, state, public_ips, private_ips, size, image_id, created, extra)`
+/// `(site, vm_id, name, state, public_ips, private_ips, size, image_id, created, extra)`; `extra`
+/// already holds `location` and `vm_id`.
 pub type NodeTuple<'py> = (
-    String,
+    Bound<'py, PyString>,
     i64,
-    String,
-    &'static str,
-    Vec<String>,
-    Vec<String>,
-    Option<(String, u32, u64, u64)>,
-    Option<String>,
+    Bound<'py, PyString>,
+    Bound<'py, PyString>,
+    Bound<'py, PyList>,
+    Bound<'py, PyList>,
+    Option<(Bound<'py, PyString>, u32, u64, u64)>,
+    Option<Bound<'py, PyString>>,
     i64,
     Bound<'py, PyDict>,
 );
 
-pub fn node<'py>(py: Python<'py>, r: NodeRecord) -> PyResult<NodeTuple<'py>> {
+/// Python strings of the values that repeat from node to node (site, owner, group, host,
+/// network, state names, sizes, images): one object per distinct value in a listing. The first
+/// few distinct values are found by comparison (no hashing), later ones in a map.
+pub struct Strings<'py> {
+    py: Python<'py>,
+    few: Vec<(String, Bound<'py, PyString>)>,
+    many: HashMap<String, Bound<'py, PyString>>,
+}
+
+/// Distinct values kept in [`Strings`]' list before its map is used.
+const FEW: usize = 32;
+
+impl<'py> Strings<'py> {
+    pub fn new(py: Python<'py>) -> Self {
+        Strings {
+            py,
+            few: Vec::new(),
+            many: HashMap::new(),
+        }
+    }
+
+    /// The shared Python string of `text`.
+    pub fn get(&mut self, text: &str) -> Bound<'py, PyString> {
+        if let Some((_, s)) = self.few.iter().find(|(t, _)| t == text) {
+            return s.clone();
+        }
+        if let Some(s) = self.many.get(text) {
+            return s.clone();
+        }
+        let s = PyString::new(self.py, text);
+        if self.few.len() < FEW {
+            self.few.push((text.to_owned(), s.clone()));
+        } else {
+            self.many.insert(text.to_owned(), s.clone());
+        }
+        s
+    }
+
+    fn opt(&mut self, text: Option<&str>) -> Option<Bound<'py, PyString>> {
+        text.map(|t| self.get(t))
+    }
+}
+
+/// One node record as plain Python values (dict keys interned, repeated values shared). The
+/// record is only read: a listing's records are freed off the interpreter's thread.
+pub fn node<'py>(
+    py: Python<'py>,
+    r: &NodeRecord,
+    strings: &mut Strings<'py>,
+) -> PyResult<NodeTuple<'py>> {
     let extra = PyDict::new(py);
     let vm = &r.vm;
-    extra.set_item("host", vm.current_host())?;
-    extra.set_item("state", vm.state)?;
-    extra.set_item("state_name", states::state_name(vm.state))?;
-    extra.set_item("lcm_state", vm.lcm_state)?;
-    extra.set_item("lcm_state_name", states::lcm_state_name(vm.lcm_state))?;
-    extra.set_item("summary", states::summary_label(vm.state, vm.lcm_state))?;
-    extra.set_item("owner", &vm.uname)?;
-    extra.set_item("group", &vm.gname)?;
-    extra.set_item("deploy_id", &vm.deploy_id)?;
-    extra.set_item("cpu", vm.template.cpu)?;
-    extra.set_item("vcpu", vm.template.vcpu)?;
-    extra.set_item("memory_mib", vm.template.memory_mib)?;
+    let site = strings.get(&r.site);
+    extra.set_item(intern!(py, "host"), strings.opt(vm.current_host()))?;
+    extra.set_item(intern!(py, "state"), vm.state)?;
+    extra.set_item(
+        intern!(py, "state_name"),
+        strings.opt(states::state_name(vm.state)),
+    )?;
+    extra.set_item(intern!(py, "lcm_state"), vm.lcm_state)?;
+    extra.set_item(
+        intern!(py, "lcm_state_name"),
+        strings.opt(states::lcm_state_name(vm.lcm_state)),
+    )?;
+    extra.set_item(
+        intern!(py, "summary"),
+        strings.get(states::summary_label(vm.state, vm.lcm_state)),
+    )?;
+    extra.set_item(intern!(py, "owner"), strings.get(&vm.uname))?;
+    extra.set_item(intern!(py, "group"), strings.get(&vm.gname))?;
+    extra.set_item(intern!(py, "deploy_id"), &vm.deploy_id)?;
+    extra.set_item(intern!(py, "cpu"), vm.template.cpu)?;
+    extra.set_item(intern!(py, "vcpu"), vm.template.vcpu)?;
+    extra.set_item(intern!(py, "memory_mib"), vm.template.memory_mib)?;
     let nics = PyList::empty(py);
     for n in &vm.template.nics {
         let d = PyDict::new(py);
-        d.set_item("network", &n.network)?;
-        d.set_item("ip", &n.ip)?;
-        d.set_item("mac", &n.mac)?;
+        d.set_item(intern!(py, "network"), strings.opt(n.network.as_deref()))?;
+        d.set_item(intern!(py, "ip"), &n.ip)?;
+        d.set_item(intern!(py, "mac"), &n.mac)?;
         nics.append(d)?;
     }
-    extra.set_item("nics", nics)?;
-    extra.set_item("volumes", r.volumes.into_pyobject(py)?)?;
+    extra.set_item(intern!(py, "nics"), nics)?;
+    extra.set_item(intern!(py, "volumes"), (&r.volumes).into_pyobject(py)?)?;
     if let Some(m) = &vm.template.error_message {
-        extra.set_item("error_message", m)?;
+        extra.set_item(intern!(py, "error_message"), m)?;
     }
-    let vm = r.vm;
+    extra.set_item(intern!(py, "location"), &site)?;
+    extra.set_item(intern!(py, "vm_id"), vm.id)?;
+    let size = r
+        .size
+        .as_ref()
+        .map(|(name, cpu, ram, swap)| (strings.get(name), *cpu, *ram, *swap));
     Ok((
-        r.site,
+        site,
         vm.id,
-        vm.name,
-        r.state,
-        r.public_ips,
-        r.private_ips,
-        r.size,
-        r.image_id,
+        PyString::new(py, &vm.name),
+        strings.get(r.state),
+        PyList::new(py, &r.public_ips)?,
+        PyList::new(py, &r.private_ips)?,
+        size,
+        strings.opt(r.image_id.as_deref()),
         vm.stime,
         extra,
     ))

@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList};
+use pyo3::types::{PyDict, PyList, PyModule};
 
 use super::convert;
 use super::errors::{block, run, to_py};
@@ -27,6 +28,30 @@ pub struct Core {
 }
 
 type Failures<'py> = Vec<(String, Bound<'py, PyAny>)>;
+
+/// Pauses Python's cyclic garbage collector while a listing's records are converted (as
+/// driver.py's `_gc_paused` does while it builds the objects); re-enabled on drop.
+struct GcPaused<'py>(Option<Bound<'py, PyModule>>);
+
+impl<'py> GcPaused<'py> {
+    fn new(py: Python<'py>) -> PyResult<Self> {
+        let gc = py.import(intern!(py, "gc"))?;
+        if !gc.call_method0(intern!(py, "isenabled"))?.is_truthy()? {
+            return Ok(GcPaused(None));
+        }
+        gc.call_method0(intern!(py, "disable"))?;
+        Ok(GcPaused(Some(gc)))
+    }
+}
+
+impl Drop for GcPaused<'_> {
+    fn drop(&mut self) {
+        if let Some(gc) = &self.0 {
+            // Nothing sensible to do if this fails; the collector stays as it is.
+            let _ = gc.call_method0(intern!(gc.py(), "enable"));
+        }
+    }
+}
 type LocationTuple<'py> = (String, String, String, Bound<'py, PyDict>);
 
 #[pymethods]
@@ -150,7 +175,16 @@ impl Core {
     ) -> PyResult<(Bound<'py, PyList>, Failures<'py>)> {
         let driver = Arc::clone(&self.driver);
         let results = block(py, async move { driver.list_nodes(site.as_deref()).await })?;
-        per_site(py, results, strict, convert::node)
+        let _paused = GcPaused::new(py)?;
+        let mut strings = convert::Strings::new(py);
+        let mut done = Vec::new();
+        let listed = per_site(py, results, strict, |py, r| {
+            let t = convert::node(py, &r, &mut strings);
+            done.push(r);
+            t
+        });
+        free_elsewhere(done);
+        listed
     }
 
     fn get_node<'py>(
@@ -161,7 +195,7 @@ impl Core {
     ) -> PyResult<convert::NodeTuple<'py>> {
         let driver = Arc::clone(&self.driver);
         let r = block(py, async move { driver.get_node(&site, vm_id).await })?;
-        convert::node(py, r)
+        convert::node(py, &r, &mut convert::Strings::new(py))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -199,7 +233,7 @@ impl Core {
             volatile_disk_gib,
         };
         let r = block(py, async move { driver.create_node(&site, req).await })?;
-        convert::node(py, r)
+        convert::node(py, &r, &mut convert::Strings::new(py))
     }
 
     fn node_action(
@@ -241,6 +275,7 @@ impl Core {
                 )
                 .await
         })?;
+        let _paused = GcPaused::new(py)?;
         entries.into_iter().map(|e| convert::image(py, e)).collect()
     }
 
@@ -317,16 +352,29 @@ impl Core {
     }
 }
 
+/// Frees a large listing's records on a short-lived thread: tens of thousands of small
+/// allocations take milliseconds to free, which the caller need not wait for.
+fn free_elsewhere<T: Send + 'static>(records: Vec<T>) {
+    if records.len() < 1000 {
+        return;
+    }
+    let spawned = std::thread::Builder::new()
+        .name("stratuslab-free".into())
+        .spawn(move || drop(records));
+    // If no thread can be started, the records came back in the error and are freed here.
+    drop(spawned);
+}
+
 /// Flattens per-site results into one list of converted records and the failed sites (or raises
 /// the first failure when `strict`).
 fn per_site<'py, R, T, F>(
     py: Python<'py>,
     results: Vec<(String, crate::error::Result<Vec<R>>)>,
     strict: bool,
-    convert: F,
+    mut convert: F,
 ) -> PyResult<(Bound<'py, PyList>, Failures<'py>)>
 where
-    F: Fn(Python<'py>, R) -> PyResult<T>,
+    F: FnMut(Python<'py>, R) -> PyResult<T>,
     T: IntoPyObject<'py>,
 {
     let items = PyList::empty(py);

@@ -10,7 +10,6 @@ use std::fmt::Write as _;
 
 use base64::Engine as _;
 use quick_xml::events::{BytesStart, Event};
-use quick_xml::name::QName;
 use quick_xml::Reader;
 
 use super::{Value, XmlRpcError};
@@ -188,13 +187,60 @@ pub fn decode_call(bytes: &[u8]) -> Result<(String, Vec<Value>), XmlRpcError> {
 
 /// Decodes a `methodResponse`; a fault becomes `Err(XmlRpcError::Fault)`.
 pub fn decode_response(bytes: &[u8]) -> Result<Value, XmlRpcError> {
+    decode_response_with(bytes, |d| d.value_body(0))
+}
+
+/// One item of an array response read by [`decode_response_raw`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum RawItem<'a> {
+    /// A `<string>` body as written (references unresolved; [`unescape`] resolves them).
+    Escaped(&'a str),
+    /// Any other item, decoded.
+    Value(Value),
+}
+
+impl RawItem<'_> {
+    /// The item decoded as [`decode_response`] would have.
+    pub fn into_value(self) -> Result<Value, XmlRpcError> {
+        match self {
+            RawItem::Escaped(raw) => unescape(raw).map(Value::String),
+            RawItem::Value(v) => Ok(v),
+        }
+    }
+}
+
+/// A response read by [`decode_response_raw`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum RawResponse<'a> {
+    /// The value is an array: its items.
+    Array(Vec<RawItem<'a>>),
+    /// Any other value, decoded.
+    Other(Value),
+}
+
+/// Decodes a `methodResponse` as [`decode_response`] does, except that the `<string>` items of
+/// an array value are left as written, borrowed from `bytes`: a reader of a large document (a VM
+/// pool, tens of MB) can read it where it lies instead of unescaping a copy first.
+pub fn decode_response_raw(bytes: &[u8]) -> Result<RawResponse<'_>, XmlRpcError> {
+    decode_response_with(bytes, |d| d.raw_value())
+}
+
+/// Resolves the references and line ends of a `<string>` body as written.
+pub fn unescape(raw: &str) -> Result<String, XmlRpcError> {
+    unescape_string(raw)
+}
+
+fn decode_response_with<'a, T>(
+    bytes: &'a [u8],
+    value: impl FnOnce(&mut Decoder<'a>) -> Result<T, XmlRpcError>,
+) -> Result<T, XmlRpcError> {
     let mut d = Decoder::new(bytes)?;
     d.expect_start("methodResponse")?;
     let result = match d.next_significant()? {
         Tok::Start(tag) if tag == "params" => {
             d.expect_start("param")?;
             d.expect_start("value")?;
-            let v = d.value_body(0)?;
+            let v = value(&mut d)?;
             d.expect_end("param")?;
             d.expect_end("params")?;
             Ok(v)
@@ -259,6 +305,10 @@ impl Tok<'_> {
 
 struct Decoder<'a> {
     reader: Reader<&'a [u8]>,
+    /// The whole document (validated UTF-8).
+    doc: &'a str,
+    /// Bytes consumed behind the reader's back (string bodies), for error positions.
+    skipped: u64,
 }
 
 fn local(start: &BytesStart<'_>) -> String {
@@ -267,21 +317,25 @@ fn local(start: &BytesStart<'_>) -> String {
 
 impl<'a> Decoder<'a> {
     fn new(bytes: &'a [u8]) -> Result<Self, XmlRpcError> {
-        if std::str::from_utf8(bytes).is_err() {
+        let Ok(doc) = std::str::from_utf8(bytes) else {
             return Err(malformed("the document is not valid UTF-8"));
-        }
+        };
         let mut reader = Reader::from_reader(bytes);
         let config = reader.config_mut();
         config.trim_text(false);
         config.expand_empty_elements = false;
         config.check_end_names = true;
-        Ok(Decoder { reader })
+        Ok(Decoder {
+            reader,
+            doc,
+            skipped: 0,
+        })
     }
 
     fn err(&self, e: quick_xml::Error) -> XmlRpcError {
         malformed(format!(
             "XML error at byte {}: {e}",
-            self.reader.buffer_position()
+            self.reader.buffer_position() + self.skipped
         ))
     }
 
@@ -348,14 +402,26 @@ impl<'a> Decoder<'a> {
 
     /// The body of a `<value>` whose start tag was consumed; consumes `</value>`.
     fn value_body(&mut self, depth: usize) -> Result<Value, XmlRpcError> {
+        let first = self.next_raw()?;
+        self.value_from(first, String::new(), depth)
+    }
+
+    /// [`value_body`](Self::value_body) with its first token read and the untyped text before
+    /// it already collected.
+    fn value_from(
+        &mut self,
+        first: Tok<'a>,
+        mut untyped: String,
+        depth: usize,
+    ) -> Result<Value, XmlRpcError> {
         if depth > MAX_DEPTH {
             return Err(malformed(format!(
                 "values nested deeper than {MAX_DEPTH} levels"
             )));
         }
-        let mut untyped = String::new();
+        let mut tok = first;
         loop {
-            match self.next_raw()? {
+            match tok {
                 Tok::Text(t) => untyped.push_str(&unescape_text(&t)?),
                 Tok::Resolved(t) => untyped.push_str(&t),
                 Tok::End(t) if t == "value" => return Ok(Value::String(untyped)),
@@ -383,23 +449,75 @@ impl<'a> Decoder<'a> {
                 }
                 other => return Err(unexpected("a value", &other)),
             }
+            tok = self.next_raw()?;
+        }
+    }
+
+    /// The first token inside a `<value>` that is not whitespace, and that whitespace.
+    fn value_start(&mut self) -> Result<(Tok<'a>, String), XmlRpcError> {
+        let mut space = String::new();
+        loop {
+            match self.next_raw()? {
+                Tok::Text(t) if t.trim().is_empty() => space.push_str(&t),
+                tok => return Ok((tok, space)),
+            }
+        }
+    }
+
+    /// The body of the response's `<value>` for [`decode_response_raw`]; consumes `</value>`.
+    fn raw_value(&mut self) -> Result<RawResponse<'a>, XmlRpcError> {
+        let (first, space) = self.value_start()?;
+        if !matches!(&first, Tok::Start(t) if t == "array") {
+            return self.value_from(first, space, 0).map(RawResponse::Other);
+        }
+        let mut items = Vec::new();
+        match self.next_significant()? {
+            Tok::Start(t) if t == "data" => loop {
+                match self.next_significant()? {
+                    Tok::Start(t) if t == "value" => {
+                        let (first, space) = self.value_start()?;
+                        if matches!(&first, Tok::Start(t) if t == "string") {
+                            items.push(RawItem::Escaped(self.raw_string()?));
+                            self.expect_end("value")?;
+                        } else {
+                            items.push(RawItem::Value(self.value_from(first, space, 1)?));
+                        }
+                    }
+                    Tok::Empty(t) if t == "value" => {
+                        items.push(RawItem::Value(Value::String(String::new())))
+                    }
+                    Tok::End(t) if t == "data" => break,
+                    other => return Err(unexpected("<value> or </data>", &other)),
+                }
+            },
+            Tok::Empty(t) if t == "data" => {}
+            other => return Err(unexpected("<data>", &other)),
+        }
+        self.expect_end("array")?;
+        self.expect_end("value")?;
+        Ok(RawResponse::Array(items))
+    }
+
+    /// The body of a `<string>` whose start tag was consumed, as written; consumes
+    /// `</string>`. The text up to the next `<` is taken as one slice (quick-xml would stop at
+    /// every reference: a 37 MB pool has millions) and the reader moved past it.
+    fn raw_string(&mut self) -> Result<&'a str, XmlRpcError> {
+        let rest: &'a [u8] = self.reader.get_mut();
+        let start = self.doc.len() - rest.len();
+        let text = self.doc.get(start..).unwrap_or_default();
+        let len = memchr::memchr(b'<', text.as_bytes()).unwrap_or(text.len());
+        *self.reader.get_mut() = &rest[len..];
+        self.skipped += len as u64;
+        match self.next_raw()? {
+            Tok::End(t) if t == "string" => Ok(&text[..len]),
+            Tok::Eof => Err(malformed("the document ends inside <string>")),
+            _ => Err(malformed("markup inside <string>")),
         }
     }
 
     fn typed(&mut self, tag: &str, depth: usize) -> Result<Value, XmlRpcError> {
         match tag {
-            "string" => {
-                // One raw slice up to </string>, unescaped once.
-                let raw = self
-                    .reader
-                    .read_text(QName("string"))
-                    .map_err(|e| self.err(e))?;
-                let raw = raw.into_inner();
-                if raw.contains("<![CDATA[") || raw.contains('<') {
-                    return Err(malformed("markup inside <string>"));
-                }
-                Ok(Value::String(unescape_owned(raw)?))
-            }
+            "string" => Ok(Value::String(unescape_string(self.raw_string()?)?)),
             "i4" | "int" | "i8" => {
                 let text = self.text_until_end(tag)?;
                 text.trim()
@@ -513,9 +631,132 @@ fn unescape_text(raw: &str) -> Result<Cow<'_, str>, XmlRpcError> {
     quick_xml::escape::unescape(raw).map_err(|e| malformed(format!("bad escape: {e}")))
 }
 
-fn unescape_owned(raw: Cow<'_, str>) -> Result<String, XmlRpcError> {
-    if !raw.contains('&') && !raw.contains('\r') {
-        return Ok(raw.into_owned());
+/// Unescapes the body of a `<string>`: the five predefined entities, character references and
+/// XML end-of-line normalisation (`\r\n` and `\r` become `\n`). A large body (a pool document
+/// has a reference every few bytes) is cut before `&`s into pieces unescaped on several threads.
+fn unescape_string(raw: &str) -> Result<String, XmlRpcError> {
+    let bytes = raw.as_bytes();
+    let Some(first) = memchr::memchr2(b'&', b'\r', bytes) else {
+        return Ok(raw.to_owned());
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let pieces = threads.min(8).min(bytes.len() / PARALLEL_MIN_BYTES).max(1);
+    // Cuts just before an `&` (never inside a reference or a CR LF pair).
+    let mut cuts = vec![first];
+    for k in 1..pieces {
+        let from = (bytes.len() * k / pieces).max(first);
+        if let Some(at) = memchr::memchr(b'&', &bytes[from..]) {
+            cuts.push(from + at);
+        }
     }
-    Ok(unescape_text(&raw)?.into_owned())
+    cuts.push(bytes.len());
+    cuts.dedup();
+    // Each piece writes into its own region of the input's size (the output is never longer).
+    let mut out = vec![0u8; bytes.len()];
+    out[..first].copy_from_slice(&bytes[..first]);
+    let mut regions = Vec::with_capacity(cuts.len());
+    let mut rest = &mut out[first..];
+    for w in cuts.windows(2) {
+        let (region, tail) = rest.split_at_mut(w[1] - w[0]);
+        regions.push((&raw[w[0]..w[1]], region));
+        rest = tail;
+    }
+    let written: Vec<Result<usize, XmlRpcError>> = if regions.len() == 1 {
+        regions
+            .into_iter()
+            .map(|(piece, region)| unescape_into(piece, region))
+            .collect()
+    } else {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = regions
+                .into_iter()
+                .map(|(piece, region)| scope.spawn(move || unescape_into(piece, region)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(malformed("unescaping failed")))
+                })
+                .collect()
+        })
+    };
+    let mut end = first;
+    for (w, n) in cuts.windows(2).zip(written) {
+        let n = n?;
+        out.copy_within(w[0]..w[0] + n, end);
+        end += n;
+    }
+    out.truncate(end);
+    // Only whole UTF-8 sequences were copied or written, so this holds; checked all the same.
+    String::from_utf8(out).map_err(|_| malformed("the unescaped string is not UTF-8"))
+}
+
+/// Below this size a string is unescaped on one thread.
+const PARALLEL_MIN_BYTES: usize = 1 << 20;
+
+/// Unescapes `raw` into `out` (at least as long); returns the bytes written. Copies byte by byte:
+/// with a reference every few bytes this beats a memcpy call per run.
+fn unescape_into(raw: &str, out: &mut [u8]) -> Result<usize, XmlRpcError> {
+    let bytes = raw.as_bytes();
+    let (mut r, mut w) = (0, 0);
+    while let Some(&b) = bytes.get(r) {
+        match b {
+            b'&' => {
+                let (ch, len) = match (bytes.get(r + 1..r + 4), bytes.get(r + 1..r + 5)) {
+                    (Some(b"lt;"), _) => (b'<', 4),
+                    (Some(b"gt;"), _) => (b'>', 4),
+                    (_, Some(b"amp;")) => (b'&', 5),
+                    _ => {
+                        let end = raw[r..]
+                            .find(';')
+                            .ok_or_else(|| malformed("bad escape: a reference without ';'"))?;
+                        let mut utf8 = [0u8; 4];
+                        let ch = reference(&raw[r + 1..r + end])?.encode_utf8(&mut utf8);
+                        // A reference is longer than its UTF-8 encoding.
+                        out[w..w + ch.len()].copy_from_slice(ch.as_bytes());
+                        w += ch.len();
+                        r += end + 1;
+                        continue;
+                    }
+                };
+                out[w] = ch;
+                w += 1;
+                r += len;
+            }
+            b'\r' => {
+                out[w] = b'\n';
+                w += 1;
+                r += 1 + usize::from(bytes.get(r + 1) == Some(&b'\n'));
+            }
+            _ => {
+                out[w] = b;
+                w += 1;
+                r += 1;
+            }
+        }
+    }
+    Ok(w)
+}
+
+/// The character of a reference name (`quot`, `#38`, `#x26`, ...).
+fn reference(name: &str) -> Result<char, XmlRpcError> {
+    let code = match name {
+        "lt" => return Ok('<'),
+        "gt" => return Ok('>'),
+        "amp" => return Ok('&'),
+        "apos" => return Ok('\''),
+        "quot" => return Ok('"'),
+        _ => match name.strip_prefix('#') {
+            Some(num) if num.starts_with(['+', '-']) => None,
+            Some(num) => match num.strip_prefix('x') {
+                Some(hex) => u32::from_str_radix(hex, 16).ok(),
+                None => num.parse::<u32>().ok(),
+            },
+            None => return Err(malformed(format!("unknown entity &{name};"))),
+        },
+    };
+    code.filter(|&c| c != 0)
+        .and_then(char::from_u32)
+        .ok_or_else(|| malformed(format!("bad character reference &{name};")))
 }

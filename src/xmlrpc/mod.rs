@@ -5,7 +5,8 @@ mod codec;
 mod value;
 
 pub use codec::{
-    decode_call, decode_response, encode_call, encode_fault, encode_response, escape_into,
+    decode_call, decode_response, decode_response_raw, encode_call, encode_fault, encode_response,
+    escape_into, unescape, RawItem, RawResponse,
 };
 pub use value::Value;
 
