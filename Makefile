@@ -24,7 +24,7 @@ lint: build
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
 	$(CARGO) clippy --all-targets --features python -- -D warnings
-	$(PYTHON) -m ruff check python tests examples bench
+	$(PYTHON) -m ruff check $(wildcard python tests examples bench)
 	$(MAKE) mypy stubtest
 
 mypy:
@@ -35,7 +35,7 @@ stubtest:
 
 fmt:
 	$(CARGO) fmt
-	$(PYTHON) -m ruff format python tests examples bench
+	$(PYTHON) -m ruff format $(wildcard python tests examples bench)
 
 ## demo: the main job (README's first command does the same after `pip install .`).
 demo:

@@ -49,9 +49,7 @@ def copy(target: str, folder: Path, pattern: str) -> None:
 
 
 def main() -> None:
-    regressions = {
-        p.relative_to(CORPUS): p.read_bytes() for p in CORPUS.glob("*/regression-*")
-    }
+    regressions = {p.relative_to(CORPUS): p.read_bytes() for p in CORPUS.glob("*/regression-*")}
     if CORPUS.exists():
         for folder in CORPUS.iterdir():
             if folder.is_dir():

@@ -826,17 +826,7 @@ impl Driver {
             .map_err(|e| Error::remote(context("create_volume (GET /disks/<uuid>)"), e))?;
         Ok(VolumeRecord {
             site: s.name.clone(),
-            disk: pdisk::DiskSummary {
-                uuid: disk.uuid,
-                tag: disk.tag,
-                count: disk.count,
-                owner: disk.owner,
-                identifier: disk.identifier,
-                size: disk.size,
-                quarantine: disk.quarantine,
-                disk_type: Some(disk.disk_type),
-                visibility: Some(disk.visibility),
-            },
+            disk: disk.into(),
             mounts: Vec::new(),
         })
     }

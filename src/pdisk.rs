@@ -362,6 +362,23 @@ impl DiskSummary {
     }
 }
 
+impl From<Disk> for DiskSummary {
+    /// A described disk as a listing item (type and visibility known).
+    fn from(d: Disk) -> Self {
+        DiskSummary {
+            uuid: d.uuid,
+            tag: d.tag,
+            count: d.count,
+            owner: d.owner,
+            identifier: d.identifier,
+            size: d.size,
+            quarantine: d.quarantine,
+            disk_type: Some(d.disk_type),
+            visibility: Some(d.visibility),
+        }
+    }
+}
+
 impl Disk {
     /// Size in GiB (the size is GiB up to 1024, bytes above; rounded up).
     pub fn size_gib(&self) -> u64 {

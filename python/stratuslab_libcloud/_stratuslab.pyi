@@ -7,12 +7,15 @@ __all__ = [
     "Core",
     "LocalCloudServer",
     "__version__",
+    "_debug_build",
+    "_panic_for_tests",
     "default_config_path",
     "read_config_file",
     "reset_log_cache",
 ]
 
 __version__: str
+_debug_build: bool  # built without optimisations (maturin develop)
 
 _SizeTuple: TypeAlias = tuple[str, int, int, int]  # name, cpu, ram MiB, swap MiB
 _NodeTuple: TypeAlias = tuple[
@@ -33,6 +36,7 @@ _LocationTuple: TypeAlias = tuple[str, str, str, dict[str, Any]]  # id, name, co
 _Failures: TypeAlias = list[tuple[str, BaseException]]  # (site, exception) per failed site
 
 def reset_log_cache() -> None: ...
+def _panic_for_tests() -> None: ...  # raises StratusLabError from a Rust panic
 def default_config_path() -> str | None: ...
 def read_config_file(path: str) -> bytes: ...
 
