@@ -364,11 +364,10 @@ fn free_elsewhere<T: Send + 'static>(records: Vec<T>) {
     if records.len() < 1000 {
         return;
     }
-    let spawned = std::thread::Builder::new()
+    // If no thread can be started, `spawn` drops the closure, and the records with it, here.
+    let _detached = std::thread::Builder::new()
         .name("stratuslab-free".into())
         .spawn(move || drop(records));
-    // If no thread can be started, the records came back in the error and are freed here.
-    drop(spawned);
 }
 
 /// Flattens per-site results into one list of converted records and the failed sites (or raises
