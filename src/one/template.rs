@@ -1279,16 +1279,7 @@ target = "hdd"
         }
     }
 
-    /// This thread's CPU time (Linux `schedstat`, so a busy machine does not skew it), else
-    /// wall-clock time since the first call.
-    fn cpu_now() -> std::time::Duration {
-        static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
-        std::fs::read_to_string("/proc/thread-self/schedstat")
-            .ok()
-            .and_then(|s| s.split_whitespace().next()?.parse().ok())
-            .map(std::time::Duration::from_nanos)
-            .unwrap_or_else(|| START.get_or_init(std::time::Instant::now).elapsed())
-    }
+    use crate::test_util::cpu_now;
 
     #[test]
     #[ignore = "timing; run with --release -- --ignored"]
