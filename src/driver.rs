@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::join_all;
@@ -11,7 +12,9 @@ use crate::config::{InstanceType, Settings, SiteSettings};
 use crate::error::{Context, Error, Result};
 use crate::http::{HttpClient, HttpOptions, TlsOptions};
 use crate::marketplace::{self, ImageEntry, ListQuery, MarketplaceClient, StatusFilter};
-use crate::one::client::{OneClient, Version, POOL_MINE, POOL_STATE_NOT_DONE};
+use crate::one::client::{
+    read_pool_reply, OneClient, PoolPiece, Version, POOL_MINE, POOL_STATE_NOT_DONE,
+};
 use crate::one::endpoint::Auth;
 use crate::one::states;
 use crate::one::template::{self, NicSpec, RootDisk, VmSpec};
@@ -55,6 +58,34 @@ pub struct NodeRecord {
     pub image_id: Option<String>,
     /// Attached pdisk volumes: uuid → device.
     pub volumes: BTreeMap<String, String>,
+}
+
+/// What [`Driver::stream_nodes`] sends; `site` numbers the sites of [`NodeStream::sites`].
+#[derive(Debug)]
+pub enum NodeEvent {
+    /// More nodes of a site, in pool order.
+    Records {
+        site: usize,
+        records: Vec<NodeRecord>,
+    },
+    /// Forget the nodes of the site sent so far (its whole list follows).
+    Discard { site: usize },
+    /// The site is complete, or failed.
+    Done { site: usize, result: Result<()> },
+}
+
+/// The sites a [`Driver::stream_nodes`] lists (in site order) and its events.
+#[derive(Debug)]
+pub struct NodeStream {
+    pub sites: Vec<String>,
+    pub events: tokio::sync::mpsc::UnboundedReceiver<NodeEvent>,
+}
+
+/// The error of a site whose listing stopped without its [`NodeEvent::Done`].
+pub fn ended_early(site: &str) -> Error {
+    Error::internal(format!(
+        "site '{site}': the node listing stopped before its end"
+    ))
 }
 
 /// A volume as the driver reports it.
@@ -275,35 +306,118 @@ impl Driver {
         }
     }
 
-    /// `list_nodes`: every selected site concurrently; one result per site, in site order.
+    /// `list_nodes`: every selected site concurrently; one result per site, in site order
+    /// (the records of [`stream_nodes`](Self::stream_nodes), collected).
     pub async fn list_nodes(
-        &self,
+        self: &Arc<Self>,
         site: Option<&str>,
     ) -> Result<Vec<(String, Result<Vec<NodeRecord>>)>> {
-        let sites = self.selected(site)?;
-        let results = join_all(sites.iter().map(|s| self.list_site_nodes(s))).await;
-        Ok(sites.iter().map(|s| s.name.clone()).zip(results).collect())
-    }
-
-    async fn list_site_nodes(&self, site: &Site) -> Result<Vec<NodeRecord>> {
-        let context = || ctx(&site.name, site.one.url(), "list_nodes (one.vmpool.info)");
-        let (pool, mounts) = tokio::join!(
-            site.one.vm_pool_records(POOL_MINE, POOL_STATE_NOT_DONE),
-            self.site_mounts(site)
-        );
-        let vms = pool.map_err(|e| Error::remote(context(), e))?;
-        let mut records: Vec<NodeRecord> = vms
-            .into_iter()
-            .map(|vm| node_record(&site.name, vm, &self.instance_types))
-            .collect();
-        for r in &mut records {
-            for (uuid, vm_id, device) in &mounts {
-                if *vm_id == r.vm.id {
-                    r.volumes.insert(uuid.clone(), device.clone());
+        let NodeStream { sites, mut events } = self.stream_nodes(site)?;
+        let mut results: Vec<Option<Result<Vec<NodeRecord>>>> =
+            sites.iter().map(|_| None).collect();
+        let mut records: Vec<Vec<NodeRecord>> = sites.iter().map(|_| Vec::new()).collect();
+        while let Some(event) = events.recv().await {
+            match event {
+                NodeEvent::Records { site, records: r } => records[site].extend(r),
+                NodeEvent::Discard { site } => records[site].clear(),
+                NodeEvent::Done { site, result } => {
+                    results[site] = Some(result.map(|()| std::mem::take(&mut records[site])))
                 }
             }
         }
-        Ok(records)
+        Ok(sites
+            .into_iter()
+            .zip(results)
+            .map(|(name, result)| {
+                let result = result.unwrap_or_else(|| Err(ended_early(&name)));
+                (name, result)
+            })
+            .collect())
+    }
+
+    /// `list_nodes` as a stream: every selected site is listed concurrently and its nodes are
+    /// sent as they are read from the reply, piece by piece, in pool order, while the rest is
+    /// read (so the receiver can build its objects meanwhile). Each site ends with one
+    /// [`NodeEvent::Done`]; a site whose events stop without one failed inside (a bug).
+    pub fn stream_nodes(self: &Arc<Self>, site: Option<&str>) -> Result<NodeStream> {
+        let indices: Vec<usize> = match site {
+            Some(name) => {
+                let wanted = self.site(name)?;
+                vec![self
+                    .sites
+                    .iter()
+                    .position(|s| std::ptr::eq(s, wanted))
+                    .ok_or_else(|| Error::internal("site lookup"))?]
+            }
+            None => (0..self.sites.len()).collect(),
+        };
+        let sites = indices
+            .iter()
+            .map(|&i| self.sites[i].name.clone())
+            .collect();
+        let (tx, events) = tokio::sync::mpsc::unbounded_channel();
+        let driver = Arc::clone(self);
+        crate::runtime::spawn(async move {
+            join_all(indices.into_iter().enumerate().map(|(n, i)| {
+                let tx = tx.clone();
+                let driver = Arc::clone(&driver);
+                async move {
+                    let result = driver.stream_site_nodes(n, i, &tx).await;
+                    // The receiver may be gone (the caller stopped); nothing to tell then.
+                    let _ = tx.send(NodeEvent::Done { site: n, result });
+                }
+            }))
+            .await;
+        })?;
+        Ok(NodeStream { sites, events })
+    }
+
+    /// One site of [`stream_nodes`](Self::stream_nodes): the pool reply and the volume mounts
+    /// are fetched together, then the reply is read on a blocking thread, which sends the
+    /// nodes piece by piece ([`read_pool_reply`]).
+    async fn stream_site_nodes(
+        self: &Arc<Self>,
+        n: usize,
+        index: usize,
+        tx: &tokio::sync::mpsc::UnboundedSender<NodeEvent>,
+    ) -> Result<()> {
+        let site = &self.sites[index];
+        let context = || ctx(&site.name, site.one.url(), "list_nodes (one.vmpool.info)");
+        let (reply, mounts) = tokio::join!(
+            site.one.vm_pool_reply(POOL_MINE, POOL_STATE_NOT_DONE),
+            self.site_mounts(site)
+        );
+        let body = reply.map_err(|e| Error::remote(context(), e))?;
+        let driver = Arc::clone(self);
+        let tx = tx.clone();
+        let read = tokio::task::spawn_blocking(move || {
+            let site = &driver.sites[index];
+            let mut by_vm: BTreeMap<i64, BTreeMap<String, String>> = BTreeMap::new();
+            for (uuid, vm_id, device) in mounts {
+                by_vm.entry(vm_id).or_default().insert(uuid, device);
+            }
+            let map = |vm: VmRecord| {
+                let mut r = node_record(&site.name, vm, &driver.instance_types);
+                if let Some(volumes) = by_vm.get(&r.vm.id) {
+                    r.volumes = volumes.clone();
+                }
+                r
+            };
+            // The receiver may be gone (the caller stopped): nothing to tell then.
+            read_pool_reply(&body, &map, &mut |piece| {
+                let _ = tx.send(match piece {
+                    PoolPiece::Records(records) => NodeEvent::Records { site: n, records },
+                    PoolPiece::Discard => NodeEvent::Discard { site: n },
+                });
+            })
+        });
+        match read.await {
+            Ok(result) => result.map_err(|e| Error::remote(context(), e)),
+            Err(e) => Err(Error::internal(format!(
+                "site '{}': reading the node list failed: {e}",
+                site.name
+            ))),
+        }
     }
 
     /// (uuid, vm id, device) of the caller's mounted disks; failures only logged (the node list

@@ -1,7 +1,8 @@
 """Type stubs of the Rust extension ``stratuslab_libcloud._stratuslab`` (checked against the
 compiled module by ``make stubtest``)."""
 
-from typing import Any, TypeAlias, final
+from collections.abc import Callable
+from typing import Any, TypeAlias, TypeVar, final
 
 __all__ = [
     "Core",
@@ -15,6 +16,7 @@ __all__ = [
 ]
 
 __version__: str
+_T = TypeVar("_T")  # what a listing's `build` callback returns
 _debug_build: bool  # built without optimisations (maturin develop)
 
 _SizeTuple: TypeAlias = tuple[str, int, int, int]  # name, cpu, ram MiB, swap MiB
@@ -61,7 +63,11 @@ class Core:
     def default_site(self) -> str: ...
     def locations(self) -> list[_LocationTuple]: ...
     def sizes(self) -> list[_SizeTuple]: ...
-    def list_nodes(self, site: str | None, strict: bool) -> tuple[list[_NodeTuple], _Failures]: ...
+    def list_nodes(
+        self, site: str | None, strict: bool, build: Callable[..., _T]
+    ) -> tuple[list[_T], _Failures]:
+        """`build(*record)` is called with each `_NodeTuple`'s items."""
+        ...
     def get_node(self, site: str, vm_id: int) -> _NodeTuple: ...
     def create_node(
         self,

@@ -295,8 +295,22 @@ class StratusLabNodeDriver(NodeDriver):
         )
 
     def _to_node(self, rec: tuple[Any, ...]) -> Node:
+        return self._node_from(*rec)
+
+    def _node_from(
+        self,
+        site: str,
+        vm_id: int,
+        name: str,
+        state: str,
+        public_ips: list[str],
+        private_ips: list[str],
+        size: tuple[str, int, int, int] | None,
+        image_id: str | None,
+        created: int,
+        extra: dict[str, Any],
+    ) -> Node:
         # Called once per VM of a listing (10,000 at a big site): keep it to construction.
-        site, vm_id, name, state, public_ips, private_ips, size, image_id, created, extra = rec
         return Node(
             id=f"{vm_id}@{site}",
             name=name,
@@ -356,10 +370,11 @@ class StratusLabNodeDriver(NodeDriver):
         unless ``ex_strict`` is true (then its error is raised).
         """
         site = None if ex_location is None else self._location(ex_location).id
-        records, failures = self._core.list_nodes(site, ex_strict)
+        # Each node is built as soon as its piece of the reply is read (with the cyclic GC
+        # paused), while the core reads the rest on another thread.
+        nodes, failures = self._core.list_nodes(site, ex_strict, self._node_from)
         self._warn_failures("list_nodes", failures)
-        with _gc_paused():
-            return [self._to_node(r) for r in records]
+        return nodes
 
     def ex_get_node(self, node_id: str) -> Node:
         """One node by id (``<vm id>@<site>``), fresh from ``one.vm.info``."""

@@ -456,7 +456,7 @@ impl Catalog {
             Some(&position) => Reply::new(
                 200,
                 "application/rdf+xml",
-                self.entries[position].raw.as_bytes(),
+                bytes::Bytes::copy_from_slice(self.entries[position].raw.as_bytes()),
             )
             .with_header(
                 "Content-Disposition",
@@ -865,7 +865,7 @@ mod tests {
         );
         let older = get(&c, "/metadata", "created=2014-03-08T14:15:05Z", now);
         assert_eq!(
-            (older.status, older.body.as_slice()),
+            (older.status, &older.body[..]),
             (404, NO_MATCH_XML.as_bytes())
         );
         assert_eq!(
@@ -980,7 +980,7 @@ mod tests {
         let reply = get(&c, "/metadata", "", "2020-01-01T00:00:00Z");
         assert_eq!(reply.status, 200);
         assert_eq!(
-            reply.body,
+            &reply.body[..],
             b"<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"no\"?><metadata></metadata>"
         );
         // Status alone is not a filter: still 200.
@@ -1021,7 +1021,7 @@ mod tests {
             (404, "application/xml")
         );
         assert_eq!(
-            xml.body,
+            &xml.body[..],
             b"<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"no\"?><error>metadata entry not found.\n</error>"
         );
         let json = c.handle("GET", &path, "", Some("application/json"), 0);
@@ -1029,7 +1029,7 @@ mod tests {
             (json.status, json.content_type.as_str()),
             (404, "application/json")
         );
-        assert_eq!(json.body, br#"{"404":"metadata entry not found.\n"}"#);
+        assert_eq!(&json.body[..], br#"{"404":"metadata entry not found.\n"}"#);
         let html = c.handle("GET", &path, "", Some("text/html,application/xml;q=0.9"), 0);
         assert_eq!(
             (html.status, html.content_type.as_str()),

@@ -13,17 +13,20 @@ pub mod server;
 pub mod tls;
 pub mod vmxml;
 
+use bytes::Bytes;
+
 /// A service's answer, before the HTTP layer sends it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reply {
     pub status: u16,
     pub content_type: String,
     pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
+    /// Shared, so a cached reply is sent without copying it.
+    pub body: Bytes,
 }
 
 impl Reply {
-    pub fn new(status: u16, content_type: &str, body: impl Into<Vec<u8>>) -> Self {
+    pub fn new(status: u16, content_type: &str, body: impl Into<Bytes>) -> Self {
         Reply {
             status,
             content_type: content_type.to_owned(),

@@ -699,7 +699,7 @@ fn compute(
         if let Some(ints) = pool_key {
             if let Some((g, bytes)) = state.pool_cache.get(&(user.clone(), ints)) {
                 if *g == generation {
-                    return Reply::new(200, "text/xml", bytes.to_vec());
+                    return Reply::new(200, "text/xml", bytes.clone());
                 }
             }
         }
@@ -715,7 +715,7 @@ fn compute(
                 state.pool_cache.retain(|_, (g, _)| *g == generation);
                 state
                     .pool_cache
-                    .insert((user, ints), (generation, Bytes::from(reply.body.clone())));
+                    .insert((user, ints), (generation, reply.body.clone()));
             }
         }
     }
@@ -760,7 +760,7 @@ fn to_response(reply: Reply) -> Response {
 /// Headers declaring the full length, half the body, then a TCP reset.
 fn reset_mid_body(reply: Reply, control: Arc<ConnControl>) -> Response {
     let full = reply.body.len();
-    let first = Bytes::from(reply.body).slice(..full / 2);
+    let first = reply.body.slice(..full / 2);
     let tail = async move {
         // Give hyper a moment to flush the first half before the reset.
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -774,7 +774,7 @@ fn reset_mid_body(reply: Reply, control: Arc<ConnControl>) -> Response {
         status: reply.status,
         content_type: reply.content_type,
         headers: reply.headers,
-        body: Vec::new(),
+        body: Bytes::new(),
     });
     *response.body_mut() = Body::from_stream(chunks);
     if let Ok(value) = HeaderValue::from_str(&full.to_string()) {

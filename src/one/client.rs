@@ -10,7 +10,7 @@ use reqwest::Method;
 use tokio::sync::OnceCell;
 
 use super::endpoint::{compute_endpoint, Auth, ComputeEndpoint};
-use super::vm::{self, VmRecord};
+use super::vm::{self, VmRecord, VmXmlError};
 use crate::error::{Classify, Kind};
 use crate::http::{HttpClient, Request, TransportError};
 use crate::xmlrpc::{self, RawItem, RawResponse, Value, XmlRpcError};
@@ -269,36 +269,24 @@ impl OneClient {
         filter: i64,
         state: i64,
     ) -> Result<Vec<VmRecord>, OneError> {
+        let body = self.vm_pool_reply(filter, state).await?;
+        let mut records = Vec::new();
+        read_pool_reply(&body, &|vm| vm, &mut |piece| match piece {
+            PoolPiece::Records(r) => records.extend(r),
+            PoolPiece::Discard => records.clear(),
+        })?;
+        Ok(records)
+    }
+
+    /// The raw reply of `one.vmpool.info(filter, -1, -1, state)`, for [`read_pool_reply`].
+    pub async fn vm_pool_reply(&self, filter: i64, state: i64) -> Result<bytes::Bytes, OneError> {
         let params = vec![
             Value::Int(filter),
             Value::Int(-1),
             Value::Int(-1),
             Value::Int(state),
         ];
-        let body = self.send("one.vmpool.info", params, true).await?;
-        let items = match xmlrpc::decode_response_raw(&body)? {
-            RawResponse::Array(items) => items,
-            RawResponse::Other(value) => {
-                unpack(value)?;
-                return Err(OneError::UnexpectedReply {
-                    detail: "expected [ok, value, code]".to_owned(),
-                });
-            }
-        };
-        if let [RawItem::Value(Value::Bool(true)), RawItem::Escaped(doc), ..] = items.as_slice() {
-            return vm::parse_pool_escaped(doc).map_err(|e| OneError::Document {
-                detail: e.to_string(),
-            });
-        }
-        // A refusal or another shape: decoded in full and reported as by `vm_pool`.
-        let items = items
-            .into_iter()
-            .map(RawItem::into_value)
-            .collect::<Result<Vec<_>, _>>()?;
-        let doc = into_string(unpack(Value::Array(items))?, "one.vmpool.info")?;
-        vm::parse_pool(doc.as_bytes()).map_err(|e| OneError::Document {
-            detail: e.to_string(),
-        })
+        self.send("one.vmpool.info", params, true).await
     }
 
     /// `one.vm.info(id)`: the raw `VM` document.
@@ -370,8 +358,152 @@ fn unpack(value: Value) -> Result<Value, OneError> {
     }
 }
 
+/// What [`read_pool_reply`] hands over.
+pub enum PoolPiece<T> {
+    /// The next records, in pool order.
+    Records(Vec<T>),
+    /// Forget every record handed over so far (the whole pool follows, read another way).
+    Discard,
+}
+
+/// Reads a `one.vmpool.info` reply (from [`OneClient::vm_pool_reply`]) into records, handed to
+/// `emit` piece by piece, in order, while the rest is read ([`vm::stream_pool_escaped`]): the
+/// pool document is read where it lies in the reply, still escaped. When the fast reading
+/// fails midway, `emit` gets [`PoolPiece::Discard`] and then the whole pool as read by
+/// [`vm::parse_pool_escaped`], or the error. Refusals are those of [`OneClient::vm_pool`].
+pub fn read_pool_reply<T: Send>(
+    body: &[u8],
+    map: &(dyn Fn(VmRecord) -> T + Sync),
+    emit: &mut (dyn FnMut(PoolPiece<T>) + Send),
+) -> Result<(), OneError> {
+    let items = match xmlrpc::decode_response_raw(body)? {
+        RawResponse::Array(items) => items,
+        RawResponse::Other(value) => {
+            unpack(value)?;
+            return Err(OneError::UnexpectedReply {
+                detail: "expected [ok, value, code]".to_owned(),
+            });
+        }
+    };
+    let document = |e: VmXmlError| OneError::Document {
+        detail: e.to_string(),
+    };
+    if let [RawItem::Value(Value::Bool(true)), RawItem::Escaped(doc), ..] = items.as_slice() {
+        if vm::stream_pool_escaped(doc, map, &mut |records| emit(PoolPiece::Records(records))) {
+            return Ok(());
+        }
+        emit(PoolPiece::Discard);
+        let vms = vm::parse_pool_escaped(doc).map_err(document)?;
+        emit(PoolPiece::Records(vms.into_iter().map(map).collect()));
+        return Ok(());
+    }
+    // A refusal or another shape: decoded in full and reported as by `vm_pool`.
+    let items = items
+        .into_iter()
+        .map(RawItem::into_value)
+        .collect::<Result<Vec<_>, _>>()?;
+    let doc = into_string(unpack(Value::Array(items))?, "one.vmpool.info")?;
+    let vms = vm::parse_pool(doc.as_bytes()).map_err(document)?;
+    emit(PoolPiece::Records(vms.into_iter().map(map).collect()));
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
+
+    /// What `read_pool_reply` hands over, flattened: ids, with `None` for a Discard.
+    fn pool_pieces(body: &[u8]) -> Result<Vec<Option<Vec<i64>>>, String> {
+        let mut out = Vec::new();
+        read_pool_reply(body, &|vm| vm.id, &mut |piece| {
+            out.push(match piece {
+                PoolPiece::Records(ids) => Some(ids),
+                PoolPiece::Discard => None,
+            })
+        })
+        .map_err(|e| e.to_string())?;
+        Ok(out)
+    }
+
+    fn pool_reply(doc: &str) -> Vec<u8> {
+        xmlrpc::encode_response(&Value::Array(vec![
+            Value::Bool(true),
+            Value::String(doc.to_owned()),
+            Value::Int(0),
+        ]))
+        .into_bytes()
+    }
+
+    /// A pool of `vms` VMs of about 2 KB; `tail(i)` goes in a CDATA section at the end of VM `i`.
+    fn big_doc(vms: usize, tail: impl Fn(usize) -> String) -> String {
+        let mut doc = String::from("<VM_POOL>");
+        for i in 0..vms {
+            doc.push_str(&format!(
+                "<VM><ID>{i}</ID><NAME>vm-{i}</NAME><STATE>3</STATE><LCM_STATE>3</LCM_STATE>\
+                 <TEMPLATE><CONTEXT><USER_DATA>{}</USER_DATA></CONTEXT></TEMPLATE>\
+                 <X><![CDATA[{}]]></X></VM>",
+                "u".repeat(2000),
+                tail(i)
+            ));
+        }
+        doc.push_str("</VM_POOL>");
+        doc
+    }
+
+    #[test]
+    fn pool_replies_are_read_in_pieces_in_order() {
+        let body = pool_reply(&big_doc(3000, |i| format!("t{i}")));
+        let pieces = pool_pieces(&body).unwrap();
+        assert!(pieces.len() > 2, "{} pieces", pieces.len());
+        let ids: Vec<i64> = pieces.into_iter().flat_map(Option::unwrap).collect();
+        assert_eq!(ids, (0..3000).collect::<Vec<i64>>());
+    }
+
+    #[test]
+    fn pool_replies_the_pieces_cannot_read_are_discarded_then_read_whole() {
+        // A cut marker inside CDATA at the end of every VM: the first cut falls inside one, the
+        // first piece does not read, nothing was handed over before the discard; the whole
+        // pool follows.
+        let body = pool_reply(&big_doc(3000, |i| format!("x</VM><VM>{i}")));
+        let pieces = pool_pieces(&body).unwrap();
+        assert_eq!(pieces.len(), 2);
+        assert_eq!(pieces[0], None);
+        assert_eq!(pieces[1].as_ref().map(Vec::len), Some(3000));
+        // A VM the fast reading refuses (an attribute) near the end: pieces were handed over,
+        // then the discard, then all.
+        let doc = big_doc(3000, |i| format!("t{i}")).replacen(
+            "<VM><ID>2990</ID>",
+            "<VM a=\"1\"><ID>2990</ID>",
+            1,
+        );
+        let pieces = pool_pieces(&pool_reply(&doc)).unwrap();
+        let discard = pieces.iter().position(Option::is_none).unwrap();
+        assert!(discard > 0);
+        assert_eq!(pieces.len(), discard + 2);
+        assert_eq!(
+            pieces[discard + 1].clone().unwrap(),
+            (0..3000).collect::<Vec<i64>>()
+        );
+        // A broken pool: the error is the serial one.
+        let broken =
+            big_doc(3000, |i| format!("t{i}")).replacen("<ID>2999</ID>", "<ID>2999</I>", 1);
+        let error = pool_pieces(&pool_reply(&broken)).unwrap_err();
+        let serial = vm::parse_pool(broken.as_bytes()).unwrap_err().to_string();
+        assert!(error.contains(&serial), "{error} / {serial}");
+    }
+
+    #[test]
+    fn pool_refusals_are_errors() {
+        let refusal = xmlrpc::encode_response(&Value::Array(vec![
+            Value::Bool(false),
+            Value::String(
+                "[VirtualMachinePoolInfo] User couldn't be authenticated, aborting call.".into(),
+            ),
+            Value::Int(256),
+        ]));
+        let error = pool_pieces(refusal.as_bytes()).unwrap_err();
+        assert!(error.contains("authenticated"), "{error}");
+    }
+
     use super::*;
 
     #[test]

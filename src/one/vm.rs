@@ -267,6 +267,141 @@ pub fn parse_pool_escaped(raw: &str) -> Result<Vec<VmRecord>, VmXmlError> {
     parse_pool(doc.as_bytes())
 }
 
+/// Pieces of about this many bytes when a pool is read as a stream.
+pub const STREAM_PIECE_BYTES: usize = 1 << 20;
+/// Where an escaped pool is cut into pieces: between two top-level `VM`s ...
+pub const POOL_CUT_MARKER: &[u8] = b"&lt;/VM&gt;&lt;VM&gt;";
+/// ... just after the first one's end tag.
+pub const POOL_CUT_OFFSET: usize = "&lt;/VM&gt;".len();
+
+/// A piece of an escaped pool cut at [`POOL_CUT_MARKER`]s, for [`read_pool_piece`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PoolPart {
+    /// The whole document.
+    Whole,
+    /// From the start of the document to a cut.
+    Head,
+    /// Between two cuts.
+    Middle,
+    /// From a cut to the end of the document.
+    Tail,
+}
+
+/// Reads one piece of a pool as it lies, still escaped, in a reply (the fast reading of
+/// [`parse_pool_escaped`]); `None` when the fast reading cannot read it (the caller then reads
+/// the whole document with [`parse_pool_escaped`], whose result and error are the reference).
+pub fn read_pool_piece(piece: &str, part: PoolPart) -> Option<Vec<VmRecord>> {
+    let part = match part {
+        PoolPart::Whole => Part::Whole,
+        PoolPart::Head => Part::Head,
+        PoolPart::Middle => Part::Middle,
+        PoolPart::Tail => Part::Tail,
+    };
+    let mut out = Vec::new();
+    parse_tokens(
+        EscapedScanner { s: piece, pos: 0 },
+        Root::Pool,
+        part,
+        &mut out,
+    )
+    .ok()?;
+    Some(out)
+}
+
+/// Reads a pool as it lies, still escaped, in the reply (as [`parse_pool_escaped`]) and hands
+/// the records over piece by piece, in document order, so the caller can use them while the
+/// rest is read. Each record goes through `map` on the reading thread. The pieces are read on
+/// the calling thread and, with three or more CPUs, on more threads (one CPU is left for the
+/// consumer).
+///
+/// Returns `false` when the fast reading cannot read the document, possibly after some pieces
+/// were given: the caller then discards them and uses [`parse_pool_escaped`].
+pub fn stream_pool_escaped<T: Send>(
+    raw: &str,
+    map: &(dyn Fn(VmRecord) -> T + Sync),
+    emit: &mut (dyn FnMut(Vec<T>) + Send),
+) -> bool {
+    let read = |piece: &str, part: PoolPart| -> Option<Vec<T>> {
+        Some(read_pool_piece(piece, part)?.into_iter().map(map).collect())
+    };
+    let wanted = raw.len() / STREAM_PIECE_BYTES;
+    let mut cuts = vec![0];
+    for k in 1..wanted {
+        let from = (raw.len() * k / wanted).max(cuts.last().copied().unwrap_or(0));
+        let Some(at) = raw
+            .as_bytes()
+            .get(from..)
+            .and_then(|rest| memchr::memmem::find(rest, POOL_CUT_MARKER))
+        else {
+            break;
+        };
+        cuts.push(from + at + POOL_CUT_OFFSET);
+    }
+    cuts.push(raw.len());
+    cuts.dedup();
+    let pieces = cuts.len() - 1;
+    if pieces < 2 {
+        return match read(raw, PoolPart::Whole) {
+            Some(records) => {
+                emit(records);
+                true
+            }
+            None => false,
+        };
+    }
+    let part = |i: usize| match i {
+        0 => PoolPart::Head,
+        i if i + 1 == pieces => PoolPart::Tail,
+        _ => PoolPart::Middle,
+    };
+    let piece = |i: usize| raw.get(cuts[i]..cuts[i + 1]);
+    let helpers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .saturating_sub(2)
+        .min(MAX_PIECES);
+    if helpers == 0 {
+        for i in 0..pieces {
+            match piece(i).and_then(|p| read(p, part(i))) {
+                Some(records) => emit(records),
+                None => return false,
+            }
+        }
+        return true;
+    }
+    // Several readers take the next piece in turn; whoever completes the next piece due
+    // hands it (and any ready ones after it) over, in order.
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let failed = std::sync::atomic::AtomicBool::new(false);
+    let order = std::sync::Mutex::new((0usize, std::collections::BTreeMap::new(), emit));
+    let work = || loop {
+        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if i >= pieces || failed.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
+        let Some(records) = piece(i).and_then(|p| read(p, part(i))) else {
+            failed.store(true, std::sync::atomic::Ordering::Relaxed);
+            return;
+        };
+        let Ok(mut guard) = order.lock() else {
+            failed.store(true, std::sync::atomic::Ordering::Relaxed);
+            return;
+        };
+        let (due, ready, emit) = &mut *guard;
+        ready.insert(i, records);
+        while let Some(records) = ready.remove(due) {
+            emit(records);
+            *due += 1;
+        }
+    };
+    std::thread::scope(|scope| {
+        for _ in 0..helpers {
+            scope.spawn(work);
+        }
+        work();
+    });
+    !failed.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 #[derive(Clone, Copy, PartialEq)]
 enum Root {
     Vm,
@@ -637,6 +772,9 @@ struct Parser {
 impl Parser {
     fn start(&mut self, name: &str) -> Result<Tag, VmXmlError> {
         let tag = match self.stack.last() {
+            // A listing's records leave CONTEXT out (user data can be most of a VM's
+            // document, and no listing uses it); `one.vm.info` reads it.
+            Some(Tag::Template) if self.root == Root::Pool && name == "CONTEXT" => Tag::Skip,
             Some(parent) => parent.child(name),
             None => {
                 let (expected, tag): (&'static str, Tag) = match self.root {
@@ -1404,14 +1542,28 @@ mod tests {
         parse_pool(&read(&format!("opennebula-3.8.5/{path}"))).unwrap()
     }
 
+    /// A VM as a pool listing gives it: without CONTEXT.
+    fn listed(mut vm: VmRecord) -> VmRecord {
+        vm.template.context.clear();
+        vm
+    }
+
+    #[test]
+    fn pool_listings_leave_context_out() {
+        let doc = read("opennebula-3.8.5/vmpool-info.xml");
+        let vms = parse_pool(&doc).unwrap();
+        assert!(vms.iter().all(|vm| vm.template.context.is_empty()));
+        assert!(!one("vm-info.xml").template.context.is_empty());
+    }
+
     #[test]
     fn vmpool_info_single_vm() {
-        let running = vec![probe_vm_1(3, 3, 0, vec![hist(0, 1795655397, 0)])];
+        let running = vec![listed(probe_vm_1(3, 3, 0, vec![hist(0, 1795655397, 0)]))];
         assert_eq!(pool("vmpool-info.xml"), running);
         assert_eq!(pool("vmpool-info-mine.xml"), running);
         assert_eq!(
             pool("vmpool-info-pending.xml"),
-            vec![probe_vm_1(1, 0, 0, vec![])]
+            vec![listed(probe_vm_1(1, 0, 0, vec![]))]
         );
     }
 
@@ -1511,7 +1663,7 @@ mod tests {
         assert_eq!(summary(&all), expected_all);
         // pool listings carry only the current HISTORY: VM 0's is SEQ 3
         assert_eq!(all[0].history, vec![hist(3, 1795655406, 1795655406)]);
-        assert_eq!(all[4], probe_vm_5());
+        assert_eq!(all[4], listed(probe_vm_5()));
         let done = pool("vmpool-info-done.xml");
         assert_eq!(summary(&done), expected_all[..3].to_vec());
         assert!(all
@@ -1755,12 +1907,14 @@ mod tests {
         // Escaped entities inside the document's text and CDATA are the document's own.
         let raw = escape(
             b"<VM_POOL><VM><ID>7</ID><STATE>3</STATE><LCM_STATE>3</LCM_STATE>\
-            <NAME>a &amp; b &#x41; &lt;c&gt;</NAME><TEMPLATE><CONTEXT><K><![CDATA[x<y&z]]></K>\
-            </CONTEXT></TEMPLATE></VM></VM_POOL>",
+            <NAME>a &amp; b &#x41; &lt;c&gt;</NAME><DEPLOY_ID><![CDATA[x<y&z]]></DEPLOY_ID>\
+            <TEMPLATE><CONTEXT><K><![CDATA[x<y&z]]></K></CONTEXT></TEMPLATE></VM></VM_POOL>",
         );
         let vms = parse_pool_escaped(&raw).unwrap();
         assert_eq!(vms[0].name, "a & b A <c>");
-        assert_eq!(vms[0].template.context, ctx(&[("K", "x<y&z")]));
+        assert_eq!(vms[0].deploy_id, "x<y&z");
+        // A listing's records leave CONTEXT out.
+        assert!(vms[0].template.context.is_empty());
         assert_eq!(Ok(vms), serial(&raw));
     }
 
@@ -1833,6 +1987,74 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert_eq!(parse_pool(&broken).unwrap_err().to_string(), serial_error);
+    }
+
+    /// The pieces `stream_pool_escaped` hands over, and whether it read the document.
+    fn streamed(raw: &str) -> (bool, Vec<Vec<i64>>) {
+        let mut pieces = Vec::new();
+        let ok = stream_pool_escaped(raw, &|vm| vm.id, &mut |ids| pieces.push(ids));
+        (ok, pieces)
+    }
+
+    #[test]
+    fn big_pools_stream_in_order_as_read_in_one() {
+        let plain = big_pool(3000, |i| format!("vm-{i}"));
+        let raw = escape(&plain);
+        assert!(raw.len() > 4 * STREAM_PIECE_BYTES);
+        let (ok, pieces) = streamed(&raw);
+        assert!(ok);
+        assert!(pieces.len() >= 4, "{} pieces", pieces.len());
+        assert!(pieces.iter().all(|p| !p.is_empty()));
+        let ids: Vec<i64> = pieces.concat();
+        assert_eq!(ids, (0..3000).collect::<Vec<i64>>());
+        // The records themselves are parse_pool's.
+        let mut records = Vec::new();
+        assert!(stream_pool_escaped(&raw, &|vm| vm, &mut |r| records.extend(r)));
+        assert_eq!(records, parse_pool(&plain).unwrap());
+    }
+
+    #[test]
+    fn small_pools_stream_in_one_piece() {
+        let raw = escape(&read("opennebula-3.8.5/vmpool-info-all.xml"));
+        let (ok, pieces) = streamed(&raw);
+        assert!(ok);
+        assert_eq!(pieces.len(), 1);
+        let expected: Vec<i64> = serial(&raw).unwrap().iter().map(|vm| vm.id).collect();
+        assert_eq!(pieces[0], expected);
+        assert_eq!(streamed("&lt;VM_POOL/&gt;"), (true, vec![vec![]]));
+    }
+
+    #[test]
+    fn streams_that_cannot_be_read_in_pieces_say_so() {
+        // Cut markers inside CDATA: where a cut falls inside one, the pieces around it do not
+        // read; any pieces that did are the serial ones.
+        let tricky = escape(&big_pool(3000, |i| format!("x</VM><VM>{i}")));
+        let (ok, pieces) = streamed(&tricky);
+        let expected: Vec<i64> = serial(&tricky).unwrap().iter().map(|vm| vm.id).collect();
+        if ok {
+            assert_eq!(pieces.concat(), expected);
+        } else {
+            assert!(expected.starts_with(&pieces.concat()));
+        }
+        // A VM the fast reading refuses (an attribute) near the end.
+        let odd = String::from_utf8(big_pool(3000, |i| format!("vm-{i}")))
+            .unwrap()
+            .replacen("<VM><ID>2990</ID>", "<VM a=\"1\"><ID>2990</ID>", 1);
+        assert!(odd.contains("a=\"1\""));
+        let (ok, pieces) = streamed(&escape(odd.as_bytes()));
+        assert!(!ok);
+        assert!(!pieces.is_empty());
+        assert_eq!(parse_pool(odd.as_bytes()).unwrap().len(), 3000);
+        // A document broken near its end: the first pieces were handed over, then `false`.
+        let mut broken = big_pool(3000, |i| format!("vm-{i}"));
+        let at = broken.len() - 5000;
+        broken.splice(at..at, b"<".iter().copied());
+        let (ok, pieces) = streamed(&escape(&broken));
+        assert!(!ok);
+        assert!(!pieces.is_empty());
+        // Not a pool at all.
+        assert!(!streamed("&lt;VM&gt;&lt;/VM&gt;").0);
+        assert!(!streamed("").0);
     }
 
     proptest::proptest! {

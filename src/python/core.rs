@@ -12,7 +12,9 @@ use pyo3::types::{PyDict, PyList, PyModule};
 use super::convert;
 use super::errors::{block, run, to_py};
 use crate::config::{self, Overrides};
-use crate::driver::{CreateNode, Driver, DriverOptions, NodeAction};
+use crate::driver::{
+    ended_early, CreateNode, Driver, DriverOptions, NodeAction, NodeEvent, NodeStream,
+};
 use crate::http::{RetryPolicy, TlsOptions};
 
 /// Configuration text as given by Python: `str` or `bytes`.
@@ -166,25 +168,56 @@ impl Core {
             .collect()
     }
 
-    #[pyo3(signature = (site, strict))]
+    /// The nodes of every selected site (or one), each built by `build(*record)` (a
+    /// [`convert::NodeTuple`]) as soon as its piece of the site's reply is read: the reading
+    /// goes on, without the GIL, on other threads while the objects are built here.
+    #[pyo3(signature = (site, strict, build))]
     fn list_nodes<'py>(
         &self,
         py: Python<'py>,
         site: Option<String>,
         strict: bool,
+        build: Bound<'py, PyAny>,
     ) -> PyResult<(Bound<'py, PyList>, Failures<'py>)> {
         let driver = Arc::clone(&self.driver);
-        let results = block(py, async move { driver.list_nodes(site.as_deref()).await })?;
+        let NodeStream { sites, mut events } =
+            run(py, move || driver.stream_nodes(site.as_deref()))?;
         let _paused = GcPaused::new(py)?;
         let mut strings = convert::Strings::new(py);
+        let mut nodes: Vec<Vec<Bound<'py, PyAny>>> = sites.iter().map(|_| Vec::new()).collect();
+        let mut results: Vec<Option<crate::error::Result<()>>> =
+            sites.iter().map(|_| None).collect();
         let mut done = Vec::new();
-        let listed = per_site(py, results, strict, |py, r| {
-            let t = convert::node(py, &r, &mut strings);
-            done.push(r);
-            t
-        });
-        free_elsewhere(done);
-        listed
+        let mut count = 0;
+        while let Some(event) = py.detach(|| events.blocking_recv()) {
+            match event {
+                NodeEvent::Records { site, records } => {
+                    let list = &mut nodes[site];
+                    list.reserve(records.len());
+                    for r in &records {
+                        list.push(build.call1(convert::node(py, r, &mut strings)?)?);
+                    }
+                    count += records.len();
+                    done.push(records);
+                }
+                NodeEvent::Discard { site } => nodes[site].clear(),
+                NodeEvent::Done { site, result } => results[site] = Some(result),
+            }
+        }
+        free_elsewhere(done, count);
+        let mut failures = Vec::new();
+        let mut listed = Vec::new();
+        for ((name, result), site_nodes) in sites.iter().zip(results).zip(nodes) {
+            match result.unwrap_or_else(|| Err(ended_early(name))) {
+                Ok(()) => listed.push(site_nodes),
+                Err(e) if strict => return Err(to_py(py, &e)),
+                Err(e) => failures.push((
+                    name.clone(),
+                    to_py(py, &e).into_value(py).into_bound(py).into_any(),
+                )),
+            }
+        }
+        Ok((PyList::new(py, listed.into_iter().flatten())?, failures))
     }
 
     fn get_node<'py>(
@@ -281,7 +314,8 @@ impl Core {
         for e in &entries {
             images.append(convert::image(py, e, &mut strings)?)?;
         }
-        free_elsewhere(entries);
+        let count = entries.len();
+        free_elsewhere(entries, count);
         Ok(images)
     }
 
@@ -360,8 +394,8 @@ impl Core {
 
 /// Frees a large listing's records on a short-lived thread: tens of thousands of small
 /// allocations take milliseconds to free, which the caller need not wait for.
-fn free_elsewhere<T: Send + 'static>(records: Vec<T>) {
-    if records.len() < 1000 {
+fn free_elsewhere<T: Send + 'static>(records: T, count: usize) {
+    if count < 1000 {
         return;
     }
     // If no thread can be started, `spawn` drops the closure, and the records with it, here.
