@@ -4,6 +4,7 @@ must fail before anything is created."""
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import warnings
 import xml.etree.ElementTree as ET
@@ -117,6 +118,46 @@ def test_list_nodes_many_at_both_sites(cloud: LocalCloud, driver: StratusLabNode
     assert ids["29@lal"].private_ips == ["10.1.0.30"]
     only_grnet = driver.list_nodes(ex_location="grnet")
     assert sorted(n.id for n in only_grnet) == sorted(f"{i}@grnet" for i in range(20))
+
+
+def test_list_nodes_large_pools_in_site_and_pool_order(
+    cloud: LocalCloud, driver: StratusLabNodeDriver
+) -> None:
+    # 1,500 VMs make a pool reply of several MB: its nodes are built piece by piece while the
+    # rest is read, and the list still comes in site order, then pool order.
+    cloud.seed("lal", vms=1500)
+    cloud.seed("grnet", vms=700)
+    nodes = driver.list_nodes()
+    assert [n.id for n in nodes] == [f"{i}@lal" for i in range(1500)] + [
+        f"{i}@grnet" for i in range(700)
+    ]
+    assert len({id(n.extra) for n in nodes}) == len(nodes)
+    assert nodes[1499].extra["vm_id"] == 1499
+    assert nodes[1499].private_ips == ["10.1.5.220"]
+    assert [n.id for n in driver.list_nodes(ex_location="grnet")] == [
+        f"{i}@grnet" for i in range(700)
+    ]
+
+
+def test_list_nodes_an_error_while_building_reaches_the_caller(
+    cloud: LocalCloud, driver: StratusLabNodeDriver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cloud.seed("lal", vms=1200)
+    built = []
+    original = driver._node_from
+
+    def failing(*record: object) -> object:
+        if len(built) == 1000:
+            raise RuntimeError("built enough")
+        built.append(record)
+        return original(*record)
+
+    monkeypatch.setattr(driver, "_node_from", failing)
+    with pytest.raises(RuntimeError, match="built enough"):
+        driver.list_nodes()
+    monkeypatch.undo()
+    assert len(driver.list_nodes()) == 1200
+    assert gc.isenabled()
 
 
 def test_list_nodes_mixed_states() -> None:
