@@ -145,13 +145,52 @@ pub type ImageTuple<'py> = (
     Bound<'py, PyDict>,
 );
 
-/// `(id, name, extra)`
+/// The keys of an image's `extra`, in order, each bound to `None`: every `extra` of a listing
+/// starts as a copy of it (`PyDict_Copy` copies the key table whole, where a new dict would be
+/// resized three times as it fills), then its values are replaced.
+pub fn image_template(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+    let template = PyDict::new(py);
+    for key in [
+        "title",
+        "tag",
+        "description",
+        "os",
+        "os_version",
+        "arch",
+        "version",
+        "endorser",
+        "created",
+        "valid_until",
+        "deprecated",
+        "format",
+        "compression",
+        "bytes",
+        "checksums",
+        "locations",
+        "kind",
+        "type",
+        "hypervisor",
+        "disks_bus",
+        "inbound_ports",
+        "outbound_ports",
+        "publisher",
+        "creator",
+        "serial_number",
+        "identifier_mismatch",
+    ] {
+        template.set_item(PyString::intern(py, key), py.None())?;
+    }
+    Ok(template)
+}
+
+/// `(id, name, extra)`; `template` is [`image_template`]'s.
 pub fn image<'py>(
     py: Python<'py>,
     e: &ImageEntry,
     strings: &mut Strings<'py>,
+    template: &Bound<'py, PyDict>,
 ) -> PyResult<ImageTuple<'py>> {
-    let extra = PyDict::new(py);
+    let extra = template.copy()?;
     let name = e.display_name();
     extra.set_item(intern!(py, "title"), &e.title)?;
     extra.set_item(intern!(py, "tag"), &e.tag)?;
