@@ -191,9 +191,24 @@ pub fn image<'py>(
     template: &Bound<'py, PyDict>,
 ) -> PyResult<ImageTuple<'py>> {
     let extra = template.copy()?;
-    let name = e.display_name();
-    extra.set_item(intern!(py, "title"), &e.title)?;
-    extra.set_item(intern!(py, "tag"), &e.tag)?;
+    let title = e.title.as_deref().map(|t| PyString::new(py, t));
+    let tag = e.tag.as_deref().map(|t| PyString::new(py, t));
+    let identifier = PyString::new(py, &e.identifier);
+    // The name is the title's (or the tag's, or the identifier's) string object when it is
+    // that value (see ImageEntry::display_name).
+    let name = match (&title, &tag) {
+        (Some(t), _) | (None, Some(t)) => t.clone(),
+        _ => {
+            let name = e.display_name();
+            if name == e.identifier {
+                identifier.clone()
+            } else {
+                PyString::new(py, &name)
+            }
+        }
+    };
+    extra.set_item(intern!(py, "title"), title)?;
+    extra.set_item(intern!(py, "tag"), tag)?;
     extra.set_item(intern!(py, "description"), &e.description)?;
     extra.set_item(intern!(py, "os"), strings.opt(0, e.os.as_deref()))?;
     extra.set_item(
@@ -259,8 +274,8 @@ pub fn image<'py>(
     extra.set_item(intern!(py, "serial_number"), e.serial_number)?;
     extra.set_item(intern!(py, "identifier_mismatch"), e.identifier_mismatch)?;
     Ok((
-        PyString::new(py, &e.identifier),
-        PyString::new(py, &name),
+        identifier,
+        name,
         extra,
     ))
 }
