@@ -273,11 +273,7 @@ pub fn image<'py>(
     )?;
     extra.set_item(intern!(py, "serial_number"), e.serial_number)?;
     extra.set_item(intern!(py, "identifier_mismatch"), e.identifier_mismatch)?;
-    Ok((
-        identifier,
-        name,
-        extra,
-    ))
+    Ok((identifier, name, extra))
 }
 
 /// `(uuid, name, size_gib, state, extra)`; a mounted volume's extra has `mounts` (a list of
