@@ -17,6 +17,8 @@
 //! A SHA-1 checksum that does not encode the identifier is not an error: see
 //! [`ImageEntry::identifier_mismatch`].
 
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
 use quick_xml::escape::resolve_predefined_entity;
 use quick_xml::events::{BytesRef, BytesStart, Event};
 use quick_xml::name::ResolveResult;
@@ -202,6 +204,9 @@ pub fn parse_listing(
 
 /// Below this many bytes per piece a listing is read in one piece.
 const PIECE_MIN_BYTES: usize = 1 << 20;
+/// Pieces per thread: the threads take the next piece as they finish one, so that a thread
+/// that gets less CPU (a busy machine) reads fewer pieces instead of holding up the others.
+const PIECES_PER_THREAD: usize = 4;
 
 /// A large listing read in pieces on several threads: the children of a bare `<metadata>`
 /// wrapper, cut before `<rdf:RDF` entries near each 1/n, each piece read as a run of complete
@@ -210,11 +215,14 @@ const PIECE_MIN_BYTES: usize = 1 << 20;
 /// reach the pieces) with only the XML declaration, white space and `</metadata>` around it, or a
 /// piece does not read (a cut that fell inside a comment, CDATA or a nested element).
 fn parse_listing_in_pieces(xml: &[u8]) -> Option<Vec<Result<ImageEntry, MarketplaceError>>> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let pieces = threads.min(8).min(xml.len() / PIECE_MIN_BYTES);
-    if pieces < 2 {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8)
+        .min(xml.len() / PIECE_MIN_BYTES);
+    if threads < 2 {
         return None;
     }
+    let pieces = (threads * PIECES_PER_THREAD).min(xml.len() / PIECE_MIN_BYTES);
     let text = std::str::from_utf8(xml.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(xml)).ok()?;
     let open = text.find("<metadata>")?;
     let before = text[..open].trim();
@@ -233,27 +241,43 @@ fn parse_listing_in_pieces(xml: &[u8]) -> Option<Vec<Result<ImageEntry, Marketpl
     }
     cuts.push(end);
     cuts.dedup();
-    let results: Vec<Option<Vec<Result<ImageEntry, MarketplaceError>>>> =
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = cuts
-                .windows(2)
-                .map(|w| {
-                    let piece = &text[w[0]..w[1]];
-                    scope.spawn(move || {
-                        scan::read(piece, true)
-                            .or_else(|| read(piece, true).ok())
-                            .map(|(_, entries)| entries)
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().ok().flatten())
-                .collect()
-        });
-    // The first piece's vector grows to hold the others (one copy fewer of half the records).
-    let mut results = results.into_iter();
-    let mut all = results.next().flatten()?;
+    let ranges: Vec<&str> = cuts.windows(2).map(|w| &text[w[0]..w[1]]).collect();
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let read_pieces = || {
+        let mut done = Vec::new();
+        while !failed.load(Ordering::Relaxed) {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(piece) = ranges.get(i) else { break };
+            let entries = scan::read(piece, true)
+                .or_else(|| read(piece, true).ok())
+                .map(|(_, entries)| entries);
+            if entries.is_none() {
+                failed.store(true, Ordering::Relaxed);
+            }
+            done.push((i, entries));
+        }
+        done
+    };
+    let per_thread: Vec<Option<Vec<_>>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads.min(ranges.len()))
+            .map(|_| scope.spawn(read_pieces))
+            .collect();
+        handles.into_iter().map(|h| h.join().ok()).collect()
+    });
+    let mut results: Vec<Option<Vec<Result<ImageEntry, MarketplaceError>>>> =
+        ranges.iter().map(|_| None).collect();
+    for (i, entries) in per_thread.into_iter().flatten().flatten() {
+        if let Some(slot) = results.get_mut(i) {
+            *slot = entries;
+        }
+    }
+    // Any piece missing (not read, or read by a thread that panicked): one serial read.
+    let total = results
+        .iter()
+        .map(|r| r.as_ref().map(Vec::len))
+        .sum::<Option<usize>>()?;
+    let mut all = Vec::with_capacity(total);
     for piece in results {
         all.extend(piece?);
     }
