@@ -1,7 +1,7 @@
 //! The driver core: every site's clients, and the operations of the libcloud driver as plain
 //! records. Work across sites runs concurrently. No pyo3 here (`src/python/` wraps this).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -825,6 +825,9 @@ impl Driver {
             .fetch_entries(s, &query, &statuses, "list_images (GET /metadata)")
             .await?;
         let (mut images, _) = select_images(entries);
+        if os.is_none() && arch.is_none() && endorser.is_none() {
+            return Ok(images);
+        }
         let eq = |a: &Option<String>, b: Option<&str>| match b {
             None => true,
             Some(b) => a
@@ -1145,35 +1148,51 @@ type MarketplaceResult<T> = std::result::Result<T, marketplace::MarketplaceError
 fn select_images(
     entries: Vec<(usize, MarketplaceResult<ImageEntry>)>,
 ) -> (Vec<ImageEntry>, Option<marketplace::MarketplaceError>) {
-    let mut by_id: BTreeMap<String, usize> = BTreeMap::new();
-    let mut out: Vec<(usize, ImageEntry)> = Vec::new();
-    let mut first_error = None;
-    for (rank, entry) in entries {
-        let entry = match entry {
-            Ok(e) => e,
-            Err(e) => {
-                log::warn!(target: "stratuslab_libcloud", "skipping an unreadable Marketplace entry: {e}");
-                first_error.get_or_insert(e);
-                continue;
-            }
-        };
-        if entry.identifier_mismatch {
-            log::warn!(target: "stratuslab_libcloud", "Marketplace entry {}: identifier does not match its SHA-1 checksum {}", entry.identifier, entry.sha1().unwrap_or(""));
-        }
-        match by_id.get(&entry.identifier) {
-            Some(&i) => {
-                let (best_rank, best) = &out[i];
-                if rank < *best_rank || (rank == *best_rank && entry.created > best.created) {
-                    out[i] = (rank, entry);
+    // First the winners, by reference (no identifier copied): `order[slot]` is the index in
+    // `entries` of the best entry of the `slot`-th identifier met.
+    let mut order: Vec<usize> = Vec::with_capacity(entries.len());
+    {
+        let mut slot_of: HashMap<&str, usize> = HashMap::with_capacity(entries.len());
+        for (i, (rank, entry)) in entries.iter().enumerate() {
+            let Ok(entry) = entry else { continue };
+            match slot_of.entry(entry.identifier.as_str()) {
+                std::collections::hash_map::Entry::Occupied(slot) => {
+                    let best_index = &mut order[*slot.get()];
+                    if let (best_rank, Ok(best)) = &entries[*best_index] {
+                        if rank < best_rank || (rank == best_rank && entry.created > best.created) {
+                            *best_index = i;
+                        }
+                    }
                 }
-            }
-            None => {
-                by_id.insert(entry.identifier.clone(), out.len());
-                out.push((rank, entry));
+                std::collections::hash_map::Entry::Vacant(slot) => {
+                    slot.insert(order.len());
+                    order.push(i);
+                }
             }
         }
     }
-    (out.into_iter().map(|(_, e)| e).collect(), first_error)
+    let mut first_error = None;
+    let mut taken: Vec<Option<ImageEntry>> = Vec::with_capacity(entries.len());
+    for (_, entry) in entries {
+        match entry {
+            Ok(e) => {
+                if e.identifier_mismatch {
+                    log::warn!(target: "stratuslab_libcloud", "Marketplace entry {}: identifier does not match its SHA-1 checksum {}", e.identifier, e.sha1().unwrap_or(""));
+                }
+                taken.push(Some(e));
+            }
+            Err(e) => {
+                log::warn!(target: "stratuslab_libcloud", "skipping an unreadable Marketplace entry: {e}");
+                first_error.get_or_insert(e);
+                taken.push(None);
+            }
+        }
+    }
+    let out = order
+        .into_iter()
+        .filter_map(|i| taken.get_mut(i).and_then(Option::take))
+        .collect();
+    (out, first_error)
 }
 
 fn expand_home(path: &str) -> String {

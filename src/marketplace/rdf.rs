@@ -17,8 +17,10 @@
 //! A SHA-1 checksum that does not encode the identifier is not an error: see
 //! [`ImageEntry::identifier_mismatch`].
 
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
 use quick_xml::escape::resolve_predefined_entity;
-use quick_xml::events::{BytesStart, Event};
+use quick_xml::events::{BytesRef, BytesStart, Event};
 use quick_xml::name::ResolveResult;
 use quick_xml::NsReader;
 
@@ -202,6 +204,9 @@ pub fn parse_listing(
 
 /// Below this many bytes per piece a listing is read in one piece.
 const PIECE_MIN_BYTES: usize = 1 << 20;
+/// Pieces per thread: the threads take the next piece as they finish one, so that a thread
+/// that gets less CPU (a busy machine) reads fewer pieces instead of holding up the others.
+const PIECES_PER_THREAD: usize = 4;
 
 /// A large listing read in pieces on several threads: the children of a bare `<metadata>`
 /// wrapper, cut before `<rdf:RDF` entries near each 1/n, each piece read as a run of complete
@@ -210,11 +215,14 @@ const PIECE_MIN_BYTES: usize = 1 << 20;
 /// reach the pieces) with only the XML declaration, white space and `</metadata>` around it, or a
 /// piece does not read (a cut that fell inside a comment, CDATA or a nested element).
 fn parse_listing_in_pieces(xml: &[u8]) -> Option<Vec<Result<ImageEntry, MarketplaceError>>> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let pieces = threads.min(8).min(xml.len() / PIECE_MIN_BYTES);
-    if pieces < 2 {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8)
+        .min(xml.len() / PIECE_MIN_BYTES);
+    if threads < 2 {
         return None;
     }
+    let pieces = (threads * PIECES_PER_THREAD).min(xml.len() / PIECE_MIN_BYTES);
     let text = std::str::from_utf8(xml.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(xml)).ok()?;
     let open = text.find("<metadata>")?;
     let before = text[..open].trim();
@@ -233,21 +241,43 @@ fn parse_listing_in_pieces(xml: &[u8]) -> Option<Vec<Result<ImageEntry, Marketpl
     }
     cuts.push(end);
     cuts.dedup();
-    let results: Vec<Option<Vec<Result<ImageEntry, MarketplaceError>>>> =
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = cuts
-                .windows(2)
-                .map(|w| {
-                    let piece = &text[w[0]..w[1]];
-                    scope.spawn(move || read(piece, true).ok().map(|(_, entries)| entries))
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().ok().flatten())
-                .collect()
-        });
-    let mut all = Vec::new();
+    let ranges: Vec<&str> = cuts.windows(2).map(|w| &text[w[0]..w[1]]).collect();
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let read_pieces = || {
+        let mut done = Vec::new();
+        while !failed.load(Ordering::Relaxed) {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(piece) = ranges.get(i) else { break };
+            let entries = scan::read(piece, true)
+                .or_else(|| read(piece, true).ok())
+                .map(|(_, entries)| entries);
+            if entries.is_none() {
+                failed.store(true, Ordering::Relaxed);
+            }
+            done.push((i, entries));
+        }
+        done
+    };
+    let per_thread: Vec<Option<Vec<_>>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads.min(ranges.len()))
+            .map(|_| scope.spawn(read_pieces))
+            .collect();
+        handles.into_iter().map(|h| h.join().ok()).collect()
+    });
+    let mut results: Vec<Option<Vec<Result<ImageEntry, MarketplaceError>>>> =
+        ranges.iter().map(|_| None).collect();
+    for (i, entries) in per_thread.into_iter().flatten().flatten() {
+        if let Some(slot) = results.get_mut(i) {
+            *slot = entries;
+        }
+    }
+    // Any piece missing (not read, or read by a thread that panicked): one serial read.
+    let total = results
+        .iter()
+        .map(|r| r.as_ref().map(Vec::len))
+        .sum::<Option<usize>>()?;
+    let mut all = Vec::with_capacity(total);
     for piece in results {
         all.extend(piece?);
     }
@@ -292,16 +322,21 @@ enum Ns {
     Other,
 }
 
+/// The namespace of a bound URI.
+fn classify_uri(uri: &str) -> Ns {
+    match uri {
+        RDF_NS => Ns::Rdf,
+        DCTERMS_NS => Ns::Dc,
+        SLREQ_NS => Ns::SlReq,
+        SLTERMS_NS => Ns::SlTerms,
+        XMLDSIG_NS => Ns::Dsig,
+        _ => Ns::Other,
+    }
+}
+
 fn classify(ns: &ResolveResult<'_>) -> Ns {
     match ns {
-        ResolveResult::Bound(n) => match n.0 {
-            RDF_NS => Ns::Rdf,
-            DCTERMS_NS => Ns::Dc,
-            SLREQ_NS => Ns::SlReq,
-            SLTERMS_NS => Ns::SlTerms,
-            XMLDSIG_NS => Ns::Dsig,
-            _ => Ns::Other,
-        },
+        ResolveResult::Bound(n) => classify_uri(n.0),
         ResolveResult::Unbound => Ns::None,
         ResolveResult::Unknown(_) => Ns::Other,
     }
@@ -653,39 +688,87 @@ struct Parser {
     entries: Vec<Result<ImageEntry, MarketplaceError>>,
 }
 
-/// The value of an `rdf:` attribute of an element, if present.
-fn rdf_attribute(
-    reader: &NsReader<&[u8]>,
-    e: &BytesStart<'_>,
-    name: &str,
-) -> Result<Option<String>, MarketplaceError> {
-    // Duplicate attributes are not looked for (a hot path; the first one wins).
-    for attr in e.attributes().with_checks(false) {
-        let attr = attr.map_err(|err| malformed(format!("bad attribute: {err}")))?;
-        if attr.key.local_name().as_ref() != name {
-            continue;
-        }
-        let (ns, _) = reader.resolver().resolve_attribute(attr.key);
-        if classify(&ns) == Ns::Rdf {
-            let value = attr
-                .normalized_value(quick_xml::XmlVersion::Implicit1_0)
-                .map_err(|err| malformed(format!("bad attribute value: {err}")))?;
-            return Ok(Some(value.into_owned()));
-        }
+/// What [`Parser::start`] needs of a start tag, whichever scanner read it.
+trait StartTag {
+    /// The tag's name as written (`prefix:local`), for messages.
+    fn qname(&self) -> &str;
+    /// The normalized value of the first attribute named `name` in the `rdf:` namespace.
+    fn rdf_attribute(&self, name: &str) -> Result<Option<String>, MarketplaceError>;
+}
+
+/// A start tag read by quick-xml's [`NsReader`].
+struct QuickTag<'r, 'e> {
+    reader: &'r NsReader<&'r [u8]>,
+    e: &'r BytesStart<'e>,
+}
+
+impl StartTag for QuickTag<'_, '_> {
+    fn qname(&self) -> &str {
+        self.e.name().0
     }
-    Ok(None)
+
+    fn rdf_attribute(&self, name: &str) -> Result<Option<String>, MarketplaceError> {
+        // Duplicate attributes are not looked for (a hot path; the first one wins).
+        for attr in self.e.attributes().with_checks(false) {
+            let attr = attr.map_err(|err| malformed(format!("bad attribute: {err}")))?;
+            if attr.key.local_name().as_ref() != name {
+                continue;
+            }
+            let (ns, _) = self.reader.resolver().resolve_attribute(attr.key);
+            if classify(&ns) == Ns::Rdf {
+                let value = attr
+                    .normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                    .map_err(|err| malformed(format!("bad attribute value: {err}")))?;
+                return Ok(Some(value.into_owned()));
+            }
+        }
+        Ok(None)
+    }
 }
 
 impl Parser {
+    /// A parser for `len` bytes of text: a whole document, or (`inside`) the children of a
+    /// listing's `<metadata>`.
+    fn new(len: usize, inside: bool) -> Self {
+        let mut parser = Parser {
+            stack: Vec::with_capacity(16),
+            root: None,
+            builder: None,
+            text: String::with_capacity(256),
+            // About one entry per 2 kB (a signed one is 4–5 kB).
+            entries: Vec::with_capacity(len / 2048),
+        };
+        if inside {
+            parser.root = Some(Root::Listing);
+            parser.stack.push(Ctx::Wrapper);
+        }
+        parser
+    }
+
+    /// The end of the text: the root kind and the entries, or why the document is incomplete.
+    fn finish(
+        self,
+        inside: bool,
+    ) -> Result<(Root, Vec<Result<ImageEntry, MarketplaceError>>), MarketplaceError> {
+        let complete = if inside {
+            self.stack == [Ctx::Wrapper]
+        } else {
+            self.stack.is_empty()
+        };
+        if !complete {
+            return Err(malformed(
+                "the document ends before its root element".to_owned(),
+            ));
+        }
+        let Some(root) = self.root else {
+            return Err(malformed("no root element".to_owned()));
+        };
+        Ok((root, self.entries))
+    }
+
     /// An element opens (an empty element is followed by [`Parser::end`]); returns its context.
-    fn start(
-        &mut self,
-        reader: &NsReader<&[u8]>,
-        e: &BytesStart<'_>,
-    ) -> Result<Ctx, MarketplaceError> {
-        let (resolved, local) = reader.resolver().resolve_element(e.name());
-        let ns = classify(&resolved);
-        let local = local.as_ref();
+    /// `ns` and `local` are the tag's resolved name.
+    fn start(&mut self, ns: Ns, local: &str, e: &impl StartTag) -> Result<Ctx, MarketplaceError> {
         let parent = self.stack.last().copied();
         let ctx = match parent {
             None => {
@@ -705,7 +788,7 @@ impl Parser {
                     _ => {
                         return Err(malformed(format!(
                             "root element <{}> is neither <metadata> nor rdf:RDF",
-                            e.name().0
+                            e.qname()
                         )))
                     }
                 }
@@ -716,14 +799,14 @@ impl Parser {
                     Ctx::Rdf
                 } else {
                     self.entries.push(Err(MarketplaceError::Entry {
-                        reason: format!("<metadata> child <{}> is not an rdf:RDF", e.name().0),
+                        reason: format!("<metadata> child <{}> is not an rdf:RDF", e.qname()),
                     }));
                     Ctx::Skip
                 }
             }
             Some(Ctx::Rdf) => {
                 if (ns, local) == (Ns::Rdf, "Description") {
-                    let about = rdf_attribute(reader, e, "about")?;
+                    let about = e.rdf_attribute("about")?;
                     if let Some(b) = self.builder.as_mut() {
                         b.descriptions += 1;
                         if b.descriptions > 1 {
@@ -742,14 +825,14 @@ impl Parser {
                     self.text.clear();
                     Ctx::Field(field)
                 } else if (ns, local) == (Ns::SlReq, "checksum") {
-                    self.check_parse_type(reader, e, "slreq:checksum")?;
+                    self.check_parse_type(e, "slreq:checksum")?;
                     if let Some(b) = self.builder.as_mut() {
                         b.algorithm = None;
                         b.value = None;
                     }
                     Ctx::Checksum
                 } else if (ns, local) == (Ns::SlReq, "endorsement") {
-                    self.check_parse_type(reader, e, "slreq:endorsement")?;
+                    self.check_parse_type(e, "slreq:endorsement")?;
                     if let Some(b) = self.builder.as_mut() {
                         b.endorsements += 1;
                         if b.endorsements > 1 {
@@ -769,7 +852,7 @@ impl Parser {
             Some(Ctx::Endorsement) => match (ns, local) {
                 (Ns::Dc, "created") => self.field(Field::EndorsementCreated),
                 (Ns::SlReq, "endorser") => {
-                    self.check_parse_type(reader, e, "slreq:endorser")?;
+                    self.check_parse_type(e, "slreq:endorser")?;
                     if let Some(b) = self.builder.as_mut() {
                         if b.entry.endorser.is_some() {
                             b.fail("more than one slreq:endorser".to_owned());
@@ -791,7 +874,7 @@ impl Parser {
                     b.fail(format!(
                         "{} holds an element <{}>, expected text",
                         field.name(),
-                        e.name().0
+                        e.qname()
                     ));
                 }
                 Ctx::Skip
@@ -809,13 +892,8 @@ impl Parser {
     }
 
     /// Records an error when `rdf:parseType` is present and not `Resource`.
-    fn check_parse_type(
-        &mut self,
-        reader: &NsReader<&[u8]>,
-        e: &BytesStart<'_>,
-        what: &str,
-    ) -> Result<(), MarketplaceError> {
-        if let Some(parse_type) = rdf_attribute(reader, e, "parseType")? {
+    fn check_parse_type(&mut self, e: &impl StartTag, what: &str) -> Result<(), MarketplaceError> {
+        if let Some(parse_type) = e.rdf_attribute("parseType")? {
             if parse_type != "Resource" {
                 if let Some(b) = self.builder.as_mut() {
                     b.fail(format!(
@@ -850,6 +928,21 @@ impl Parser {
         }
     }
 
+    /// A reference (`&name;`) in a field's text.
+    fn reference(&mut self, r: &BytesRef<'_>) {
+        let resolved = match r.resolve_char_ref() {
+            Ok(Some(c)) => Some(c),
+            _ => None,
+        };
+        if let Some(c) = resolved {
+            self.text.push(c);
+        } else if let Some(s) = resolve_predefined_entity(r) {
+            self.text.push_str(s);
+        } else if let Some(b) = self.builder.as_mut() {
+            b.fail(format!("unknown entity &{};", &**r));
+        }
+    }
+
     fn in_field(&self) -> bool {
         matches!(self.stack.last(), Some(Ctx::Field(_)))
     }
@@ -862,7 +955,21 @@ pub(crate) fn parse_document(
     let xml = xml.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(xml);
     let text = std::str::from_utf8(xml)
         .map_err(|e| malformed(format!("not UTF-8 (byte {})", e.valid_up_to())))?;
-    read(text, false)
+    match scan::read(text, false) {
+        Some(read) => Ok(read),
+        None => read(text, false),
+    }
+}
+
+/// [`Parser::start`] of a tag read by quick-xml.
+fn start(
+    parser: &mut Parser,
+    reader: &NsReader<&[u8]>,
+    e: &BytesStart<'_>,
+) -> Result<Ctx, MarketplaceError> {
+    let (resolved, local) = reader.resolver().resolve_element(e.name());
+    let ns = classify(&resolved);
+    parser.start(ns, local.as_ref(), &QuickTag { reader, e })
 }
 
 /// Reads `text`: a whole document, or (`inside`) the children of a listing's `<metadata>`
@@ -872,25 +979,14 @@ fn read(
     inside: bool,
 ) -> Result<(Root, Vec<Result<ImageEntry, MarketplaceError>>), MarketplaceError> {
     let mut reader = NsReader::from_str(text);
-    let mut parser = Parser {
-        stack: Vec::with_capacity(16),
-        root: None,
-        builder: None,
-        text: String::with_capacity(256),
-        // About one entry per 2 kB (a signed one is 4–5 kB).
-        entries: Vec::with_capacity(text.len() / 2048),
-    };
-    if inside {
-        parser.root = Some(Root::Listing);
-        parser.stack.push(Ctx::Wrapper);
-    }
+    let mut parser = Parser::new(text.len(), inside);
     loop {
         let event = reader
             .read_event()
             .map_err(|e| malformed(format!("bad XML at byte {}: {e}", reader.error_position())))?;
         match event {
             Event::Start(e) => {
-                let ctx = parser.start(&reader, &e)?;
+                let ctx = start(&mut parser, &reader, &e)?;
                 if ctx == Ctx::Skip {
                     // Ignored subtrees (signature, unknown elements) are skipped unparsed.
                     reader.read_to_end(e.name()).map_err(|err| {
@@ -903,25 +999,13 @@ fn read(
                 }
             }
             Event::Empty(e) => {
-                parser.start(&reader, &e)?;
+                start(&mut parser, &reader, &e)?;
                 parser.end();
             }
             Event::End(_) => parser.end(),
             Event::Text(t) if parser.in_field() => parser.text.push_str(&t.xml10_content()),
             Event::CData(t) if parser.in_field() => parser.text.push_str(&t.xml10_content()),
-            Event::GeneralRef(r) if parser.in_field() => {
-                let resolved = match r.resolve_char_ref() {
-                    Ok(Some(c)) => Some(c),
-                    _ => None,
-                };
-                if let Some(c) = resolved {
-                    parser.text.push(c);
-                } else if let Some(s) = resolve_predefined_entity(&r) {
-                    parser.text.push_str(s);
-                } else if let Some(b) = parser.builder.as_mut() {
-                    b.fail(format!("unknown entity &{};", &*r));
-                }
-            }
+            Event::GeneralRef(r) if parser.in_field() => parser.reference(&r),
             Event::Text(t) if parser.stack.is_empty() && !t.trim().is_empty() => {
                 return Err(malformed("text outside the root element".to_owned()));
             }
@@ -929,24 +1013,12 @@ fn read(
             _ => {}
         }
     }
-    let complete = if inside {
-        parser.stack == [Ctx::Wrapper]
-    } else {
-        parser.stack.is_empty()
-    };
-    if !complete {
-        return Err(malformed(
-            "the document ends before its root element".to_owned(),
-        ));
-    }
-    let Some(root) = parser.root else {
-        return Err(malformed("no root element".to_owned()));
-    };
-    Ok((root, parser.entries))
+    parser.finish(inside)
 }
 
 #[cfg(test)]
 mod golden;
+mod scan;
 
 #[cfg(test)]
 mod tests {

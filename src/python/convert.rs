@@ -145,16 +145,70 @@ pub type ImageTuple<'py> = (
     Bound<'py, PyDict>,
 );
 
-/// `(id, name, extra)`
+/// The keys of an image's `extra`, in order, each bound to `None`: every `extra` of a listing
+/// starts as a copy of it (`PyDict_Copy` copies the key table whole, where a new dict would be
+/// resized three times as it fills), then its values are replaced.
+pub fn image_template(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+    let template = PyDict::new(py);
+    for key in [
+        "title",
+        "tag",
+        "description",
+        "os",
+        "os_version",
+        "arch",
+        "version",
+        "endorser",
+        "created",
+        "valid_until",
+        "deprecated",
+        "format",
+        "compression",
+        "bytes",
+        "checksums",
+        "locations",
+        "kind",
+        "type",
+        "hypervisor",
+        "disks_bus",
+        "inbound_ports",
+        "outbound_ports",
+        "publisher",
+        "creator",
+        "serial_number",
+        "identifier_mismatch",
+    ] {
+        template.set_item(PyString::intern(py, key), py.None())?;
+    }
+    Ok(template)
+}
+
+/// `(id, name, extra)`; `template` is [`image_template`]'s.
 pub fn image<'py>(
     py: Python<'py>,
     e: &ImageEntry,
     strings: &mut Strings<'py>,
+    template: &Bound<'py, PyDict>,
 ) -> PyResult<ImageTuple<'py>> {
-    let extra = PyDict::new(py);
-    let name = e.display_name();
-    extra.set_item(intern!(py, "title"), &e.title)?;
-    extra.set_item(intern!(py, "tag"), &e.tag)?;
+    let extra = template.copy()?;
+    let title = e.title.as_deref().map(|t| PyString::new(py, t));
+    let tag = e.tag.as_deref().map(|t| PyString::new(py, t));
+    let identifier = PyString::new(py, &e.identifier);
+    // The name is the title's (or the tag's, or the identifier's) string object when it is
+    // that value (see ImageEntry::display_name).
+    let name = match (&title, &tag) {
+        (Some(t), _) | (None, Some(t)) => t.clone(),
+        _ => {
+            let name = e.display_name();
+            if name == e.identifier {
+                identifier.clone()
+            } else {
+                PyString::new(py, &name)
+            }
+        }
+    };
+    extra.set_item(intern!(py, "title"), title)?;
+    extra.set_item(intern!(py, "tag"), tag)?;
     extra.set_item(intern!(py, "description"), &e.description)?;
     extra.set_item(intern!(py, "os"), strings.opt(0, e.os.as_deref()))?;
     extra.set_item(
@@ -219,11 +273,7 @@ pub fn image<'py>(
     )?;
     extra.set_item(intern!(py, "serial_number"), e.serial_number)?;
     extra.set_item(intern!(py, "identifier_mismatch"), e.identifier_mismatch)?;
-    Ok((
-        PyString::new(py, &e.identifier),
-        PyString::new(py, &name),
-        extra,
-    ))
+    Ok((identifier, name, extra))
 }
 
 /// `(uuid, name, size_gib, state, extra)`; a mounted volume's extra has `mounts` (a list of

@@ -310,9 +310,10 @@ impl Core {
         })?;
         let _paused = GcPaused::new(py)?;
         let mut strings = convert::Strings::new(py);
+        let template = convert::image_template(py)?;
         let images = PyList::empty(py);
         for e in &entries {
-            images.append(convert::image(py, e, &mut strings)?)?;
+            images.append(convert::image(py, e, &mut strings, &template)?)?;
         }
         let count = entries.len();
         free_elsewhere(entries, count);
@@ -330,7 +331,12 @@ impl Core {
         let e = block(py, async move {
             driver.get_image(&site, &image_id, include_expired).await
         })?;
-        convert::image(py, &e, &mut convert::Strings::new(py))
+        convert::image(
+            py,
+            &e,
+            &mut convert::Strings::new(py),
+            &convert::image_template(py)?,
+        )
     }
 
     #[pyo3(signature = (site, strict))]
