@@ -13,12 +13,12 @@ use crate::error::{Context, Error, Result};
 use crate::http::{HttpClient, HttpOptions, TlsOptions};
 use crate::marketplace::{self, ImageEntry, ListQuery, MarketplaceClient, StatusFilter};
 use crate::one::client::{
-    read_pool_reply, OneClient, PoolPiece, Version, POOL_MINE, POOL_STATE_NOT_DONE,
+    read_pool_reply, OneClient, PoolPiece, PoolSink, Version, POOL_MINE, POOL_STATE_NOT_DONE,
 };
 use crate::one::endpoint::Auth;
 use crate::one::states;
 use crate::one::template::{self, NicSpec, RootDisk, VmSpec};
-use crate::one::vm::{parse_pool, parse_vm, VmRecord};
+use crate::one::vm::{parse_pool, parse_vm, PoolPieces, VmRecord};
 use crate::pdisk::{self, PdiskClient, Visibility};
 
 /// OpenNebula `STATE` of a deleted VM.
@@ -72,6 +72,9 @@ pub enum NodeEvent {
     Discard { site: usize },
     /// The site is complete, or failed.
     Done { site: usize, result: Result<()> },
+    /// A site's pool, being read piece by piece: the receiver may read pieces itself
+    /// ([`PoolPieces::read_one`]) when it has nothing else to do.
+    Pieces(Arc<PoolPieces>),
 }
 
 /// The sites a [`Driver::stream_nodes`] lists (in site order) and its events.
@@ -323,6 +326,7 @@ impl Driver {
                 NodeEvent::Done { site, result } => {
                     results[site] = Some(result.map(|()| std::mem::take(&mut records[site])))
                 }
+                NodeEvent::Pieces(_) => {}
             }
         }
         Ok(sites
@@ -388,27 +392,37 @@ impl Driver {
             self.site_mounts(site)
         );
         let body = reply.map_err(|e| Error::remote(context(), e))?;
+        let mut by_vm: BTreeMap<i64, BTreeMap<String, String>> = BTreeMap::new();
+        for (uuid, vm_id, device) in mounts {
+            by_vm.entry(vm_id).or_default().insert(uuid, device);
+        }
         let driver = Arc::clone(self);
+        let out = tx.clone();
+        // The receiver may be gone (the caller stopped): nothing to tell then.
+        let emit: PoolSink = Arc::new(move |piece| {
+            let event = match piece {
+                PoolPiece::Records(vms) => {
+                    let site = &driver.sites[index];
+                    let records = vms
+                        .into_iter()
+                        .map(|vm| {
+                            let mut r = node_record(&site.name, vm, &driver.instance_types);
+                            if let Some(volumes) = by_vm.get(&r.vm.id) {
+                                r.volumes = volumes.clone();
+                            }
+                            r
+                        })
+                        .collect();
+                    NodeEvent::Records { site: n, records }
+                }
+                PoolPiece::Discard => NodeEvent::Discard { site: n },
+            };
+            let _ = out.send(event);
+        });
         let tx = tx.clone();
         let read = tokio::task::spawn_blocking(move || {
-            let site = &driver.sites[index];
-            let mut by_vm: BTreeMap<i64, BTreeMap<String, String>> = BTreeMap::new();
-            for (uuid, vm_id, device) in mounts {
-                by_vm.entry(vm_id).or_default().insert(uuid, device);
-            }
-            let map = |vm: VmRecord| {
-                let mut r = node_record(&site.name, vm, &driver.instance_types);
-                if let Some(volumes) = by_vm.get(&r.vm.id) {
-                    r.volumes = volumes.clone();
-                }
-                r
-            };
-            // The receiver may be gone (the caller stopped): nothing to tell then.
-            read_pool_reply(&body, &map, &mut |piece| {
-                let _ = tx.send(match piece {
-                    PoolPiece::Records(records) => NodeEvent::Records { site: n, records },
-                    PoolPiece::Discard => NodeEvent::Discard { site: n },
-                });
+            read_pool_reply(body, emit, &mut |pieces| {
+                let _ = tx.send(NodeEvent::Pieces(pieces));
             })
         });
         match read.await {

@@ -261,23 +261,6 @@ impl OneClient {
         into_string(v, "one.vmpool.info")
     }
 
-    /// `one.vmpool.info(filter, -1, -1, state)` read into records: the pool document is parsed
-    /// where it lies in the reply, still escaped ([`vm::parse_pool_escaped`]), instead of
-    /// unescaping a copy first (a 10,000-VM pool is 37 MB). Refusals are those of [`vm_pool`](Self::vm_pool).
-    pub async fn vm_pool_records(
-        &self,
-        filter: i64,
-        state: i64,
-    ) -> Result<Vec<VmRecord>, OneError> {
-        let body = self.vm_pool_reply(filter, state).await?;
-        let mut records = Vec::new();
-        read_pool_reply(&body, &|vm| vm, &mut |piece| match piece {
-            PoolPiece::Records(r) => records.extend(r),
-            PoolPiece::Discard => records.clear(),
-        })?;
-        Ok(records)
-    }
-
     /// The raw reply of `one.vmpool.info(filter, -1, -1, state)`, for [`read_pool_reply`].
     pub async fn vm_pool_reply(&self, filter: i64, state: i64) -> Result<bytes::Bytes, OneError> {
         let params = vec![
@@ -359,24 +342,28 @@ fn unpack(value: Value) -> Result<Value, OneError> {
 }
 
 /// What [`read_pool_reply`] hands over.
-pub enum PoolPiece<T> {
+pub enum PoolPiece {
     /// The next records, in pool order.
-    Records(Vec<T>),
+    Records(Vec<VmRecord>),
     /// Forget every record handed over so far (the whole pool follows, read another way).
     Discard,
 }
 
+/// Where [`read_pool_reply`] sends what it reads (from any thread that reads a piece).
+pub type PoolSink = std::sync::Arc<dyn Fn(PoolPiece) + Send + Sync>;
+
 /// Reads a `one.vmpool.info` reply (from [`OneClient::vm_pool_reply`]) into records, handed to
-/// `emit` piece by piece, in order, while the rest is read ([`vm::stream_pool_escaped`]): the
-/// pool document is read where it lies in the reply, still escaped. When the fast reading
-/// fails midway, `emit` gets [`PoolPiece::Discard`] and then the whole pool as read by
+/// `emit` piece by piece, in order ([`vm::PoolPieces`]): the pool document is read where it lies
+/// in the reply, still escaped. `share` gets the pieces before they are read, so that another
+/// thread can read some ([`vm::PoolPieces::read_one`]). When the fast reading fails midway,
+/// `emit` gets [`PoolPiece::Discard`] and then the whole pool as read by
 /// [`vm::parse_pool_escaped`], or the error. Refusals are those of [`OneClient::vm_pool`].
-pub fn read_pool_reply<T: Send>(
-    body: &[u8],
-    map: &(dyn Fn(VmRecord) -> T + Sync),
-    emit: &mut (dyn FnMut(PoolPiece<T>) + Send),
+pub fn read_pool_reply(
+    body: bytes::Bytes,
+    emit: PoolSink,
+    share: &mut dyn FnMut(std::sync::Arc<vm::PoolPieces>),
 ) -> Result<(), OneError> {
-    let items = match xmlrpc::decode_response_raw(body)? {
+    let items = match xmlrpc::decode_response_raw(&body)? {
         RawResponse::Array(items) => items,
         RawResponse::Other(value) => {
             unpack(value)?;
@@ -389,12 +376,23 @@ pub fn read_pool_reply<T: Send>(
         detail: e.to_string(),
     };
     if let [RawItem::Value(Value::Bool(true)), RawItem::Escaped(doc), ..] = items.as_slice() {
-        if vm::stream_pool_escaped(doc, map, &mut |records| emit(PoolPiece::Records(records))) {
-            return Ok(());
+        // The document's place in the body (it is a slice of it).
+        let start = (doc.as_ptr() as usize).wrapping_sub(body.as_ptr() as usize);
+        if body.get(start..start + doc.len()) == Some(doc.as_bytes()) {
+            let sink = std::sync::Arc::clone(&emit);
+            let pieces = std::sync::Arc::new(vm::PoolPieces::new(
+                body.clone(),
+                start..start + doc.len(),
+                Box::new(move |records| sink(PoolPiece::Records(records))),
+            ));
+            share(std::sync::Arc::clone(&pieces));
+            if pieces.finish() {
+                return Ok(());
+            }
         }
         emit(PoolPiece::Discard);
         let vms = vm::parse_pool_escaped(doc).map_err(document)?;
-        emit(PoolPiece::Records(vms.into_iter().map(map).collect()));
+        emit(PoolPiece::Records(vms));
         return Ok(());
     }
     // A refusal or another shape: decoded in full and reported as by `vm_pool`.
@@ -404,7 +402,7 @@ pub fn read_pool_reply<T: Send>(
         .collect::<Result<Vec<_>, _>>()?;
     let doc = into_string(unpack(Value::Array(items))?, "one.vmpool.info")?;
     let vms = vm::parse_pool(doc.as_bytes()).map_err(document)?;
-    emit(PoolPiece::Records(vms.into_iter().map(map).collect()));
+    emit(PoolPiece::Records(vms));
     Ok(())
 }
 
@@ -413,14 +411,22 @@ mod tests {
 
     /// What `read_pool_reply` hands over, flattened: ids, with `None` for a Discard.
     fn pool_pieces(body: &[u8]) -> Result<Vec<Option<Vec<i64>>>, String> {
-        let mut out = Vec::new();
-        read_pool_reply(body, &|vm| vm.id, &mut |piece| {
-            out.push(match piece {
-                PoolPiece::Records(ids) => Some(ids),
-                PoolPiece::Discard => None,
-            })
-        })
+        let out = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = std::sync::Arc::clone(&out);
+        let mut shared = 0;
+        read_pool_reply(
+            bytes::Bytes::copy_from_slice(body),
+            std::sync::Arc::new(move |piece| {
+                sink.lock().unwrap().push(match piece {
+                    PoolPiece::Records(vms) => Some(vms.iter().map(|vm| vm.id).collect()),
+                    PoolPiece::Discard => None,
+                })
+            }),
+            &mut |_| shared += 1,
+        )
         .map_err(|e| e.to_string())?;
+        assert!(shared <= 1);
+        let out = out.lock().unwrap().clone();
         Ok(out)
     }
 

@@ -308,98 +308,178 @@ pub fn read_pool_piece(piece: &str, part: PoolPart) -> Option<Vec<VmRecord>> {
     Some(out)
 }
 
-/// Reads a pool as it lies, still escaped, in the reply (as [`parse_pool_escaped`]) and hands
-/// the records over piece by piece, in document order, so the caller can use them while the
-/// rest is read. Each record goes through `map` on the reading thread. The pieces are read on
-/// the calling thread and, with three or more CPUs, on more threads (one CPU is left for the
-/// consumer).
-///
-/// Returns `false` when the fast reading cannot read the document, possibly after some pieces
-/// were given: the caller then discards them and uses [`parse_pool_escaped`].
-pub fn stream_pool_escaped<T: Send>(
-    raw: &str,
-    map: &(dyn Fn(VmRecord) -> T + Sync),
-    emit: &mut (dyn FnMut(Vec<T>) + Send),
-) -> bool {
-    let read = |piece: &str, part: PoolPart| -> Option<Vec<T>> {
-        Some(read_pool_piece(piece, part)?.into_iter().map(map).collect())
-    };
-    let wanted = raw.len() / STREAM_PIECE_BYTES;
-    let mut cuts = vec![0];
+/// Where a pool document (escaped, in a reply) is cut into pieces of about
+/// [`STREAM_PIECE_BYTES`]: offsets into `text`, from `doc.start` to `doc.end`.
+fn stream_cuts(text: &[u8], doc: std::ops::Range<usize>) -> Vec<usize> {
+    let len = doc.end - doc.start;
+    let wanted = len / STREAM_PIECE_BYTES;
+    let mut cuts = vec![doc.start];
     for k in 1..wanted {
-        let from = (raw.len() * k / wanted).max(cuts.last().copied().unwrap_or(0));
-        let Some(at) = raw
-            .as_bytes()
-            .get(from..)
+        let from = (doc.start + len * k / wanted).max(cuts.last().copied().unwrap_or(0));
+        let Some(at) = text
+            .get(from..doc.end)
             .and_then(|rest| memchr::memmem::find(rest, POOL_CUT_MARKER))
         else {
             break;
         };
         cuts.push(from + at + POOL_CUT_OFFSET);
     }
-    cuts.push(raw.len());
+    cuts.push(doc.end);
     cuts.dedup();
-    let pieces = cuts.len() - 1;
-    if pieces < 2 {
-        return match read(raw, PoolPart::Whole) {
-            Some(records) => {
-                emit(records);
-                true
-            }
-            None => false,
-        };
+    if cuts.len() < 2 {
+        // An empty document is one (empty) piece, which does not read.
+        cuts.push(doc.end);
     }
-    let part = |i: usize| match i {
-        0 => PoolPart::Head,
-        i if i + 1 == pieces => PoolPart::Tail,
-        _ => PoolPart::Middle,
-    };
-    let piece = |i: usize| raw.get(cuts[i]..cuts[i + 1]);
-    let helpers = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .saturating_sub(2)
-        .min(MAX_PIECES);
-    if helpers == 0 {
-        for i in 0..pieces {
-            match piece(i).and_then(|p| read(p, part(i))) {
-                Some(records) => emit(records),
-                None => return false,
-            }
-        }
-        return true;
+    cuts
+}
+
+/// Where [`PoolPieces`] stands; behind its lock.
+#[derive(Default)]
+struct Order {
+    /// The next piece to hand over.
+    due: usize,
+    /// Pieces read but not handed over yet (a later one read first).
+    ready: std::collections::BTreeMap<usize, Vec<VmRecord>>,
+    /// Pieces taken and still being read.
+    reading: usize,
+    /// A piece did not read: nothing more is handed over.
+    failed: bool,
+}
+
+/// A pool, as it lies (still escaped) in a reply, read piece by piece (pieces of about
+/// [`STREAM_PIECE_BYTES`] cut between top-level `VM`s) by whoever takes the next piece: the
+/// reading thread ([`finish`](Self::finish)) and, when it has nothing else to do, the thread
+/// that uses the records ([`read_one`](Self::read_one)). Each piece's records go to `deliver`
+/// in document order, as soon as the piece and every piece before it are read.
+///
+/// When a piece does not read (the fast reading of [`read_pool_piece`] refuses it), nothing
+/// more is delivered and `finish` says so: the caller discards what it got and reads the whole
+/// document with [`parse_pool_escaped`], whose result and error are the reference.
+pub struct PoolPieces {
+    body: bytes::Bytes,
+    cuts: Vec<usize>,
+    next: std::sync::atomic::AtomicUsize,
+    order: std::sync::Mutex<Order>,
+    changed: std::sync::Condvar,
+    deliver: Box<dyn Fn(Vec<VmRecord>) + Send + Sync>,
+}
+
+impl std::fmt::Debug for PoolPieces {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PoolPieces")
+            .field("bytes", &self.body.len())
+            .field("pieces", &self.pieces())
+            .finish()
     }
-    // Several readers take the next piece in turn; whoever completes the next piece due
-    // hands it (and any ready ones after it) over, in order.
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let failed = std::sync::atomic::AtomicBool::new(false);
-    let order = std::sync::Mutex::new((0usize, std::collections::BTreeMap::new(), emit));
-    let work = || loop {
-        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        if i >= pieces || failed.load(std::sync::atomic::Ordering::Relaxed) {
-            return;
+}
+
+impl PoolPieces {
+    /// The pool document at `doc` in `body` (the escaped text of the reply's `<string>`).
+    pub fn new(
+        body: bytes::Bytes,
+        doc: std::ops::Range<usize>,
+        deliver: Box<dyn Fn(Vec<VmRecord>) + Send + Sync>,
+    ) -> Self {
+        let cuts = stream_cuts(&body, doc);
+        PoolPieces {
+            body,
+            cuts,
+            next: std::sync::atomic::AtomicUsize::new(0),
+            order: std::sync::Mutex::new(Order::default()),
+            changed: std::sync::Condvar::new(),
+            deliver,
         }
-        let Some(records) = piece(i).and_then(|p| read(p, part(i))) else {
-            failed.store(true, std::sync::atomic::Ordering::Relaxed);
-            return;
+    }
+
+    fn pieces(&self) -> usize {
+        self.cuts.len() - 1
+    }
+
+    /// Whether a piece is still to be taken.
+    pub fn has_more(&self) -> bool {
+        self.next.load(std::sync::atomic::Ordering::Relaxed) < self.pieces()
+            && self.order.lock().is_ok_and(|o| !o.failed)
+    }
+
+    /// Reads the next piece nobody took yet, and hands over what is due. False when no piece
+    /// was left to take (or the reading failed).
+    pub fn read_one(&self) -> bool {
+        let Ok(mut order) = self.order.lock() else {
+            return false;
         };
-        let Ok(mut guard) = order.lock() else {
-            failed.store(true, std::sync::atomic::Ordering::Relaxed);
-            return;
+        if order.failed {
+            return false;
+        }
+        let i = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if i >= self.pieces() {
+            return false;
+        }
+        order.reading += 1;
+        drop(order);
+        let part = match (i, self.pieces()) {
+            (_, 1) => PoolPart::Whole,
+            (0, _) => PoolPart::Head,
+            (i, n) if i + 1 == n => PoolPart::Tail,
+            _ => PoolPart::Middle,
         };
-        let (due, ready, emit) = &mut *guard;
-        ready.insert(i, records);
-        while let Some(records) = ready.remove(due) {
-            emit(records);
-            *due += 1;
+        let records = self
+            .body
+            .get(self.cuts[i]..self.cuts[i + 1])
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .and_then(|piece| read_pool_piece(piece, part));
+        let Ok(mut order) = self.order.lock() else {
+            return false;
+        };
+        order.reading -= 1;
+        match records {
+            Some(records) if !order.failed => {
+                order.ready.insert(i, records);
+                loop {
+                    let due = order.due;
+                    let Some(records) = order.ready.remove(&due) else {
+                        break;
+                    };
+                    (self.deliver)(records);
+                    order.due += 1;
+                }
+            }
+            Some(_) => {}
+            None => order.failed = true,
         }
-    };
-    std::thread::scope(|scope| {
-        for _ in 0..helpers {
-            scope.spawn(work);
+        self.changed.notify_all();
+        true
+    }
+
+    /// Reads pieces until none is left to take (with three or more CPUs, on more threads: one
+    /// CPU is left for the thread that uses the records), then waits for those others are
+    /// reading. True when every piece was read and handed over; after it returns, nothing
+    /// more is.
+    pub fn finish(&self) -> bool {
+        let helpers = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .saturating_sub(2)
+            .min(MAX_PIECES)
+            .min(self.pieces().saturating_sub(1));
+        std::thread::scope(|scope| {
+            for _ in 0..helpers {
+                scope.spawn(|| while self.read_one() {});
+            }
+            while self.read_one() {}
+        });
+        let Ok(mut order) = self.order.lock() else {
+            return false;
+        };
+        while order.reading > 0 || (!order.failed && order.due < self.pieces()) {
+            order = match self.changed.wait(order) {
+                Ok(o) => o,
+                Err(_) => return false,
+            };
         }
-        work();
-    });
-    !failed.load(std::sync::atomic::Ordering::Relaxed)
+        // From here on, `read_one` hands nothing over.
+        let ok = !order.failed;
+        order.failed = true;
+        ok
+    }
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -1989,11 +2069,33 @@ mod tests {
         assert_eq!(parse_pool(&broken).unwrap_err().to_string(), serial_error);
     }
 
-    /// The pieces `stream_pool_escaped` hands over, and whether it read the document.
+    /// The pieces a `PoolPieces` of the escaped document `raw` hands over (the ids of their
+    /// VMs), and whether it read the document. `helpers` more threads take pieces too.
+    fn streamed_with(raw: &str, helpers: usize) -> (bool, Vec<Vec<i64>>) {
+        let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = std::sync::Arc::clone(&got);
+        let pieces = PoolPieces::new(
+            bytes::Bytes::from(raw.to_owned()),
+            0..raw.len(),
+            Box::new(move |vms| {
+                sink.lock()
+                    .unwrap()
+                    .push(vms.iter().map(|vm| vm.id).collect())
+            }),
+        );
+        let ok = std::thread::scope(|scope| {
+            for _ in 0..helpers {
+                scope.spawn(|| while pieces.read_one() {});
+            }
+            pieces.finish()
+        });
+        assert!(!pieces.read_one());
+        let got = got.lock().unwrap().clone();
+        (ok, got)
+    }
+
     fn streamed(raw: &str) -> (bool, Vec<Vec<i64>>) {
-        let mut pieces = Vec::new();
-        let ok = stream_pool_escaped(raw, &|vm| vm.id, &mut |ids| pieces.push(ids));
-        (ok, pieces)
+        streamed_with(raw, 0)
     }
 
     #[test]
@@ -2007,10 +2109,18 @@ mod tests {
         assert!(pieces.iter().all(|p| !p.is_empty()));
         let ids: Vec<i64> = pieces.concat();
         assert_eq!(ids, (0..3000).collect::<Vec<i64>>());
+        // Several readers: the same pieces, in the same order.
+        assert_eq!(streamed_with(&raw, 3), (true, pieces));
         // The records themselves are parse_pool's.
-        let mut records = Vec::new();
-        assert!(stream_pool_escaped(&raw, &|vm| vm, &mut |r| records.extend(r)));
-        assert_eq!(records, parse_pool(&plain).unwrap());
+        let records = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = std::sync::Arc::clone(&records);
+        let all = PoolPieces::new(
+            bytes::Bytes::from(raw.clone()),
+            0..raw.len(),
+            Box::new(move |vms| sink.lock().unwrap().extend(vms)),
+        );
+        assert!(all.finish());
+        assert_eq!(*records.lock().unwrap(), parse_pool(&plain).unwrap());
     }
 
     #[test]
@@ -2044,6 +2154,9 @@ mod tests {
         let (ok, pieces) = streamed(&escape(odd.as_bytes()));
         assert!(!ok);
         assert!(!pieces.is_empty());
+        let (ok, some) = streamed_with(&escape(odd.as_bytes()), 2);
+        assert!(!ok);
+        assert!((0..3000).collect::<Vec<i64>>().starts_with(&some.concat()));
         assert_eq!(parse_pool(odd.as_bytes()).unwrap().len(), 3000);
         // A document broken near its end: the first pieces were handed over, then `false`.
         let mut broken = big_pool(3000, |i| format!("vm-{i}"));

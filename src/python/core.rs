@@ -16,6 +16,8 @@ use crate::driver::{
     ended_early, CreateNode, Driver, DriverOptions, NodeAction, NodeEvent, NodeStream,
 };
 use crate::http::{RetryPolicy, TlsOptions};
+use crate::one::vm::PoolPieces;
+use tokio::sync::mpsc::error::TryRecvError;
 
 /// Configuration text as given by Python: `str` or `bytes`.
 #[derive(FromPyObject)]
@@ -189,8 +191,27 @@ impl Core {
             sites.iter().map(|_| None).collect();
         let mut done = Vec::new();
         let mut count = 0;
-        while let Some(event) = py.detach(|| events.blocking_recv()) {
+        // Pools being read: while no records wait, this thread reads a piece itself (without
+        // the GIL) instead of sleeping.
+        let mut pools: Vec<Arc<PoolPieces>> = Vec::new();
+        loop {
+            let event = match events.try_recv() {
+                Ok(event) => event,
+                Err(TryRecvError::Disconnected) => break,
+                Err(TryRecvError::Empty) => {
+                    pools.retain(|p| p.has_more());
+                    if let Some(pool) = pools.first().cloned() {
+                        run(py, move || Ok(pool.read_one()))?;
+                        continue;
+                    }
+                    match py.detach(|| events.blocking_recv()) {
+                        Some(event) => event,
+                        None => break,
+                    }
+                }
+            };
             match event {
+                NodeEvent::Pieces(pool) => pools.push(pool),
                 NodeEvent::Records { site, records } => {
                     let list = &mut nodes[site];
                     list.reserve(records.len());

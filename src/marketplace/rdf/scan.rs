@@ -533,7 +533,8 @@ mod tests {
         String::from_utf8(
             catalog
                 .handle("GET", "/metadata", "", Some("application/xml"), 0)
-                .body,
+                .body
+                .to_vec(),
         )
         .unwrap()
     }
