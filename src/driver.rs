@@ -420,10 +420,13 @@ impl Driver {
             let _ = out.send(event);
         });
         let tx = tx.clone();
+        let driver = Arc::clone(self);
         let read = tokio::task::spawn_blocking(move || {
-            read_pool_reply(body, emit, &mut |pieces| {
+            let body = read_pool_reply(body, emit, &mut |pieces| {
                 let _ = tx.send(NodeEvent::Pieces(pieces));
-            })
+            })?;
+            driver.sites[index].one.recycle(body);
+            Ok::<(), crate::one::client::OneError>(())
         });
         match read.await {
             Ok(result) => result.map_err(|e| Error::remote(context(), e)),

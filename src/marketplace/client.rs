@@ -161,7 +161,9 @@ impl MarketplaceClient {
         if !response.is_success() {
             return Err(http_error(&response));
         }
-        parse_listing(&response.body)
+        let entries = parse_listing(&response.body);
+        self.http.recycle(response.body);
+        entries
     }
 
     /// The valid, latest entries of every endorser for an identifier (`GET <endpoint>/metadata/<id>`,

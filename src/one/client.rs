@@ -261,6 +261,11 @@ impl OneClient {
         into_string(v, "one.vmpool.info")
     }
 
+    /// Gives back a reply's body its reader is done with ([`HttpClient::recycle`]).
+    pub fn recycle(&self, body: bytes::Bytes) {
+        self.inner.http.recycle(body);
+    }
+
     /// The raw reply of `one.vmpool.info(filter, -1, -1, state)`, for [`read_pool_reply`].
     pub async fn vm_pool_reply(&self, filter: i64, state: i64) -> Result<bytes::Bytes, OneError> {
         let params = vec![
@@ -358,11 +363,12 @@ pub type PoolSink = std::sync::Arc<dyn Fn(PoolPiece) + Send + Sync>;
 /// thread can read some ([`vm::PoolPieces::read_one`]). When the fast reading fails midway,
 /// `emit` gets [`PoolPiece::Discard`] and then the whole pool as read by
 /// [`vm::parse_pool_escaped`], or the error. Refusals are those of [`OneClient::vm_pool`].
+/// Gives the body back when done (for [`OneClient::recycle`]).
 pub fn read_pool_reply(
     body: bytes::Bytes,
     emit: PoolSink,
     share: &mut dyn FnMut(std::sync::Arc<vm::PoolPieces>),
-) -> Result<(), OneError> {
+) -> Result<bytes::Bytes, OneError> {
     let items = match xmlrpc::decode_response_raw(&body)? {
         RawResponse::Array(items) => items,
         RawResponse::Other(value) => {
@@ -387,13 +393,15 @@ pub fn read_pool_reply(
             ));
             share(std::sync::Arc::clone(&pieces));
             if pieces.finish() {
-                return Ok(());
+                drop(items);
+                return Ok(body);
             }
         }
         emit(PoolPiece::Discard);
         let vms = vm::parse_pool_escaped(doc).map_err(document)?;
         emit(PoolPiece::Records(vms));
-        return Ok(());
+        drop(items);
+        return Ok(body);
     }
     // A refusal or another shape: decoded in full and reported as by `vm_pool`.
     let items = items
@@ -403,7 +411,7 @@ pub fn read_pool_reply(
     let doc = into_string(unpack(Value::Array(items))?, "one.vmpool.info")?;
     let vms = vm::parse_pool(doc.as_bytes()).map_err(document)?;
     emit(PoolPiece::Records(vms));
-    Ok(())
+    Ok(body)
 }
 
 #[cfg(test)]

@@ -356,7 +356,8 @@ struct Order {
 /// more is delivered and `finish` says so: the caller discards what it got and reads the whole
 /// document with [`parse_pool_escaped`], whose result and error are the reference.
 pub struct PoolPieces {
-    body: bytes::Bytes,
+    /// The reply; given back by [`finish`](Self::finish).
+    body: std::sync::Mutex<Option<bytes::Bytes>>,
     cuts: Vec<usize>,
     next: std::sync::atomic::AtomicUsize,
     order: std::sync::Mutex<Order>,
@@ -367,7 +368,6 @@ pub struct PoolPieces {
 impl std::fmt::Debug for PoolPieces {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PoolPieces")
-            .field("bytes", &self.body.len())
             .field("pieces", &self.pieces())
             .finish()
     }
@@ -382,7 +382,7 @@ impl PoolPieces {
     ) -> Self {
         let cuts = stream_cuts(&body, doc);
         PoolPieces {
-            body,
+            body: std::sync::Mutex::new(Some(body)),
             cuts,
             next: std::sync::atomic::AtomicUsize::new(0),
             order: std::sync::Mutex::new(Order::default()),
@@ -414,6 +414,9 @@ impl PoolPieces {
         if i >= self.pieces() {
             return false;
         }
+        let Some(body) = self.body.lock().ok().and_then(|b| b.clone()) else {
+            return false;
+        };
         order.reading += 1;
         drop(order);
         let part = match (i, self.pieces()) {
@@ -422,11 +425,11 @@ impl PoolPieces {
             (i, n) if i + 1 == n => PoolPart::Tail,
             _ => PoolPart::Middle,
         };
-        let records = self
-            .body
+        let records = body
             .get(self.cuts[i]..self.cuts[i + 1])
             .and_then(|b| std::str::from_utf8(b).ok())
             .and_then(|piece| read_pool_piece(piece, part));
+        drop(body);
         let Ok(mut order) = self.order.lock() else {
             return false;
         };
@@ -453,7 +456,7 @@ impl PoolPieces {
     /// Reads pieces until none is left to take (with three or more CPUs, on more threads: one
     /// CPU is left for the thread that uses the records), then waits for those others are
     /// reading. True when every piece was read and handed over; after it returns, nothing
-    /// more is.
+    /// more is, and the reply is no longer held here.
     pub fn finish(&self) -> bool {
         let helpers = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
@@ -478,6 +481,9 @@ impl PoolPieces {
         // From here on, `read_one` hands nothing over.
         let ok = !order.failed;
         order.failed = true;
+        if let Ok(mut body) = self.body.lock() {
+            body.take();
+        }
         ok
     }
 }
