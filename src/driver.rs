@@ -18,8 +18,9 @@ use crate::one::client::{
 use crate::one::endpoint::Auth;
 use crate::one::states;
 use crate::one::template::{self, NicSpec, RootDisk, VmSpec};
-use crate::one::vm::{parse_pool, parse_vm, PoolPieces, VmRecord};
+use crate::one::vm::{parse_pool, parse_vm, VmRecord};
 use crate::pdisk::{self, PdiskClient, Visibility};
+use crate::pieces::Work;
 
 /// OpenNebula `STATE` of a deleted VM.
 const VM_STATE_DONE: i32 = 6;
@@ -73,8 +74,8 @@ pub enum NodeEvent {
     /// The site is complete, or failed.
     Done { site: usize, result: Result<()> },
     /// A site's pool, being read piece by piece: the receiver may read pieces itself
-    /// ([`PoolPieces::read_one`]) when it has nothing else to do.
-    Pieces(Arc<PoolPieces>),
+    /// ([`Work::read_one`]) when it has nothing else to do.
+    Pieces(Arc<dyn Work>),
 }
 
 /// The sites a [`Driver::stream_nodes`] lists (in site order) and its events.
@@ -86,9 +87,31 @@ pub struct NodeStream {
 
 /// The error of a site whose listing stopped without its [`NodeEvent::Done`].
 pub fn ended_early(site: &str) -> Error {
-    Error::internal(format!(
-        "site '{site}': the node listing stopped before its end"
-    ))
+    Error::internal(format!("site '{site}': the listing stopped before its end"))
+}
+
+/// What [`Driver::stream_images`] sends; `listing` numbers its listings (valid, then expired,
+/// then deprecated, as asked).
+#[derive(Debug)]
+pub enum ImageEvent {
+    /// More entries of a listing, in listing order (those contradicting its status dropped).
+    Entries {
+        listing: usize,
+        entries: Vec<MarketplaceResult<ImageEntry>>,
+    },
+    /// Forget the entries of the listing sent so far (all of them follow).
+    Discard { listing: usize },
+    /// The listing is complete, or failed.
+    Done { listing: usize, result: Result<()> },
+    /// A listing being read piece by piece: the receiver may read pieces itself.
+    Pieces(Arc<dyn Work>),
+}
+
+/// The number of listings a [`Driver::stream_images`] reads, and its events.
+#[derive(Debug)]
+pub struct ImageStream {
+    pub listings: usize,
+    pub events: tokio::sync::mpsc::UnboundedReceiver<ImageEvent>,
 }
 
 /// A volume as the driver reports it.
@@ -302,6 +325,15 @@ impl Driver {
         })
     }
 
+    /// The position of the site with this name (errors as [`site`](Self::site)).
+    fn site_index(&self, name: &str) -> Result<usize> {
+        let wanted = self.site(name)?;
+        self.sites
+            .iter()
+            .position(|s| std::ptr::eq(s, wanted))
+            .ok_or_else(|| Error::internal("site lookup"))
+    }
+
     fn selected(&self, site: Option<&str>) -> Result<Vec<&Site>> {
         match site {
             Some(name) => Ok(vec![self.site(name)?]),
@@ -345,14 +377,7 @@ impl Driver {
     /// [`NodeEvent::Done`]; a site whose events stop without one failed inside (a bug).
     pub fn stream_nodes(self: &Arc<Self>, site: Option<&str>) -> Result<NodeStream> {
         let indices: Vec<usize> = match site {
-            Some(name) => {
-                let wanted = self.site(name)?;
-                vec![self
-                    .sites
-                    .iter()
-                    .position(|s| std::ptr::eq(s, wanted))
-                    .ok_or_else(|| Error::internal("site lookup"))?]
-            }
+            Some(name) => vec![self.site_index(name)?],
             None => (0..self.sites.len()).collect(),
         };
         let sites = indices
@@ -745,29 +770,110 @@ impl Driver {
         for ((rank, listing), &status) in listings.into_iter().enumerate().zip(statuses) {
             let entries = listing
                 .map_err(|e| Error::remote(ctx(&s.name, s.marketplace.endpoint(), operation), e))?;
-            // Trusted but checked: deprecation is in the document itself, so an entry that
-            // contradicts the status it was listed under is dropped (and said so).
-            let wants_deprecated = status == StatusFilter::Deprecated;
             out.extend(
-                entries
+                checked_entries(&s.name, status, entries)
                     .into_iter()
-                    .filter(|e| match e {
-                        Ok(entry) if entry.deprecated.is_some() != wants_deprecated => {
-                            log::warn!(
-                                target: "stratuslab_libcloud",
-                                "site '{}': Marketplace listed {} as {} but the entry says otherwise; dropped",
-                                s.name,
-                                entry.identifier,
-                                status.as_param()
-                            );
-                            false
-                        }
-                        _ => true,
-                    })
                     .map(|e| (rank, e)),
             );
         }
         Ok(out)
+    }
+
+    /// `list_images` as a stream: the listings the options ask for (valid, then expired, then
+    /// deprecated) are fetched concurrently and each is read in pieces whose entries are sent
+    /// as they are read (entries contradicting their listing's status dropped, as
+    /// [`list_images`](Self::list_images) does). The receiver picks the images with
+    /// [`select_image_indices`] and [`image_matches`].
+    pub fn stream_images(
+        self: &Arc<Self>,
+        site: &str,
+        endorser: Option<&str>,
+        include_expired: bool,
+        include_deprecated: bool,
+    ) -> Result<ImageStream> {
+        let index = self.site_index(site)?;
+        let statuses = image_statuses(include_expired, include_deprecated);
+        let listings = statuses.len();
+        let base = ListQuery {
+            email: endorser.map(str::to_owned),
+            ..ListQuery::default()
+        };
+        let (tx, events) = tokio::sync::mpsc::unbounded_channel();
+        let driver = Arc::clone(self);
+        crate::runtime::spawn(async move {
+            join_all(statuses.into_iter().enumerate().map(|(listing, status)| {
+                let tx = tx.clone();
+                let driver = Arc::clone(&driver);
+                let query = ListQuery {
+                    status,
+                    ..base.clone()
+                };
+                async move {
+                    let result = driver
+                        .stream_listing(index, listing, status, query, &tx)
+                        .await;
+                    // The receiver may be gone (the caller stopped): nothing to tell then.
+                    let _ = tx.send(ImageEvent::Done { listing, result });
+                }
+            }))
+            .await;
+        })?;
+        Ok(ImageStream { listings, events })
+    }
+
+    /// One listing of [`stream_images`](Self::stream_images): fetched, then read on a
+    /// blocking thread ([`marketplace::listing_pieces`], else [`marketplace::parse_listing`]).
+    async fn stream_listing(
+        self: &Arc<Self>,
+        index: usize,
+        listing: usize,
+        status: StatusFilter,
+        query: ListQuery,
+        tx: &tokio::sync::mpsc::UnboundedSender<ImageEvent>,
+    ) -> Result<()> {
+        let s = &self.sites[index];
+        let context = || ctx(&s.name, s.marketplace.endpoint(), LIST_IMAGES);
+        let Some(body) = s
+            .marketplace
+            .list_reply(&query)
+            .await
+            .map_err(|e| Error::remote(context(), e))?
+        else {
+            return Ok(());
+        };
+        let driver = Arc::clone(self);
+        let tx = tx.clone();
+        let read = tokio::task::spawn_blocking(move || {
+            let s = &driver.sites[index];
+            let out = tx.clone();
+            let site = s.name.clone();
+            let deliver = Arc::new(move |entries| {
+                let entries = checked_entries(&site, status, entries);
+                let _ = out.send(ImageEvent::Entries { listing, entries });
+            });
+            let sink = Arc::clone(&deliver);
+            let pieces =
+                marketplace::listing_pieces(body.clone(), Box::new(move |e| sink(e))).map(Arc::new);
+            if let Some(pieces) = &pieces {
+                let _ = tx.send(ImageEvent::Pieces(Arc::clone(pieces) as Arc<dyn Work>));
+            }
+            let result = match pieces {
+                Some(pieces) if pieces.finish() => Ok(()),
+                _ => {
+                    let _ = tx.send(ImageEvent::Discard { listing });
+                    marketplace::parse_listing(&body).map(|entries| deliver(entries))
+                }
+            };
+            s.marketplace.recycle(body);
+            result
+        });
+        match read.await {
+            Ok(result) => result.map_err(|e| Error::remote(context(), e)),
+            Err(e) => Err(Error::internal(format!(
+                "site '{}': reading the image listing failed: {e}",
+                s.name
+            ))),
+        }
     }
 
     async fn image_entry(
@@ -831,39 +937,14 @@ impl Driver {
             email: endorser.map(str::to_owned),
             ..ListQuery::default()
         };
-        let mut statuses = vec![StatusFilter::Valid];
-        if include_expired {
-            statuses.push(StatusFilter::Expired);
-        }
-        if include_deprecated {
-            statuses.push(StatusFilter::Deprecated);
-        }
+        let statuses = image_statuses(include_expired, include_deprecated);
         let entries = self
-            .fetch_entries(s, &query, &statuses, "list_images (GET /metadata)")
+            .fetch_entries(s, &query, &statuses, LIST_IMAGES)
             .await?;
         let (mut images, _) = select_images(entries);
-        if os.is_none() && arch.is_none() && endorser.is_none() {
-            return Ok(images);
+        if os.is_some() || arch.is_some() || endorser.is_some() {
+            images.retain(|e| image_matches(e, os, arch, endorser));
         }
-        let eq = |a: &Option<String>, b: Option<&str>| match b {
-            None => true,
-            Some(b) => a
-                .as_deref()
-                .map(|a| a.eq_ignore_ascii_case(b))
-                .unwrap_or(false),
-        };
-        images.retain(|e| {
-            eq(&e.os, os)
-                && eq(&e.arch, arch)
-                && match endorser {
-                    None => true,
-                    Some(m) => e
-                        .endorser
-                        .as_ref()
-                        .map(|x| x.email.eq_ignore_ascii_case(m))
-                        .unwrap_or(false),
-                }
-        });
         Ok(images)
     }
 
@@ -1155,6 +1236,72 @@ fn bus_prefix(bus: &str) -> Result<&'static str> {
     }
 }
 
+/// The operation named in `list_images` errors.
+const LIST_IMAGES: &str = "list_images (GET /metadata)";
+
+/// The listings `list_images` reads, in rank order.
+fn image_statuses(include_expired: bool, include_deprecated: bool) -> Vec<StatusFilter> {
+    let mut statuses = vec![StatusFilter::Valid];
+    if include_expired {
+        statuses.push(StatusFilter::Expired);
+    }
+    if include_deprecated {
+        statuses.push(StatusFilter::Deprecated);
+    }
+    statuses
+}
+
+/// Trusted but checked: deprecation is in the document itself, so an entry that contradicts
+/// the status it was listed under is dropped (and said so).
+fn checked_entries(
+    site: &str,
+    status: StatusFilter,
+    entries: Vec<MarketplaceResult<ImageEntry>>,
+) -> Vec<MarketplaceResult<ImageEntry>> {
+    let wants_deprecated = status == StatusFilter::Deprecated;
+    entries
+        .into_iter()
+        .filter(|e| match e {
+            Ok(entry) if entry.deprecated.is_some() != wants_deprecated => {
+                log::warn!(
+                    target: "stratuslab_libcloud",
+                    "site '{site}': Marketplace listed {} as {} but the entry says otherwise; dropped",
+                    entry.identifier,
+                    status.as_param()
+                );
+                false
+            }
+            _ => true,
+        })
+        .collect()
+}
+
+/// `list_images`' filters: OS and architecture (case-insensitive), endorser e-mail.
+pub fn image_matches(
+    e: &ImageEntry,
+    os: Option<&str>,
+    arch: Option<&str>,
+    endorser: Option<&str>,
+) -> bool {
+    let eq = |a: &Option<String>, b: Option<&str>| match b {
+        None => true,
+        Some(b) => a
+            .as_deref()
+            .map(|a| a.eq_ignore_ascii_case(b))
+            .unwrap_or(false),
+    };
+    eq(&e.os, os)
+        && eq(&e.arch, arch)
+        && match endorser {
+            None => true,
+            Some(m) => e
+                .endorser
+                .as_ref()
+                .map(|x| x.email.eq_ignore_ascii_case(m))
+                .unwrap_or(false),
+        }
+}
+
 type MarketplaceResult<T> = std::result::Result<T, marketplace::MarketplaceError>;
 
 /// One image per identifier from ranked listing entries (rank = position of the listing's
@@ -1165,51 +1312,58 @@ type MarketplaceResult<T> = std::result::Result<T, marketplace::MarketplaceError
 fn select_images(
     entries: Vec<(usize, MarketplaceResult<ImageEntry>)>,
 ) -> (Vec<ImageEntry>, Option<marketplace::MarketplaceError>) {
-    // First the winners, by reference (no identifier copied): `order[slot]` is the index in
-    // `entries` of the best entry of the `slot`-th identifier met.
-    let mut order: Vec<usize> = Vec::with_capacity(entries.len());
-    {
-        let mut slot_of: HashMap<&str, usize> = HashMap::with_capacity(entries.len());
-        for (i, (rank, entry)) in entries.iter().enumerate() {
-            let Ok(entry) = entry else { continue };
-            match slot_of.entry(entry.identifier.as_str()) {
-                std::collections::hash_map::Entry::Occupied(slot) => {
-                    let best_index = &mut order[*slot.get()];
-                    if let (best_rank, Ok(best)) = &entries[*best_index] {
-                        if rank < best_rank || (rank == best_rank && entry.created > best.created) {
-                            *best_index = i;
-                        }
-                    }
-                }
-                std::collections::hash_map::Entry::Vacant(slot) => {
-                    slot.insert(order.len());
-                    order.push(i);
-                }
-            }
-        }
-    }
-    let mut first_error = None;
-    let mut taken: Vec<Option<ImageEntry>> = Vec::with_capacity(entries.len());
-    for (_, entry) in entries {
-        match entry {
-            Ok(e) => {
-                if e.identifier_mismatch {
-                    log::warn!(target: "stratuslab_libcloud", "Marketplace entry {}: identifier does not match its SHA-1 checksum {}", e.identifier, e.sha1().unwrap_or(""));
-                }
-                taken.push(Some(e));
-            }
-            Err(e) => {
-                log::warn!(target: "stratuslab_libcloud", "skipping an unreadable Marketplace entry: {e}");
-                first_error.get_or_insert(e);
-                taken.push(None);
-            }
-        }
-    }
-    let out = order
+    let (winners, first_error) = select_image_indices(&entries);
+    let mut taken: Vec<Option<MarketplaceResult<ImageEntry>>> =
+        entries.into_iter().map(|(_, e)| Some(e)).collect();
+    let first_error = first_error
+        .and_then(|i| taken.get_mut(i).and_then(Option::take))
+        .and_then(|e| e.err());
+    let out = winners
         .into_iter()
         .filter_map(|i| taken.get_mut(i).and_then(Option::take))
+        .filter_map(|e| e.ok())
         .collect();
     (out, first_error)
+}
+
+/// [`select_images`] by index: the winners' indices into `entries`, in output order, and the
+/// index of the first unreadable entry. Logs as `select_images` does.
+pub fn select_image_indices(
+    entries: &[(usize, MarketplaceResult<ImageEntry>)],
+) -> (Vec<usize>, Option<usize>) {
+    // `order[slot]` is the index in `entries` of the best entry of the `slot`-th identifier
+    // met (by reference: no identifier copied).
+    let mut order: Vec<usize> = Vec::with_capacity(entries.len());
+    let mut slot_of: HashMap<&str, usize> = HashMap::with_capacity(entries.len());
+    let mut first_error = None;
+    for (i, (rank, entry)) in entries.iter().enumerate() {
+        let entry = match entry {
+            Ok(e) => e,
+            Err(e) => {
+                log::warn!(target: "stratuslab_libcloud", "skipping an unreadable Marketplace entry: {e}");
+                first_error.get_or_insert(i);
+                continue;
+            }
+        };
+        if entry.identifier_mismatch {
+            log::warn!(target: "stratuslab_libcloud", "Marketplace entry {}: identifier does not match its SHA-1 checksum {}", entry.identifier, entry.sha1().unwrap_or(""));
+        }
+        match slot_of.entry(entry.identifier.as_str()) {
+            std::collections::hash_map::Entry::Occupied(slot) => {
+                let best_index = &mut order[*slot.get()];
+                if let (best_rank, Ok(best)) = &entries[*best_index] {
+                    if rank < best_rank || (rank == best_rank && entry.created > best.created) {
+                        *best_index = i;
+                    }
+                }
+            }
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(order.len());
+                order.push(i);
+            }
+        }
+    }
+    (order, first_error)
 }
 
 fn expand_home(path: &str) -> String {

@@ -18,6 +18,7 @@ pub mod localcloud;
 pub mod marketplace;
 pub mod one;
 pub mod pdisk;
+pub mod pieces;
 pub mod runtime;
 pub mod xmlrpc;
 

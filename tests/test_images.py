@@ -775,3 +775,33 @@ def test_a_listing_that_contradicts_its_status_is_checked(
         MMZU in r.getMessage() and "says otherwise" in r.getMessage() for r in caplog.records
     )
     assert MMZU in ids(driver.list_images(ex_include_deprecated=True))
+
+
+# ---------------------------------------------------------------- large listings
+
+
+def test_a_large_listing_is_built_piece_by_piece_in_listing_order(
+    mp_cloud: LocalCloud, mp_driver: StratusLabNodeDriver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 3,000 synthetic entries make a listing of several MB: its images are built while the
+    # rest is read, in listing order, one per identifier.
+    mp_cloud.seed(images=3000)
+    images = mp_driver.list_images()
+    assert len(images) == len({i.id for i in images}) >= 3000
+    again = mp_driver.list_images(ex_include_expired=True, ex_include_deprecated=True)
+    assert ids(again)[: len(images)] == ids(images)
+
+    built: list[str] = []
+    original = mp_driver._image_from
+
+    def failing(image_id: str, name: str, extra: dict[str, object]) -> NodeImage:
+        if len(built) == 1000:
+            raise RuntimeError("built enough")
+        built.append(image_id)
+        return original(image_id, name, extra)
+
+    monkeypatch.setattr(mp_driver, "_image_from", failing)
+    with pytest.raises(RuntimeError, match="built enough"):
+        mp_driver.list_images()
+    monkeypatch.undo()
+    assert ids(mp_driver.list_images()) == ids(images)

@@ -94,7 +94,10 @@ class Core:
         endorser: str | None,
         include_expired: bool,
         include_deprecated: bool,
-    ) -> list[_ImageTuple]: ...
+        build: Callable[..., _T],
+    ) -> list[_T]:
+        """`build(*image)` is called with each `_ImageTuple`'s items."""
+        ...
     def get_image(self, site: str, image_id: str, include_expired: bool) -> _ImageTuple: ...
     def list_volumes(
         self, site: str | None, strict: bool

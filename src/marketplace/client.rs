@@ -7,6 +7,7 @@ use super::identifier::is_valid_identifier;
 use super::rdf::{parse_listing, ImageEntry};
 use super::MarketplaceError;
 use crate::http::{HttpClient, Request, Response};
+use bytes::Bytes;
 
 /// The server's message for a filtered query without result (HTTP 404).
 pub const NO_MATCH_MESSAGE: &str = "no metadata matching query found";
@@ -154,16 +155,30 @@ impl MarketplaceClient {
         &self,
         query: &ListQuery,
     ) -> Result<Vec<Result<ImageEntry, MarketplaceError>>, MarketplaceError> {
+        let Some(body) = self.list_reply(query).await? else {
+            return Ok(Vec::new());
+        };
+        let entries = parse_listing(&body);
+        self.http.recycle(body);
+        entries
+    }
+
+    /// The body of a listing, for [`parse_listing`] or [`super::rdf::listing_pieces`]; `None`
+    /// for a filtered query without result (404 `no metadata matching query found`).
+    pub async fn list_reply(&self, query: &ListQuery) -> Result<Option<Bytes>, MarketplaceError> {
         let response = self.get_xml(self.list_url(query), "list").await?;
         if response.status == 404 && error_message(&response).contains(NO_MATCH_MESSAGE) {
-            return Ok(Vec::new());
+            return Ok(None);
         }
         if !response.is_success() {
             return Err(http_error(&response));
         }
-        let entries = parse_listing(&response.body);
-        self.http.recycle(response.body);
-        entries
+        Ok(Some(response.body))
+    }
+
+    /// Gives back a listing's body its reader is done with ([`HttpClient::recycle`]).
+    pub fn recycle(&self, body: Bytes) {
+        self.http.recycle(body);
     }
 
     /// The valid, latest entries of every endorser for an identifier (`GET <endpoint>/metadata/<id>`,

@@ -13,7 +13,7 @@ pub mod writer;
 
 pub use client::{sanitize_endpoint, ListQuery, MarketplaceClient, StatusFilter};
 pub use identifier::{identifier_to_sha1_hex, is_valid_identifier, sha1_hex_to_identifier};
-pub use rdf::{parse_date, parse_entry, parse_listing, Endorser, ImageEntry};
+pub use rdf::{listing_pieces, parse_date, parse_entry, parse_listing, Endorser, ImageEntry};
 pub use writer::{write_entry, write_listing};
 
 use crate::error::{Classify, Kind};

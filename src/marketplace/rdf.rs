@@ -223,25 +223,12 @@ fn parse_listing_in_pieces(xml: &[u8]) -> Option<Vec<Result<ImageEntry, Marketpl
         return None;
     }
     let pieces = (threads * PIECES_PER_THREAD).min(xml.len() / PIECE_MIN_BYTES);
-    let text = std::str::from_utf8(xml.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(xml)).ok()?;
-    let open = text.find("<metadata>")?;
-    let before = text[..open].trim();
-    let declaration_only = before.is_empty()
-        || (before.starts_with("<?xml")
-            && before.find("?>").is_some_and(|i| i + 2 == before.len()));
-    let body = open + "<metadata>".len();
-    let end = text.trim_end().strip_suffix("</metadata>")?.len();
-    if !declaration_only || end < body {
-        return None;
-    }
-    let mut cuts = vec![body];
-    for k in 1..pieces {
-        let from = (text.len() * k / pieces).max(*cuts.last()?);
-        cuts.push(from + text.get(from..end)?.find("<rdf:RDF")?);
-    }
-    cuts.push(end);
-    cuts.dedup();
-    let ranges: Vec<&str> = cuts.windows(2).map(|w| &text[w[0]..w[1]]).collect();
+    let cuts = listing_cuts(xml, pieces)?;
+    let text = std::str::from_utf8(xml).ok()?;
+    let ranges: Vec<&str> = cuts
+        .windows(2)
+        .filter_map(|w| text.get(w[0]..w[1]))
+        .collect();
     let next = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
     let read_pieces = || {
@@ -282,6 +269,66 @@ fn parse_listing_in_pieces(xml: &[u8]) -> Option<Vec<Result<ImageEntry, Marketpl
         all.extend(piece?);
     }
     Some(all)
+}
+
+/// Where a listing is cut into about `pieces` pieces: offsets into `xml` from the first child
+/// of a bare `<metadata>` wrapper to its end tag, each cut just before an `<rdf:RDF`; every
+/// piece is a run of complete elements unless a cut fell inside a comment, CDATA or a nested
+/// element (the piece then does not read). `None` when the listing is not a bare `<metadata>`
+/// (namespaces declared on it would not reach the pieces) with only the XML declaration, white
+/// space and `</metadata>` around it.
+fn listing_cuts(xml: &[u8], pieces: usize) -> Option<Vec<usize>> {
+    let bom = if xml.starts_with(b"\xEF\xBB\xBF") {
+        3
+    } else {
+        0
+    };
+    let text = std::str::from_utf8(&xml[bom..]).ok()?;
+    let open = text.find("<metadata>")?;
+    let before = text[..open].trim();
+    let declaration_only = before.is_empty()
+        || (before.starts_with("<?xml")
+            && before.find("?>").is_some_and(|i| i + 2 == before.len()));
+    let body = open + "<metadata>".len();
+    let end = text.trim_end().strip_suffix("</metadata>")?.len();
+    if !declaration_only || end < body {
+        return None;
+    }
+    let mut cuts = vec![body];
+    for k in 1..pieces.max(1) {
+        let from = (text.len() * k / pieces).max(*cuts.last()?);
+        match text.get(from..end).and_then(|rest| rest.find("<rdf:RDF")) {
+            Some(at) => cuts.push(from + at),
+            None => break,
+        }
+    }
+    cuts.push(end);
+    cuts.dedup();
+    Some(cuts.into_iter().map(|c| c + bom).collect())
+}
+
+/// Pieces of about this many bytes when a listing is read by [`listing_pieces`].
+const STREAM_PIECE_BYTES: usize = 512 << 10;
+
+/// A listing read in pieces by whoever takes the next one ([`crate::pieces`]), each piece's
+/// entries handed to `deliver` in document order; `None` when it cannot be cut (see
+/// [`listing_cuts`]). When a piece does not read, the caller reads the whole listing with
+/// [`parse_listing`], whose result and errors are the reference.
+pub fn listing_pieces(
+    body: bytes::Bytes,
+    deliver: crate::pieces::Deliver<Result<ImageEntry, MarketplaceError>>,
+) -> Option<crate::pieces::Pieces<Result<ImageEntry, MarketplaceError>>> {
+    let cuts = listing_cuts(&body, (body.len() / STREAM_PIECE_BYTES).max(1))?;
+    Some(crate::pieces::Pieces::new(
+        body,
+        cuts,
+        Box::new(|piece, _| {
+            scan::read(piece, true)
+                .or_else(|| read(piece, true).ok())
+                .map(|(_, entries)| entries)
+        }),
+        deliver,
+    ))
 }
 
 /// Parses a single `rdf:RDF` document (not a listing).
@@ -1030,6 +1077,63 @@ mod tests {
 
     fn fixture(path: &str) -> Vec<u8> {
         std::fs::read(format!("{FIXTURES}/{path}")).unwrap()
+    }
+
+    /// The outcomes a `listing_pieces` of `xml` hands over, and whether it read the listing;
+    /// `None` when it cannot be cut.
+    fn pieces_of(xml: &[u8], helpers: usize) -> Option<(bool, Vec<String>)> {
+        use crate::pieces::Work;
+        let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = std::sync::Arc::clone(&got);
+        let pieces = listing_pieces(
+            bytes::Bytes::copy_from_slice(xml),
+            Box::new(move |entries: Vec<Result<ImageEntry, MarketplaceError>>| {
+                sink.lock().unwrap().extend(entries.iter().map(outcome))
+            }),
+        )?;
+        let ok = std::thread::scope(|scope| {
+            for _ in 0..helpers {
+                scope.spawn(|| while pieces.read_one() {});
+            }
+            pieces.finish()
+        });
+        let got = got.lock().unwrap().clone();
+        Some((ok, got))
+    }
+
+    #[test]
+    fn listings_read_in_pieces_as_in_one() {
+        let mut catalog = crate::localcloud::marketplace::Catalog::new();
+        catalog.seed(3000);
+        let xml = catalog
+            .handle("GET", "/metadata", "", Some("application/xml"), 0)
+            .body
+            .to_vec();
+        assert!(xml.len() > 4 * STREAM_PIECE_BYTES, "{}", xml.len());
+        let whole: Vec<String> = parse_listing(&xml).unwrap().iter().map(outcome).collect();
+        assert!(whole.len() >= 3000);
+        for helpers in [0, 2] {
+            assert_eq!(pieces_of(&xml, helpers), Some((true, whole.clone())));
+        }
+        // A real listing, small: one piece, the same entries.
+        let real = fixture("client-tests/valid-multiple-entries.xml");
+        if let Some((ok, got)) = pieces_of(&real, 0) {
+            assert!(ok);
+            let expected: Vec<String> = parse_listing(&real).unwrap().iter().map(outcome).collect();
+            assert_eq!(got, expected);
+        }
+        // Not a bare <metadata> listing: not cut.
+        assert_eq!(pieces_of(b"<metadata xmlns:x=\"u\"></metadata>", 0), None);
+        // A piece that does not read (an element left open): `false`, and what was handed
+        // over before is a prefix of the whole.
+        let text = String::from_utf8(xml).unwrap();
+        let at = text.len() * 3 / 4;
+        let at = at + text[at..].find("<rdf:RDF").unwrap();
+        let broken = format!("{}<open>{}", &text[..at], &text[at..]);
+        assert!(parse_listing(broken.as_bytes()).is_err());
+        let (ok, got) = pieces_of(broken.as_bytes(), 0).unwrap();
+        assert!(!ok);
+        assert!(whole.starts_with(&got));
     }
 
     fn outcome(result: &Result<ImageEntry, MarketplaceError>) -> String {

@@ -360,14 +360,14 @@ pub type PoolSink = std::sync::Arc<dyn Fn(PoolPiece) + Send + Sync>;
 /// Reads a `one.vmpool.info` reply (from [`OneClient::vm_pool_reply`]) into records, handed to
 /// `emit` piece by piece, in order ([`vm::PoolPieces`]): the pool document is read where it lies
 /// in the reply, still escaped. `share` gets the pieces before they are read, so that another
-/// thread can read some ([`vm::PoolPieces::read_one`]). When the fast reading fails midway,
+/// thread can read some ([`crate::pieces::Work::read_one`]). When the fast reading fails midway,
 /// `emit` gets [`PoolPiece::Discard`] and then the whole pool as read by
 /// [`vm::parse_pool_escaped`], or the error. Refusals are those of [`OneClient::vm_pool`].
 /// Gives the body back when done (for [`OneClient::recycle`]).
 pub fn read_pool_reply(
     body: bytes::Bytes,
     emit: PoolSink,
-    share: &mut dyn FnMut(std::sync::Arc<vm::PoolPieces>),
+    share: &mut dyn FnMut(std::sync::Arc<dyn crate::pieces::Work>),
 ) -> Result<bytes::Bytes, OneError> {
     let items = match xmlrpc::decode_response_raw(&body)? {
         RawResponse::Array(items) => items,
@@ -386,12 +386,12 @@ pub fn read_pool_reply(
         let start = (doc.as_ptr() as usize).wrapping_sub(body.as_ptr() as usize);
         if body.get(start..start + doc.len()) == Some(doc.as_bytes()) {
             let sink = std::sync::Arc::clone(&emit);
-            let pieces = std::sync::Arc::new(vm::PoolPieces::new(
+            let pieces = std::sync::Arc::new(vm::pool_pieces(
                 body.clone(),
                 start..start + doc.len(),
                 Box::new(move |records| sink(PoolPiece::Records(records))),
             ));
-            share(std::sync::Arc::clone(&pieces));
+            share(std::sync::Arc::clone(&pieces) as std::sync::Arc<dyn crate::pieces::Work>);
             if pieces.finish() {
                 drop(items);
                 return Ok(body);

@@ -17,6 +17,8 @@
 
 use std::borrow::Cow;
 
+use crate::pieces::{Pieces, Position};
+
 use crate::error::{Classify, Kind};
 
 /// Why a VM document could not be read.
@@ -325,167 +327,37 @@ fn stream_cuts(text: &[u8], doc: std::ops::Range<usize>) -> Vec<usize> {
         cuts.push(from + at + POOL_CUT_OFFSET);
     }
     cuts.push(doc.end);
-    cuts.dedup();
-    if cuts.len() < 2 {
-        // An empty document is one (empty) piece, which does not read.
-        cuts.push(doc.end);
-    }
     cuts
 }
 
-/// Where [`PoolPieces`] stands; behind its lock.
-#[derive(Default)]
-struct Order {
-    /// The next piece to hand over.
-    due: usize,
-    /// Pieces read but not handed over yet (a later one read first).
-    ready: std::collections::BTreeMap<usize, Vec<VmRecord>>,
-    /// Pieces taken and still being read.
-    reading: usize,
-    /// A piece did not read: nothing more is handed over.
-    failed: bool,
-}
+/// A pool, as it lies (still escaped) in a reply, read in pieces of about
+/// [`STREAM_PIECE_BYTES`] cut between top-level `VM`s ([`crate::pieces`]); each piece is read by
+/// [`read_pool_piece`]. When a piece does not read, the caller reads the whole document with
+/// [`parse_pool_escaped`], whose result and error are the reference.
+pub type PoolPieces = Pieces<VmRecord>;
 
-/// A pool, as it lies (still escaped) in a reply, read piece by piece (pieces of about
-/// [`STREAM_PIECE_BYTES`] cut between top-level `VM`s) by whoever takes the next piece: the
-/// reading thread ([`finish`](Self::finish)) and, when it has nothing else to do, the thread
-/// that uses the records ([`read_one`](Self::read_one)). Each piece's records go to `deliver`
-/// in document order, as soon as the piece and every piece before it are read.
-///
-/// When a piece does not read (the fast reading of [`read_pool_piece`] refuses it), nothing
-/// more is delivered and `finish` says so: the caller discards what it got and reads the whole
-/// document with [`parse_pool_escaped`], whose result and error are the reference.
-pub struct PoolPieces {
-    /// The reply; given back by [`finish`](Self::finish).
-    body: std::sync::Mutex<Option<bytes::Bytes>>,
-    cuts: Vec<usize>,
-    next: std::sync::atomic::AtomicUsize,
-    order: std::sync::Mutex<Order>,
-    changed: std::sync::Condvar,
-    deliver: Box<dyn Fn(Vec<VmRecord>) + Send + Sync>,
-}
-
-impl std::fmt::Debug for PoolPieces {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PoolPieces")
-            .field("pieces", &self.pieces())
-            .finish()
-    }
-}
-
-impl PoolPieces {
-    /// The pool document at `doc` in `body` (the escaped text of the reply's `<string>`).
-    pub fn new(
-        body: bytes::Bytes,
-        doc: std::ops::Range<usize>,
-        deliver: Box<dyn Fn(Vec<VmRecord>) + Send + Sync>,
-    ) -> Self {
-        let cuts = stream_cuts(&body, doc);
-        PoolPieces {
-            body: std::sync::Mutex::new(Some(body)),
-            cuts,
-            next: std::sync::atomic::AtomicUsize::new(0),
-            order: std::sync::Mutex::new(Order::default()),
-            changed: std::sync::Condvar::new(),
-            deliver,
-        }
-    }
-
-    fn pieces(&self) -> usize {
-        self.cuts.len() - 1
-    }
-
-    /// Whether a piece is still to be taken.
-    pub fn has_more(&self) -> bool {
-        self.next.load(std::sync::atomic::Ordering::Relaxed) < self.pieces()
-            && self.order.lock().is_ok_and(|o| !o.failed)
-    }
-
-    /// Reads the next piece nobody took yet, and hands over what is due. False when no piece
-    /// was left to take (or the reading failed).
-    pub fn read_one(&self) -> bool {
-        let Ok(mut order) = self.order.lock() else {
-            return false;
-        };
-        if order.failed {
-            return false;
-        }
-        let i = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        if i >= self.pieces() {
-            return false;
-        }
-        let Some(body) = self.body.lock().ok().and_then(|b| b.clone()) else {
-            return false;
-        };
-        order.reading += 1;
-        drop(order);
-        let part = match (i, self.pieces()) {
-            (_, 1) => PoolPart::Whole,
-            (0, _) => PoolPart::Head,
-            (i, n) if i + 1 == n => PoolPart::Tail,
-            _ => PoolPart::Middle,
-        };
-        let records = body
-            .get(self.cuts[i]..self.cuts[i + 1])
-            .and_then(|b| std::str::from_utf8(b).ok())
-            .and_then(|piece| read_pool_piece(piece, part));
-        drop(body);
-        let Ok(mut order) = self.order.lock() else {
-            return false;
-        };
-        order.reading -= 1;
-        match records {
-            Some(records) if !order.failed => {
-                order.ready.insert(i, records);
-                loop {
-                    let due = order.due;
-                    let Some(records) = order.ready.remove(&due) else {
-                        break;
-                    };
-                    (self.deliver)(records);
-                    order.due += 1;
-                }
-            }
-            Some(_) => {}
-            None => order.failed = true,
-        }
-        self.changed.notify_all();
-        true
-    }
-
-    /// Reads pieces until none is left to take (with three or more CPUs, on more threads: one
-    /// CPU is left for the thread that uses the records), then waits for those others are
-    /// reading. True when every piece was read and handed over; after it returns, nothing
-    /// more is, and the reply is no longer held here.
-    pub fn finish(&self) -> bool {
-        let helpers = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .saturating_sub(2)
-            .min(MAX_PIECES)
-            .min(self.pieces().saturating_sub(1));
-        std::thread::scope(|scope| {
-            for _ in 0..helpers {
-                scope.spawn(|| while self.read_one() {});
-            }
-            while self.read_one() {}
-        });
-        let Ok(mut order) = self.order.lock() else {
-            return false;
-        };
-        while order.reading > 0 || (!order.failed && order.due < self.pieces()) {
-            order = match self.changed.wait(order) {
-                Ok(o) => o,
-                Err(_) => return false,
+/// The [`PoolPieces`] of the pool document at `doc` in `body` (the escaped text of the reply's
+/// `<string>`).
+pub fn pool_pieces(
+    body: bytes::Bytes,
+    doc: std::ops::Range<usize>,
+    deliver: crate::pieces::Deliver<VmRecord>,
+) -> PoolPieces {
+    let cuts = stream_cuts(&body, doc);
+    Pieces::new(
+        body,
+        cuts,
+        Box::new(|piece, position| {
+            let part = match position {
+                Position::Only => PoolPart::Whole,
+                Position::First => PoolPart::Head,
+                Position::Middle => PoolPart::Middle,
+                Position::Last => PoolPart::Tail,
             };
-        }
-        // From here on, `read_one` hands nothing over.
-        let ok = !order.failed;
-        order.failed = true;
-        if let Ok(mut body) = self.body.lock() {
-            body.take();
-        }
-        ok
-    }
+            read_pool_piece(piece, part)
+        }),
+        deliver,
+    )
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -2075,15 +1947,17 @@ mod tests {
         assert_eq!(parse_pool(&broken).unwrap_err().to_string(), serial_error);
     }
 
+    use crate::pieces::Work;
+
     /// The pieces a `PoolPieces` of the escaped document `raw` hands over (the ids of their
     /// VMs), and whether it read the document. `helpers` more threads take pieces too.
     fn streamed_with(raw: &str, helpers: usize) -> (bool, Vec<Vec<i64>>) {
         let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let sink = std::sync::Arc::clone(&got);
-        let pieces = PoolPieces::new(
+        let pieces = pool_pieces(
             bytes::Bytes::from(raw.to_owned()),
             0..raw.len(),
-            Box::new(move |vms| {
+            Box::new(move |vms: Vec<VmRecord>| {
                 sink.lock()
                     .unwrap()
                     .push(vms.iter().map(|vm| vm.id).collect())
@@ -2120,7 +1994,7 @@ mod tests {
         // The records themselves are parse_pool's.
         let records = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let sink = std::sync::Arc::clone(&records);
-        let all = PoolPieces::new(
+        let all = pool_pieces(
             bytes::Bytes::from(raw.clone()),
             0..raw.len(),
             Box::new(move |vms| sink.lock().unwrap().extend(vms)),

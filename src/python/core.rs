@@ -16,8 +16,14 @@ use crate::driver::{
     ended_early, CreateNode, Driver, DriverOptions, NodeAction, NodeEvent, NodeStream,
 };
 use crate::http::{RetryPolicy, TlsOptions};
-use crate::one::vm::PoolPieces;
+use crate::pieces::Work;
 use tokio::sync::mpsc::error::TryRecvError;
+use tokio::sync::mpsc::UnboundedReceiver;
+
+use crate::driver::{image_matches, select_image_indices, ImageEvent, ImageStream};
+use crate::marketplace::{ImageEntry, MarketplaceError};
+
+type MarketplaceResult<T> = std::result::Result<T, MarketplaceError>;
 
 /// Configuration text as given by Python: `str` or `bytes`.
 #[derive(FromPyObject)]
@@ -191,40 +197,31 @@ impl Core {
             sites.iter().map(|_| None).collect();
         let mut done = Vec::new();
         let mut count = 0;
-        // Pools being read: while no records wait, this thread reads a piece itself (without
-        // the GIL) instead of sleeping.
-        let mut pools: Vec<Arc<PoolPieces>> = Vec::new();
-        loop {
-            let event = match events.try_recv() {
-                Ok(event) => event,
-                Err(TryRecvError::Disconnected) => break,
-                Err(TryRecvError::Empty) => {
-                    pools.retain(|p| p.has_more());
-                    if let Some(pool) = pools.first().cloned() {
-                        run(py, move || Ok(pool.read_one()))?;
-                        continue;
+        consume(
+            py,
+            &mut events,
+            |e| match e {
+                NodeEvent::Pieces(work) => Some(Arc::clone(work)),
+                _ => None,
+            },
+            |event| {
+                match event {
+                    NodeEvent::Records { site, records } => {
+                        let list = &mut nodes[site];
+                        list.reserve(records.len());
+                        for r in &records {
+                            list.push(build.call1(convert::node(py, r, &mut strings)?)?);
+                        }
+                        count += records.len();
+                        done.push(records);
                     }
-                    match py.detach(|| events.blocking_recv()) {
-                        Some(event) => event,
-                        None => break,
-                    }
+                    NodeEvent::Discard { site } => nodes[site].clear(),
+                    NodeEvent::Done { site, result } => results[site] = Some(result),
+                    NodeEvent::Pieces(_) => {}
                 }
-            };
-            match event {
-                NodeEvent::Pieces(pool) => pools.push(pool),
-                NodeEvent::Records { site, records } => {
-                    let list = &mut nodes[site];
-                    list.reserve(records.len());
-                    for r in &records {
-                        list.push(build.call1(convert::node(py, r, &mut strings)?)?);
-                    }
-                    count += records.len();
-                    done.push(records);
-                }
-                NodeEvent::Discard { site } => nodes[site].clear(),
-                NodeEvent::Done { site, result } => results[site] = Some(result),
-            }
-        }
+                Ok(())
+            },
+        )?;
         free_elsewhere(done, count);
         let mut failures = Vec::new();
         let mut listed = Vec::new();
@@ -304,8 +301,11 @@ impl Core {
         })
     }
 
+    /// The images of a site's Marketplace, each built by `build(id, name, extra)` as soon as
+    /// its piece of the listing is read (the reading goes on, without the GIL, on another
+    /// thread), then picked as `Driver::list_images` picks them.
     #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (site, os, arch, endorser, include_expired, include_deprecated))]
+    #[pyo3(signature = (site, os, arch, endorser, include_expired, include_deprecated, build))]
     fn list_images<'py>(
         &self,
         py: Python<'py>,
@@ -315,26 +315,77 @@ impl Core {
         endorser: Option<String>,
         include_expired: bool,
         include_deprecated: bool,
+        build: Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyList>> {
         let driver = Arc::clone(&self.driver);
-        let entries = block(py, async move {
-            driver
-                .list_images(
-                    &site,
-                    os.as_deref(),
-                    arch.as_deref(),
-                    endorser.as_deref(),
-                    include_expired,
-                    include_deprecated,
-                )
-                .await
+        let email = endorser.clone();
+        let name = site.clone();
+        let ImageStream {
+            listings,
+            mut events,
+        } = run(py, move || {
+            driver.stream_images(&site, email.as_deref(), include_expired, include_deprecated)
         })?;
         let _paused = GcPaused::new(py)?;
         let mut strings = convert::Strings::new(py);
         let template = convert::image_template(py)?;
+        type Built<'py> = (MarketplaceResult<ImageEntry>, Option<Bound<'py, PyAny>>);
+        let mut got: Vec<Vec<Built<'py>>> = (0..listings).map(|_| Vec::new()).collect();
+        let mut results: Vec<Option<crate::error::Result<()>>> =
+            (0..listings).map(|_| None).collect();
+        consume(
+            py,
+            &mut events,
+            |e| match e {
+                ImageEvent::Pieces(work) => Some(Arc::clone(work)),
+                _ => None,
+            },
+            |event| {
+                match event {
+                    ImageEvent::Entries { listing, entries } => {
+                        let list = &mut got[listing];
+                        list.reserve(entries.len());
+                        for e in entries {
+                            let built = match &e {
+                                Ok(entry) => Some(build.call1(convert::image(
+                                    py,
+                                    entry,
+                                    &mut strings,
+                                    &template,
+                                )?)?),
+                                Err(_) => None,
+                            };
+                            list.push((e, built));
+                        }
+                    }
+                    ImageEvent::Discard { listing } => got[listing].clear(),
+                    ImageEvent::Done { listing, result } => results[listing] = Some(result),
+                    ImageEvent::Pieces(_) => {}
+                }
+                Ok(())
+            },
+        )?;
+        for result in results {
+            if let Err(e) = result.unwrap_or_else(|| Err(ended_early(&name))) {
+                return Err(to_py(py, &e));
+            }
+        }
+        let mut entries = Vec::new();
+        let mut built = Vec::new();
+        for (listing, list) in got.into_iter().enumerate() {
+            for (entry, object) in list {
+                entries.push((listing, entry));
+                built.push(object);
+            }
+        }
+        let (winners, _) = select_image_indices(&entries);
         let images = PyList::empty(py);
-        for e in &entries {
-            images.append(convert::image(py, e, &mut strings, &template)?)?;
+        for i in winners {
+            if let (Some((_, Ok(entry))), Some(Some(object))) = (entries.get(i), built.get(i)) {
+                if image_matches(entry, os.as_deref(), arch.as_deref(), endorser.as_deref()) {
+                    images.append(object)?;
+                }
+            }
         }
         let count = entries.len();
         free_elsewhere(entries, count);
@@ -416,6 +467,39 @@ impl Core {
     ) -> PyResult<Vec<(i64, String)>> {
         let driver = Arc::clone(&self.driver);
         block(py, async move { driver.detach_volume(&site, &uuid).await })
+    }
+}
+
+/// Receives a listing's events until their sender is gone, giving each to `handle`; while
+/// none waits, reads a piece of a reply being read in pieces (`work_of` says which events bring
+/// one) itself, without the GIL, instead of sleeping.
+fn consume<E: Send>(
+    py: Python<'_>,
+    events: &mut UnboundedReceiver<E>,
+    work_of: impl Fn(&E) -> Option<Arc<dyn Work>>,
+    mut handle: impl FnMut(E) -> PyResult<()>,
+) -> PyResult<()> {
+    let mut pools: Vec<Arc<dyn Work>> = Vec::new();
+    loop {
+        let event = match events.try_recv() {
+            Ok(event) => event,
+            Err(TryRecvError::Disconnected) => return Ok(()),
+            Err(TryRecvError::Empty) => {
+                pools.retain(|p| p.has_more());
+                if let Some(pool) = pools.first().cloned() {
+                    run(py, move || Ok(pool.read_one()))?;
+                    continue;
+                }
+                match py.detach(|| events.blocking_recv()) {
+                    Some(event) => event,
+                    None => return Ok(()),
+                }
+            }
+        };
+        match work_of(&event) {
+            Some(work) => pools.push(work),
+            None => handle(event)?,
+        }
     }
 }
 
