@@ -29,9 +29,14 @@ SESSION = f"{DEFAULT_USER}:{DEFAULT_PASSWORD}"
 class Served:
     """A running CLI process and the lines it printed so far."""
 
-    def __init__(self, *args: str) -> None:
+    def __init__(self, *args: str, sigint_ignored: bool = False) -> None:
+        command = [sys.executable, "-m", "stratuslab_libcloud.localcloud", *args]
+        if sigint_ignored:
+            # As a shell without job control starts a background command (`cmd &`): SIGINT
+            # ignored, which exec keeps.
+            command = ["sh", "-c", 'trap "" INT; exec "$@"', "sh", *command]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "stratuslab_libcloud.localcloud", *args],
+            command,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -204,3 +209,14 @@ def test_bad_options_exit_2_with_a_message(served: list[Served]) -> None:
         assert f"local cloud cannot listen on 127.0.0.1:{port}: Address already in use" in (
             proc.stderr
         )
+
+
+def test_stops_on_ctrl_c_even_when_started_with_sigint_ignored(served: list[Served]) -> None:
+    # `cmd &` in a script starts the command with SIGINT ignored; Ctrl-C (SIGINT) must
+    # still stop the server.
+    cli = Served("--sites", "lal", sigint_ignored=True)
+    served.append(cli)
+    cli.read_until(r"^serving; press Ctrl-C to stop$")
+    status, _, err = cli.interrupt()
+    assert status == 0, err
+    assert "stopped" in err

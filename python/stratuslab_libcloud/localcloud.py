@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import tempfile
 import threading
@@ -271,6 +272,10 @@ def main(argv: Iterable[str] | None = None) -> int:
     parser.add_argument("--write-config", metavar="PATH", help="write a stratuslab-user.cfg")
     parser.add_argument("--seed-vms", type=int, default=0, metavar="N")
     args = parser.parse_args(list(argv) if argv is not None else None)
+    if threading.current_thread() is threading.main_thread():
+        # "Serve until Ctrl-C" must hold even when started in the background by a shell without
+        # job control, which starts it with SIGINT ignored (Python then installs no handler).
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     sites = [s.strip() for s in args.sites.split(",") if s.strip()]
     cloud = LocalCloud(
         sites, version=args.version, boot_step=args.boot_step, tls=args.tls, port=args.port
