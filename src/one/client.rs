@@ -382,9 +382,13 @@ pub fn read_pool_reply(
         detail: e.to_string(),
     };
     if let [RawItem::Value(Value::Bool(true)), RawItem::Escaped(doc), ..] = items.as_slice() {
-        // The document's place in the body (it is a slice of it).
+        // The document's place in the body (it is a slice of it: compared by address, not
+        // byte by byte).
         let start = (doc.as_ptr() as usize).wrapping_sub(body.as_ptr() as usize);
-        if body.get(start..start + doc.len()) == Some(doc.as_bytes()) {
+        let same = body
+            .get(start..start + doc.len())
+            .is_some_and(|d| std::ptr::eq(d.as_ptr(), doc.as_ptr()));
+        if same {
             let sink = std::sync::Arc::clone(&emit);
             let pieces = std::sync::Arc::new(vm::pool_pieces(
                 body.clone(),

@@ -206,14 +206,17 @@ fn read_in_pieces(
     if pieces < 2 {
         return None;
     }
-    let mut cuts = vec![0];
-    for k in 1..pieces {
-        let from = (doc.len() * k / pieces).max(*cuts.last()?);
-        let at = memchr::memmem::find(doc.as_bytes().get(from..)?, marker.as_bytes())?;
-        cuts.push(from + at + cut_len);
-    }
-    cuts.push(doc.len());
+    let mut cuts = marker_cuts(
+        doc.as_bytes(),
+        0..doc.len(),
+        pieces,
+        marker.as_bytes(),
+        cut_len,
+    );
     cuts.dedup();
+    if cuts.len() < 3 {
+        return None;
+    }
     let last = cuts.len() - 2;
     let read = &read;
     let results: Vec<Option<Vec<VmRecord>>> = std::thread::scope(|scope| {
@@ -254,11 +257,10 @@ pub fn parse_pool_escaped(raw: &str) -> Result<Vec<VmRecord>, VmXmlError> {
     let read = |piece: &str, part: Part, out: &mut Vec<VmRecord>| {
         parse_tokens(EscapedScanner { s: piece, pos: 0 }, Root::Pool, part, out)
     };
-    let fast =
-        read_in_pieces(raw, "&lt;/VM&gt;&lt;VM&gt;", "&lt;/VM&gt;".len(), read).or_else(|| {
-            let mut out = Vec::new();
-            read(raw, Part::Whole, &mut out).ok().map(|()| out)
-        });
+    let fast = read_in_pieces(raw, POOL_CUT_MARKER, POOL_CUT_OFFSET, read).or_else(|| {
+        let mut out = Vec::new();
+        read(raw, Part::Whole, &mut out).ok().map(|()| out)
+    });
     if let Some(vms) = fast {
         return Ok(vms);
     }
@@ -269,71 +271,43 @@ pub fn parse_pool_escaped(raw: &str) -> Result<Vec<VmRecord>, VmXmlError> {
     parse_pool(doc.as_bytes())
 }
 
-/// Pieces of about this many bytes when a pool is read as a stream.
-pub const STREAM_PIECE_BYTES: usize = 1 << 20;
+/// Pieces of about this many bytes when a pool is read as a stream ([`pool_pieces`]).
+const STREAM_PIECE_BYTES: usize = 1 << 20;
 /// Where an escaped pool is cut into pieces: between two top-level `VM`s ...
-pub const POOL_CUT_MARKER: &[u8] = b"&lt;/VM&gt;&lt;VM&gt;";
+const POOL_CUT_MARKER: &str = "&lt;/VM&gt;&lt;VM&gt;";
 /// ... just after the first one's end tag.
-pub const POOL_CUT_OFFSET: usize = "&lt;/VM&gt;".len();
+const POOL_CUT_OFFSET: usize = "&lt;/VM&gt;".len();
 
-/// A piece of an escaped pool cut at [`POOL_CUT_MARKER`]s, for [`read_pool_piece`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PoolPart {
-    /// The whole document.
-    Whole,
-    /// From the start of the document to a cut.
-    Head,
-    /// Between two cuts.
-    Middle,
-    /// From a cut to the end of the document.
-    Tail,
-}
-
-/// Reads one piece of a pool as it lies, still escaped, in a reply (the fast reading of
-/// [`parse_pool_escaped`]); `None` when the fast reading cannot read it (the caller then reads
-/// the whole document with [`parse_pool_escaped`], whose result and error are the reference).
-pub fn read_pool_piece(piece: &str, part: PoolPart) -> Option<Vec<VmRecord>> {
-    let part = match part {
-        PoolPart::Whole => Part::Whole,
-        PoolPart::Head => Part::Head,
-        PoolPart::Middle => Part::Middle,
-        PoolPart::Tail => Part::Tail,
-    };
-    let mut out = Vec::new();
-    parse_tokens(
-        EscapedScanner { s: piece, pos: 0 },
-        Root::Pool,
-        part,
-        &mut out,
-    )
-    .ok()?;
-    Some(out)
-}
-
-/// Where a pool document (escaped, in a reply) is cut into pieces of about
-/// [`STREAM_PIECE_BYTES`]: offsets into `text`, from `doc.start` to `doc.end`.
-fn stream_cuts(text: &[u8], doc: std::ops::Range<usize>) -> Vec<usize> {
-    let len = doc.end - doc.start;
-    let wanted = len / STREAM_PIECE_BYTES;
-    let mut cuts = vec![doc.start];
-    for k in 1..wanted {
-        let from = (doc.start + len * k / wanted).max(cuts.last().copied().unwrap_or(0));
+/// Offsets into `text` cutting `range` into about `pieces` pieces, each cut just after
+/// `cut_len` bytes of the first `marker` found from near k/n of the range (fewer pieces when
+/// none is found): the range's start, the cuts, its end.
+fn marker_cuts(
+    text: &[u8],
+    range: std::ops::Range<usize>,
+    pieces: usize,
+    marker: &[u8],
+    cut_len: usize,
+) -> Vec<usize> {
+    let len = range.end - range.start;
+    let mut cuts = vec![range.start];
+    for k in 1..pieces {
+        let from = (range.start + len * k / pieces).max(cuts.last().copied().unwrap_or(0));
         let Some(at) = text
-            .get(from..doc.end)
-            .and_then(|rest| memchr::memmem::find(rest, POOL_CUT_MARKER))
+            .get(from..range.end)
+            .and_then(|rest| memchr::memmem::find(rest, marker))
         else {
             break;
         };
-        cuts.push(from + at + POOL_CUT_OFFSET);
+        cuts.push(from + at + cut_len);
     }
-    cuts.push(doc.end);
+    cuts.push(range.end);
     cuts
 }
 
 /// A pool, as it lies (still escaped) in a reply, read in pieces of about
-/// [`STREAM_PIECE_BYTES`] cut between top-level `VM`s ([`crate::pieces`]); each piece is read by
-/// [`read_pool_piece`]. When a piece does not read, the caller reads the whole document with
-/// [`parse_pool_escaped`], whose result and error are the reference.
+/// [`STREAM_PIECE_BYTES`] cut between top-level `VM`s ([`crate::pieces`]), each with the fast
+/// reading of [`parse_pool_escaped`]. When a piece does not read, the caller reads the whole
+/// document with [`parse_pool_escaped`], whose result and error are the reference.
 pub type PoolPieces = Pieces<VmRecord>;
 
 /// The [`PoolPieces`] of the pool document at `doc` in `body` (the escaped text of the reply's
@@ -343,18 +317,28 @@ pub fn pool_pieces(
     doc: std::ops::Range<usize>,
     deliver: crate::pieces::Deliver<VmRecord>,
 ) -> PoolPieces {
-    let cuts = stream_cuts(&body, doc);
+    let pieces = (doc.end - doc.start) / STREAM_PIECE_BYTES;
+    let cuts = marker_cuts(
+        &body,
+        doc,
+        pieces,
+        POOL_CUT_MARKER.as_bytes(),
+        POOL_CUT_OFFSET,
+    );
     Pieces::new(
         body,
         cuts,
         Box::new(|piece, position| {
             let part = match position {
-                Position::Only => PoolPart::Whole,
-                Position::First => PoolPart::Head,
-                Position::Middle => PoolPart::Middle,
-                Position::Last => PoolPart::Tail,
+                Position::Only => Part::Whole,
+                Position::First => Part::Head,
+                Position::Middle => Part::Middle,
+                Position::Last => Part::Tail,
             };
-            read_pool_piece(piece, part)
+            let mut out = Vec::new();
+            let scanner = EscapedScanner { s: piece, pos: 0 };
+            parse_tokens(scanner, Root::Pool, part, &mut out).ok()?;
+            Some(out)
         }),
         deliver,
     )
