@@ -8,7 +8,9 @@ Every configuration text here is SYNTHETIC (written for these tests).
 
 from __future__ import annotations
 
+import inspect
 import io
+import pydoc
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
@@ -486,3 +488,18 @@ def test_the_secret_is_not_kept_on_the_python_object(cloud: LocalCloud) -> None:
     for text in shown:
         assert DEFAULT_PASSWORD not in text
     assert driver.list_nodes(ex_strict=True) == []  # the core has it
+
+
+def test_help_shows_this_drivers_constructor() -> None:
+    # help() shows the constructor's own docstring, not libcloud's generic one (whose api_version
+    # and region raise TypeError here).
+    text = pydoc.render_doc(StratusLabNodeDriver, renderer=pydoc.plaintext)
+    init = text[text.index("__init__(self") :]
+    init = init[: init.index("\n |  \n |  ", init.index(":param stratuslab_default_location"))]
+    for name in inspect.signature(StratusLabNodeDriver.__init__).parameters:
+        if name != "self":
+            assert f":param {name}:" in init, name
+    assert "api_version" not in text
+    assert "region" not in init
+    with pytest.raises(TypeError, match="api_version"):
+        StratusLabNodeDriver(api_version="1")  # type: ignore[call-arg]

@@ -71,30 +71,7 @@ class StratusLabNodeDriver(NodeDriver):
     """Libcloud compute driver for StratusLab (OpenNebula 3.x behind one-proxy, pdisk volumes,
     Marketplace images), for every site of a ``stratuslab-user.cfg`` at once.
 
-    :param key: user name (overrides the file's ``username`` for the default site).
-    :param secret: password (likewise ``password``).
-    :param secure: kept for libcloud compatibility; the scheme comes from the endpoint.
-    :param host: compute endpoint (host or URL); with no configuration file it defines a single
-        site named ``default``.
-    :param port: port for a bare ``host``.
-    :param ex_config_file: path or open file of a ``stratuslab-user.cfg``; default
-        ``~/.stratuslab/stratuslab-user.cfg`` when it exists.
-    :param ex_default_location: the site used when a call names no location.
-    :param ex_pdisk_endpoint: pdisk endpoint for the default site.
-    :param ex_marketplace_endpoint: Marketplace endpoint for the default site.
-    :param ex_pem_certificate: PEM client certificate (certificate mode when no password).
-    :param ex_pem_key: PEM key of that certificate.
-    :param ex_public_key_file: SSH public key put in the VM context when ``auth`` is not given.
-    :param ex_ca_cert: PEM file of trusted CAs (beats ``libcloud.security.CA_CERTS_PATH``).
-    :param ex_verify_ssl: verify server certificates
-        (default ``libcloud.security.VERIFY_SSL_CERT``).
-    :param timeout: seconds per request (default: the site's ``endpoint_timeout``, else 60).
-    :param retry_delay: first delay between retries of reads, when retries are on.
-    :param backoff: multiplier of that delay.
-    :param ex_retries: attempts for idempotent reads (default 3 when
-        ``LIBCLOUD_RETRY_FAILED_HTTP_REQUESTS`` is set, else 1).
-    :param stratuslab_user_config: alias of ``ex_config_file`` (2014 driver).
-    :param stratuslab_default_location: alias of ``ex_default_location`` (2014 driver).
+    ``help(StratusLabNodeDriver.__init__)`` lists the constructor's parameters.
     """
 
     type = "stratuslab"
@@ -128,6 +105,35 @@ class StratusLabNodeDriver(NodeDriver):
         stratuslab_user_config: ConfigSource | None = None,
         stratuslab_default_location: str | None = None,
     ) -> None:
+        """Reads the configuration (file, ``STRATUSLAB_*`` variables, these arguments) and
+        prepares one client per site; nothing is sent until a method is called. Unknown keyword
+        arguments raise ``TypeError``.
+
+        :param key: user name (overrides the file's ``username`` for the default site).
+        :param secret: password (likewise ``password``).
+        :param secure: kept for libcloud compatibility; the scheme comes from the endpoint.
+        :param host: compute endpoint (host or URL); with no configuration file it defines a single
+            site named ``default``.
+        :param port: port for a bare ``host``.
+        :param ex_config_file: path or open file of a ``stratuslab-user.cfg``; default
+            ``~/.stratuslab/stratuslab-user.cfg`` when it exists.
+        :param ex_default_location: the site used when a call names no location.
+        :param ex_pdisk_endpoint: pdisk endpoint for the default site.
+        :param ex_marketplace_endpoint: Marketplace endpoint for the default site.
+        :param ex_pem_certificate: PEM client certificate (certificate mode when no password).
+        :param ex_pem_key: PEM key of that certificate.
+        :param ex_public_key_file: SSH public key put in the VM context when ``auth`` is not given.
+        :param ex_ca_cert: PEM file of trusted CAs (beats ``libcloud.security.CA_CERTS_PATH``).
+        :param ex_verify_ssl: verify server certificates
+            (default ``libcloud.security.VERIFY_SSL_CERT``).
+        :param timeout: seconds per request (default: the site's ``endpoint_timeout``, else 60).
+        :param retry_delay: first delay between retries of reads, when retries are on.
+        :param backoff: multiplier of that delay.
+        :param ex_retries: attempts for idempotent reads (default 3 when
+            ``LIBCLOUD_RETRY_FAILED_HTTP_REQUESTS`` is set, else 1).
+        :param stratuslab_user_config: alias of ``ex_config_file`` (2014 driver).
+        :param stratuslab_default_location: alias of ``ex_default_location`` (2014 driver).
+        """
         # BaseDriver.__init__ is skipped on purpose (as libcloud's DummyNodeDriver does): it
         # builds an HTTP connection we never use and drops unknown keyword arguments silently.
         if ex_config_file is not None and stratuslab_user_config is not None:
