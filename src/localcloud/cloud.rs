@@ -193,16 +193,18 @@ fn site_network(
     })
 }
 
-/// Country shown for a site in the generated configuration (StratusLab's sites, else "EU").
-fn country(site: &str) -> &'static str {
-    match site {
-        "lal" => "FR",
-        "grnet" => "GR",
-        "cesnet" => "CZ",
-        "ifca" => "ES",
-        "tcd" => "IE",
-        _ => "EU",
-    }
+/// The location name and country of a site in the generated configuration: StratusLab's own
+/// sites by institute and city, any other by its section name; always marked as local.
+fn display(site: &str) -> (String, &'static str) {
+    let (place, country) = match site {
+        "lal" => ("LAL, Orsay", "FR"),
+        "grnet" => ("GRNET, Athens", "GR"),
+        "cesnet" => ("CESNET, Prague", "CZ"),
+        "ifca" => ("IFCA, Santander", "ES"),
+        "tcd" => ("TCD, Dublin", "IE"),
+        _ => (site, "EU"),
+    };
+    (format!("{place} (local cloud)"), country)
 }
 
 impl LocalCloud {
@@ -322,12 +324,12 @@ impl LocalCloud {
         }
         for site in &self.sites {
             if let Some(e) = self.endpoints(site) {
+                let (name, country) = display(site);
                 text.push_str(&format!(
-                    "\n[{site}]\nendpoint = {}\npdisk_endpoint = {}\nmarketplace_endpoint = {}\nname = {site}\ncountry = {}\n",
+                    "\n[{site}]\nendpoint = {}\npdisk_endpoint = {}\nmarketplace_endpoint = {}\nname = {name}\ncountry = {country}\n",
                     e.compute,
                     e.pdisk,
                     e.marketplace,
-                    country(site)
                 ));
             }
         }

@@ -9,7 +9,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
 use super::errors::{block, run};
-use crate::error::Error;
+use crate::error::{Classify, Error, Kind};
 use crate::localcloud::cloud::{LocalCloud, LocalCloudOptions};
 use crate::localcloud::faults::{FaultKind, FaultRule, Service};
 
@@ -53,12 +53,17 @@ impl LocalCloudServer {
     }
 }
 
+/// A bad option or an unsupported request is the caller's, not a remote call's: its message
+/// stands alone (`ValueError`, `StratusLabUnsupportedError`); the server's own failures (a busy
+/// port, TLS setup) keep the local cloud's context.
 fn lc<T>(r: Result<T, crate::localcloud::cloud::LocalCloudError>) -> Result<T, Error> {
-    r.map_err(|e| {
-        Error::remote(
+    r.map_err(|e| match e.kind() {
+        Kind::InvalidArgument => Error::invalid(e.to_string()),
+        Kind::Unsupported => Error::unsupported(e.to_string()),
+        _ => Error::remote(
             crate::error::Context::new("localcloud", "127.0.0.1", "local cloud"),
             e,
-        )
+        ),
     })
 }
 
