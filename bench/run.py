@@ -7,8 +7,9 @@
 Every figure is a ratio against a baseline measured in the same run: contenders run interleaved
 (the order rotates each repetition), each repetition gives one paired ratio, and the table shows
 the median (and the min..max) of those. Times are wall-clock (time.perf_counter) with the
-garbage collector left on, after a gc.collect(). Measure a RELEASE build of the extension
-(`maturin develop --release`). Baselines are in bench/baselines.py.
+garbage collector left on, after a gc.collect(). Measure an optimized build of the extension:
+`maturin develop --profile profiling` (the release build with line tables, for perf; shipped
+wheels have no debug info) or `--release`. Baselines are in bench/baselines.py.
 """
 
 from __future__ import annotations
