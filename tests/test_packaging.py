@@ -52,8 +52,8 @@ def test_rust_version_is_the_minimum_of_the_locked_dependencies() -> None:
 
 
 def test_the_readme_states_the_rust_minimum() -> None:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    assert f"Rust ≥ {RUST_VERSION} (the\n`rust-version` of `Cargo.toml`" in readme
+    readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+    assert f"Rust ≥ {RUST_VERSION} (the `rust-version` of `Cargo.toml`" in readme
     assert "pip install -v ." in readme
 
 
