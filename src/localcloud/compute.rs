@@ -1539,7 +1539,7 @@ fn substitute(value: &str, template: &[(String, TemplateValue)]) -> String {
                     let get = |key: &str| pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v);
                     let cond_ok = cond
                         .as_ref()
-                        .map_or(true, |(ck, cv)| get(ck).is_some_and(|v| v == cv));
+                        .is_none_or(|(ck, cv)| get(ck).is_some_and(|v| v == cv));
                     if cond_ok {
                         get(attr).cloned()
                     } else {

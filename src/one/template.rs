@@ -642,13 +642,13 @@ fn unescape(s: &str) -> String {
                 out.push('"');
             }
             _ => {
-                out.extend(std::iter::repeat('\\').take(pending));
+                out.extend(std::iter::repeat_n('\\', pending));
                 pending = 0;
                 out.push(c);
             }
         }
     }
-    out.extend(std::iter::repeat('\\').take(pending));
+    out.extend(std::iter::repeat_n('\\', pending));
     out
 }
 
