@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -68,3 +69,27 @@ def test_shipped_builds_have_no_debug_info_and_bench_has_a_profile() -> None:
     ]
     assert "--profile profiling" in (ROOT / "bench" / "run.py").read_text(encoding="utf-8")
     assert re.search(r"--zig --compatibility manylinux2014", (ROOT / "Makefile").read_text())
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make not found (apt-get install make)")
+def test_make_test_runs_every_suite_and_fails_at_the_end() -> None:
+    # A failing Rust suite (CARGO=false) does not stop the Python one; the target fails after it.
+    out = subprocess.run(
+        [
+            "make",
+            "--no-print-directory",
+            "-o",
+            "build",
+            "test",
+            "CARGO=false",
+            f"PYTHON={sys.executable}",
+            "PYTEST_ARGS=--version",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert out.returncode != 0
+    assert "pytest" in out.stdout + out.stderr  # `pytest --version` ran after the failure
+    assert "make test: FAILED: test-rust\n" in out.stderr
