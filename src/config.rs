@@ -1199,7 +1199,15 @@ mod tests {
     #[test]
     fn percent_signs_are_kept_as_written() {
         // RawConfigParser: no interpolation, so nothing about `%` can be an error.
-        for value in ["50%off", "100%", "%(x", "%(nothere)s", "%d", "%%", "a%%b%(c)s%"] {
+        for value in [
+            "50%off",
+            "100%",
+            "%(x",
+            "%(nothere)s",
+            "%d",
+            "%%",
+            "a%%b%(c)s%",
+        ] {
             let config = parse(&format!("[s]\npassword = {value}\nk = {value}\n"));
             let entries = &config.sections[0].entries;
             assert_eq!(entries[0].value, value);

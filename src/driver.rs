@@ -9,13 +9,13 @@ use std::time::Duration;
 use futures_util::future::join_all;
 
 use crate::config::{InstanceType, Settings, SiteSettings};
+use crate::error::Classify;
 use crate::error::{Context, Error, Result};
 use crate::http::{HttpClient, HttpOptions, TlsOptions};
 use crate::marketplace::{self, ImageEntry, ListQuery, MarketplaceClient, StatusFilter};
-use crate::error::Classify;
 use crate::one::client::{
-    read_pool_reply, OneClient, OneError, PoolPiece, PoolSink, Version, POOL_MINE,
-    POOL_STATE_ANY, POOL_STATE_NOT_DONE,
+    read_pool_reply, OneClient, OneError, PoolPiece, PoolSink, Version, POOL_MINE, POOL_STATE_ANY,
+    POOL_STATE_NOT_DONE,
 };
 use crate::one::endpoint::Auth;
 use crate::one::states;
@@ -1163,7 +1163,10 @@ impl Driver {
         let s = self.site(site)?;
         let vm = self.vm(s, vm_id, "attach_volume (one.vm.info)").await?;
         let refused = |message: String| {
-            Error::state(ctx(&s.name, s.one.url(), "attach_volume (one.vm.info)"), message)
+            Error::state(
+                ctx(&s.name, s.one.url(), "attach_volume (one.vm.info)"),
+                message,
+            )
         };
         if !(vm.state == 3 && vm.lcm_state == 3) {
             return Err(refused(format!(

@@ -115,7 +115,11 @@ pub const MESSAGE_LIMIT: usize = 1000;
 /// characters: a server's text can be any size and shape.
 fn bounded(message: &str) -> String {
     let long = message.chars().nth(MESSAGE_LIMIT).is_some();
-    let keep = if long { MESSAGE_LIMIT - 1 } else { MESSAGE_LIMIT };
+    let keep = if long {
+        MESSAGE_LIMIT - 1
+    } else {
+        MESSAGE_LIMIT
+    };
     let mut out: String = message
         .chars()
         .take(keep)
