@@ -1544,7 +1544,7 @@ mod tests {
         assert_eq!(action_name(Destroy, v("3.8.5"), 3), Some("finalize"));
         assert_eq!(action_name(Destroy, v("4.14.2"), 3), Some("delete"));
         assert_eq!(action_name(Destroy, v("5.12.0"), 3), Some("terminate-hard"));
-        assert_eq!(action_name(Reboot, v("3.2.1"), 3), None);
+        assert_eq!(action_name(Reboot, v("3.2.1"), 3), Some("reboot"));
         assert_eq!(action_name(Reboot, v("3.8.5"), 3), Some("reboot"));
         assert_eq!(action_name(Stop, v("3.2.1"), 3), Some("stop"));
         assert_eq!(action_name(Stop, v("3.8.5"), 3), Some("poweroff"));

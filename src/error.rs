@@ -198,3 +198,24 @@ impl Classify for Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_found_by_the_driver_name_where_they_happened() {
+        let here = Context::new("lal", "https://lal/xmlrpc", "reboot_node (one.vm.action)");
+        for (error, kind) in [
+            (Error::unsupported(here.clone(), "no"), Kind::Unsupported),
+            (Error::state(here.clone(), "no"), Kind::State),
+        ] {
+            assert_eq!(error.context(), Some(&here));
+            assert_eq!(error.kind(), kind);
+            assert_eq!(
+                error.to_string(),
+                "site 'lal', reboot_node (one.vm.action) at https://lal/xmlrpc: no"
+            );
+        }
+    }
+}

@@ -288,6 +288,7 @@ def test_an_action_in_the_wrong_state_is_the_daemons_refusal(
         with pytest.raises(StratusLabProviderError) as info:
             driver.reboot_node(node)
         err = info.value
+        assert isinstance(err, StratusLabStateError)  # OpenNebula's ACTION error
         assert err.service_code == 2048
         assert err.http_code is None
         assert err.site == "lal"

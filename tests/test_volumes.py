@@ -99,7 +99,7 @@ def test_create_list_attach_detach_destroy(cloud: LocalCloud, driver: StratusLab
     assert listed_node.extra["volumes"] == {volume.id: "vdz"}
 
     before = cloud.disks("lal")
-    with pytest.raises(StratusLabProviderError) as err:
+    with pytest.raises(StratusLabStateError) as err:  # in use: the state forbids it
         driver.destroy_volume(volume)
     assert err.value.http_code == 409
     assert err.value.site == "lal"

@@ -138,8 +138,9 @@ class StratusLabProviderError(_Context, ProviderError):
 
 class StratusLabStateError(StratusLabProviderError):
     """The cloud's current state forbids the request: attach to a node that is not running,
-    detach a volume that is not attached, act on a node that is already destroyed. Found by
-    reading the state (the action itself is not sent); ``http_code`` is ``None``."""
+    detach a volume that is not attached, act on a node that is already destroyed (found by the
+    driver reading the state, before the action is sent: ``http_code`` ``None``), OpenNebula's
+    ``ACTION`` refusal (``service_code`` 2048), pdisk's HTTP 409 (a disk in use)."""
 
 
 class StratusLabNotFoundError(StratusLabProviderError):

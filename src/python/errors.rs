@@ -69,6 +69,7 @@ fn build(py: Python<'_>, error: &Error) -> PyResult<PyErr> {
     // HTTP 401 is a credentials problem whichever service sent it (as in libcloud's own drivers).
     let kind = match (error.kind(), error.http_status()) {
         (Kind::Provider, Some(401)) => Kind::InvalidCreds,
+        (Kind::Provider, _) if is_state_refusal(error) => Kind::State,
         (kind, _) => kind,
     };
     if kind == Kind::Provider && is_not_found(error) {
@@ -129,6 +130,14 @@ fn bounded(message: &str) -> String {
         out.push('…');
     }
     out
+}
+
+/// A refusal because of the current state, whichever service says it: HTTP 409 Conflict
+/// (pdisk: a disk in use) or OpenNebula's `ACTION` (0x800: "wrong state to perform action").
+fn is_state_refusal(error: &Error) -> bool {
+    const ONE_ACTION: i64 = 0x800;
+    error.http_status() == Some(409)
+        || (error.http_status().is_none() && error.service_code() == Some(ONE_ACTION))
 }
 
 /// "Not found", whichever service says it: HTTP 404 (pdisk, Marketplace) or OpenNebula's
