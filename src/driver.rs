@@ -515,12 +515,17 @@ impl Driver {
         let all = join_all(mounted.iter().map(|d| site.pdisk.mounts(&d.uuid))).await;
         let mut by_vm = MountsByVm::new();
         for (d, m) in mounted.iter().zip(all) {
-            let mounts = m.map_err(|e| {
-                Error::remote(
-                    context(&format!("{operation} (GET /disks/<uuid>/mounts)")),
-                    e,
-                )
-            })?;
+            let mounts = match m {
+                Ok(mounts) => mounts,
+                // Deleted since it was listed: mounted nowhere.
+                Err(e) if e.http_status() == Some(404) => Vec::new(),
+                Err(e) => {
+                    return Err(Error::remote(
+                        context(&format!("{operation} (GET /disks/<uuid>/mounts)")),
+                        e,
+                    ))
+                }
+            };
             for m in mounts {
                 by_vm
                     .entry(m.vm_id)
