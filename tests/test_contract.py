@@ -166,6 +166,18 @@ def test_wait_until_running_asks_only_the_compute_service_of_the_nodes_sites() -
         assert cloud.request_count("lal", "compute", "one.vmpool.info") >= 2
 
 
+def test_wait_until_running_retries_a_site_that_fails_for_a_while(two: LocalCloud) -> None:
+    driver = driver_for(two)
+    node = new_node(driver)
+    two.inject_fault("status", site="lal", service="compute", status=503, times=3)
+    ((up, _ips),) = driver.wait_until_running([node], wait_period=0.02, timeout=20)
+    assert up.id == node.id and up.state == NodeState.RUNNING
+    two.inject_fault("status", site="lal", service="compute", status=503)
+    with pytest.raises(errors.StratusLabTimeoutError) as info:
+        driver.wait_until_running([node], wait_period=0.02, timeout=0.2)
+    assert str(info.value).startswith("Timed out after 0.2 seconds (last failure: site 'lal'")
+
+
 # ------------------------------------------------------- 2. state refusals are libcloud errors
 
 

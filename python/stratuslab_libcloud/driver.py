@@ -470,7 +470,7 @@ class StratusLabNodeDriver(NodeDriver):
         self,
         nodes: list[Node],
         wait_period: float = 5,
-        timeout: int = 600,
+        timeout: float = 600,
         ssh_interface: str = "public_ips",
         force_ipv4: bool = True,
         ex_list_nodes_kwargs: dict[str, Any] | None = None,
