@@ -3,8 +3,9 @@
 //! Two steps:
 //!
 //! 1. **Parsing** ([`parse_str`], [`parse_bytes`], [`parse_file`]) reads the INI text exactly the way
-//!    Python 3's `configparser.ConfigParser()` does with its defaults (strict mode,
-//!    `BasicInterpolation`), which is how the StratusLab CLI and its users wrote these files:
+//!    Python 3's `configparser.RawConfigParser()` does with its defaults (strict mode, no
+//!    interpolation), which is how the StratusLab CLI (its `UserConfigurator`) read these files,
+//!    and so how its users wrote them:
 //!    - `[section]` headers: the text between the first `[` and the *last* `]` of the line, kept as
 //!      written (not lower-cased, not trimmed); anything after the last `]` is ignored;
 //!    - options `key = value` or `key: value`, split at the first `=` or `:`; option names are
@@ -14,15 +15,13 @@
 //!    - a line indented deeper than the line that started the current option continues its value
 //!      (joined with `"\n"`); blank lines inside a value are kept, trailing ones dropped;
 //!    - line ends are `\n`, `\r\n` or `\r` (Python's universal newlines);
-//!    - interpolation: `%%` is a literal `%`; `%(name)s` is replaced by option `name` of the *same*
-//!      section (looked up lower-cased, itself interpolated, at most 10 levels deep, as Python
-//!      does); any other `%` is an error. Unlike Python, which only complains when a value is read,
-//!      every value is interpolated at parse time, so a bad `%` anywhere is reported at once;
+//!    - no interpolation: every character of a value is kept as written (`50%off` is `50%off`,
+//!      `%%` is two `%`, `%(name)s` is that text);
 //!    - strict checks: a line without `=`/`:`, an empty option name, an option before the first
 //!      header, a repeated section or a repeated option within a section are errors.
 //!
 //!    Deliberate differences from Python: a UTF-8 byte-order mark at the start is ignored (Python
-//!    would choke on it), and a section named `DEFAULT` (ConfigParser's special section, whose
+//!    would choke on it), and a section named `DEFAULT` (RawConfigParser's special section, whose
 //!    options silently appear in every other section) is rejected with a clear error: StratusLab's
 //!    global section is the ordinary, lower-case `[default]`. The parser is hand-written because
 //!    neither `ini`/`configparser` nor `rust-ini` reproduces these rules (see the oracle test in
@@ -42,14 +41,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Classify, Kind};
-
-/// How deep `%(name)s` references may nest (Python's `MAX_INTERPOLATION_DEPTH`).
-const MAX_INTERPOLATION_DEPTH: usize = 10;
-/// How many `%(name)s` references one value may expand, counting nested ones (Python has no such
-/// limit and hangs on a file whose references multiply at every level).
-const MAX_INTERPOLATION_EXPANSIONS: usize = 10_000;
-/// How long an interpolated value may grow, in bytes.
-const MAX_INTERPOLATED_LEN: usize = 1 << 20;
 
 /// Environment variables the configuration honours, and the option each one sets.
 const ENV_KEYS: &[(&str, &str)] = &[
@@ -131,15 +122,6 @@ pub enum ConfigError {
         key: String,
         first_line: usize,
     },
-    /// A bad `%` in a value.
-    #[error("{origin}:{line}: section [{section}], option '{key}': {reason}")]
-    Interpolation {
-        origin: String,
-        line: usize,
-        section: String,
-        key: String,
-        reason: String,
-    },
     /// No `[default]` section.
     #[error("{origin}: the mandatory [default] section is missing")]
     MissingDefaultSection { origin: String },
@@ -185,7 +167,7 @@ impl Classify for ConfigError {
     }
 }
 
-/// A parsed file: its sections in file order, values interpolated but otherwise raw.
+/// A parsed file: its sections in file order, values as written (continuation lines joined).
 #[derive(Debug, Clone, PartialEq)]
 pub struct RawConfig {
     pub origin: String,
@@ -377,10 +359,7 @@ pub fn parse_str(text: &str, origin: &str) -> Result<RawConfig, ConfigError> {
         in_option = true;
     }
 
-    let sections = sections
-        .into_iter()
-        .map(|section| finish_section(section, origin))
-        .collect::<Result<Vec<_>, _>>()?;
+    let sections = sections.into_iter().map(finish_section).collect();
     Ok(RawConfig {
         origin: origin.to_owned(),
         sections,
@@ -394,104 +373,23 @@ fn section_header(value: &str) -> Option<&str> {
     (end > 0).then(|| &rest[..end])
 }
 
-/// Joins continuation lines and interpolates every value of a section.
-fn finish_section(section: PendingSection, origin: &str) -> Result<RawSection, ConfigError> {
-    let joined: Vec<(String, usize, String)> = section
+/// Joins the continuation lines of every value of a section (values are otherwise kept as
+/// written: no interpolation, as `RawConfigParser`).
+fn finish_section(section: PendingSection) -> RawSection {
+    let entries = section
         .entries
         .into_iter()
-        .map(|e| {
-            let value = e.pieces.join("\n").trim_end_matches(is_py_space).to_owned();
-            (e.key, e.line, value)
+        .map(|e| RawEntry {
+            value: e.pieces.join("\n").trim_end_matches(is_py_space).to_owned(),
+            key: e.key,
+            line: e.line,
         })
         .collect();
-    let mut entries = Vec::with_capacity(joined.len());
-    for (key, line, raw) in &joined {
-        let mut value = String::new();
-        let mut budget = MAX_INTERPOLATION_EXPANSIONS;
-        interpolate(&joined, raw, 1, &mut budget, &mut value).map_err(|reason| {
-            // A reference name could be a piece of a password: say less for those.
-            let reason = if key.contains("password") {
-                "bad '%' in the value (not shown); write '%%' for a literal '%'".to_owned()
-            } else {
-                reason
-            };
-            ConfigError::Interpolation {
-                origin: origin.to_owned(),
-                line: *line,
-                section: section.name.clone(),
-                key: key.clone(),
-                reason,
-            }
-        })?;
-        entries.push(RawEntry {
-            key: key.clone(),
-            value,
-            line: *line,
-        });
-    }
-    Ok(RawSection {
+    RawSection {
         name: section.name,
         line: section.line,
         entries,
-    })
-}
-
-/// Python's `BasicInterpolation._interpolate_some`; the error is a reason that never quotes the
-/// value (it may be a password).
-fn interpolate(
-    options: &[(String, usize, String)],
-    mut rest: &str,
-    depth: usize,
-    budget: &mut usize,
-    out: &mut String,
-) -> Result<(), String> {
-    if depth > MAX_INTERPOLATION_DEPTH {
-        return Err(format!(
-            "'%(name)s' references nest more than {MAX_INTERPOLATION_DEPTH} levels deep \
-             (a reference loop?)"
-        ));
     }
-    while let Some(p) = rest.find('%') {
-        out.push_str(&rest[..p]);
-        rest = &rest[p..];
-        if let Some(after) = rest.strip_prefix("%%") {
-            out.push('%');
-            rest = after;
-        } else if let Some(after) = rest.strip_prefix("%(") {
-            let name = after
-                .find(')')
-                .filter(|&close| close > 0 && after[close + 1..].starts_with('s'))
-                .map(|close| (&after[..close], &after[close + 2..]));
-            let Some((name, after)) = name else {
-                return Err("bad '%(name)s' reference; write '%%' for a literal '%'".to_owned());
-            };
-            if *budget == 0 || out.len() > MAX_INTERPOLATED_LEN {
-                return Err(format!(
-                    "'%(name)s' references expand to more than {MAX_INTERPOLATION_EXPANSIONS} \
-                     references or {MAX_INTERPOLATED_LEN} bytes"
-                ));
-            }
-            *budget -= 1;
-            let name = name.to_lowercase();
-            let Some((_, _, v)) = options.iter().find(|(k, _, _)| *k == name) else {
-                return Err(format!(
-                    "'%({name})s' refers to option '{name}', which this section does not have"
-                ));
-            };
-            if v.contains('%') {
-                interpolate(options, v, depth + 1, budget, out)?;
-            } else {
-                out.push_str(v);
-            }
-            rest = after;
-        } else {
-            return Err(
-                "'%' must be followed by '%' or '(name)s'; write '%%' for a literal '%'".to_owned(),
-            );
-        }
-    }
-    out.push_str(rest);
-    Ok(())
 }
 
 /// Parses file contents: must be UTF-8 (a leading byte-order mark is ignored).
@@ -630,8 +528,7 @@ fn unquote(value: &str) -> &str {
     value
 }
 
-/// A value for an error message: interpolation can make one up to 1 MiB long, so at most 100
-/// characters of it.
+/// A value for an error message: at most 100 characters of it (a file's line can be long).
 fn quoted(value: &str) -> String {
     match value.char_indices().nth(100) {
         Some((at, _)) => format!("{}…", &value[..at]),
@@ -1020,7 +917,7 @@ mod tests {
             "\n",
             "\n",
             "pct = 100%% of %(OTHER)s\n",
-            "chain = %(pct)s!\n",
+            "raw = 50%off\n",
             "[a]b]\r\n",
             "empty =\r",
             "k=v",
@@ -1033,8 +930,8 @@ mod tests {
                 entry("key.one", "a = b # not a comment", 2),
                 entry("other", "\"quoted\"", 3),
                 entry("multi", "\nfirst\n\nsecond", 4),
-                entry("pct", "100% of \"quoted\"", 11),
-                entry("chain", "100% of \"quoted\"!", 12),
+                entry("pct", "100%% of %(OTHER)s", 11),
+                entry("raw", "50%off", 12),
             ]
         );
         assert_eq!(
@@ -1300,56 +1197,22 @@ mod tests {
     }
 
     #[test]
-    fn interpolation_errors() {
-        let cases = [
-            (
-                "[s]\npassword = 50%off\n",
-                "t.cfg:2: section [s], option 'password': bad '%' in the value (not shown); \
-                 write '%%' for a literal '%'",
-            ),
-            (
-                "[s]\nk = 50%off\n",
-                "t.cfg:2: section [s], option 'k': '%' must be followed by '%' or '(name)s'; \
-                 write '%%' for a literal '%'",
-            ),
-            (
-                "[s]\nk = %(x\n",
-                "t.cfg:2: section [s], option 'k': bad '%(name)s' reference; write '%%' for a \
-                 literal '%'",
-            ),
-            (
-                "[s]\nk = %(Other)s\n[t]\nother = 1\n",
-                "t.cfg:2: section [s], option 'k': '%(other)s' refers to option 'other', which \
-                 this section does not have",
-            ),
-            (
-                "[s]\na = %(b)s\nb = %(a)s\n",
-                "t.cfg:2: section [s], option 'a': '%(name)s' references nest more than 10 levels \
-                 deep (a reference loop?)",
-            ),
-        ];
-        for (text, message) in cases {
-            let err = parse_err(text);
-            assert!(matches!(err, ConfigError::Interpolation { .. }), "{text}");
-            assert_eq!(err.to_string(), message);
+    fn percent_signs_are_kept_as_written() {
+        // RawConfigParser: no interpolation, so nothing about `%` can be an error.
+        for value in [
+            "50%off",
+            "100%",
+            "%(x",
+            "%(nothere)s",
+            "%d",
+            "%%",
+            "a%%b%(c)s%",
+        ] {
+            let config = parse(&format!("[s]\npassword = {value}\nk = {value}\n"));
+            let entries = &config.sections[0].entries;
+            assert_eq!(entries[0].value, value);
+            assert_eq!(entries[1].value, value);
         }
-    }
-
-    #[test]
-    fn exploding_references_are_refused() {
-        // Ten levels of ten references each: 10^10 expansions of an empty value.
-        let mut text = String::from("[s]\nk0 =\n");
-        for level in 1..=10 {
-            let refs = format!("%(k{})s", level - 1).repeat(10);
-            text.push_str(&format!("k{level} = {refs}%%\n"));
-        }
-        let err = parse_err(&text);
-        assert!(matches!(&err, ConfigError::Interpolation { key, line: 6, .. } if key == "k4"));
-        assert_eq!(
-            err.to_string(),
-            "t.cfg:6: section [s], option 'k4': '%(name)s' references expand to more than 10000 \
-             references or 1048576 bytes"
-        );
     }
 
     proptest::proptest! {

@@ -9,11 +9,13 @@ use std::time::Duration;
 use futures_util::future::join_all;
 
 use crate::config::{InstanceType, Settings, SiteSettings};
+use crate::error::Classify;
 use crate::error::{Context, Error, Result};
 use crate::http::{HttpClient, HttpOptions, TlsOptions};
 use crate::marketplace::{self, ImageEntry, ListQuery, MarketplaceClient, StatusFilter};
 use crate::one::client::{
-    read_pool_reply, OneClient, PoolPiece, PoolSink, Version, POOL_MINE, POOL_STATE_NOT_DONE,
+    read_pool_reply, OneClient, OneError, PoolPiece, PoolSink, Version, POOL_MINE, POOL_STATE_ANY,
+    POOL_STATE_NOT_DONE,
 };
 use crate::one::endpoint::Auth;
 use crate::one::states;
@@ -57,8 +59,9 @@ pub struct NodeRecord {
     /// (name, cpu, ram MiB, swap MiB)
     pub size: Option<(String, u32, u64, u64)>,
     pub image_id: Option<String>,
-    /// Attached pdisk volumes: uuid → device.
-    pub volumes: BTreeMap<String, String>,
+    /// Attached pdisk volumes: uuid → device; `None` when unknown (pdisk could not be read, or
+    /// was not asked).
+    pub volumes: Option<BTreeMap<String, String>>,
 }
 
 /// What [`Driver::stream_nodes`] sends; `site` numbers the sites of [`NodeStream::sites`].
@@ -76,6 +79,27 @@ pub enum NodeEvent {
     /// A site's pool, being read piece by piece: the receiver may read pieces itself
     /// ([`Work::read_one`]) when it has nothing else to do.
     Pieces(Arc<dyn Work>),
+    /// The site's nodes are listed, but its volumes could not be read: their `volumes` are
+    /// unknown (`None`).
+    VolumesUnknown { site: usize, error: Error },
+}
+
+/// The caller's pdisk mounts of a site by VM id (uuid → device), as [`Driver::site_mounts`]
+/// reads them.
+pub type MountsByVm = BTreeMap<i64, BTreeMap<String, String>>;
+
+/// Sets a node's `volumes` from the site's mounts: the mounts on its VM when pdisk knows any
+/// (else those its template names), unknown when pdisk could not be read. One rule for
+/// `list_nodes` and `ex_get_node`.
+fn apply_mounts(record: &mut NodeRecord, mounts: Option<&MountsByVm>) {
+    match mounts {
+        Some(by_vm) => {
+            if let Some(volumes) = by_vm.get(&record.vm.id) {
+                record.volumes = Some(volumes.clone());
+            }
+        }
+        None => record.volumes = None,
+    }
 }
 
 /// The sites a [`Driver::stream_nodes`] lists (in site order) and its events.
@@ -177,8 +201,8 @@ pub fn action_name(action: NodeAction, version: Version, state: i32) -> Option<&
         (NodeAction::Destroy, 0..=3) => Some("finalize"),
         (NodeAction::Destroy, 4) => Some("delete"),
         (NodeAction::Destroy, _) => Some("terminate-hard"),
-        (NodeAction::Reboot, _) if v38 => Some("reboot"),
-        (NodeAction::Reboot, _) => None,
+        // Every OpenNebula daemon has `reboot`, 3.2.1's included (its VirtualMachineAction).
+        (NodeAction::Reboot, _) => Some("reboot"),
         (NodeAction::Stop, _) if v38 => Some("poweroff"),
         (NodeAction::Stop, _) => Some("stop"),
         // POWEROFF (8): 3.8 wants `restart`, 4.x and later `resume`.
@@ -347,7 +371,7 @@ impl Driver {
         self: &Arc<Self>,
         site: Option<&str>,
     ) -> Result<Vec<(String, Result<Vec<NodeRecord>>)>> {
-        let NodeStream { sites, mut events } = self.stream_nodes(site)?;
+        let NodeStream { sites, mut events } = self.stream_nodes(site, true)?;
         let mut results: Vec<Option<Result<Vec<NodeRecord>>>> =
             sites.iter().map(|_| None).collect();
         let mut records: Vec<Vec<NodeRecord>> = sites.iter().map(|_| Vec::new()).collect();
@@ -358,7 +382,7 @@ impl Driver {
                 NodeEvent::Done { site, result } => {
                     results[site] = Some(result.map(|()| std::mem::take(&mut records[site])))
                 }
-                NodeEvent::Pieces(_) => {}
+                NodeEvent::Pieces(_) | NodeEvent::VolumesUnknown { .. } => {}
             }
         }
         Ok(sites
@@ -375,7 +399,12 @@ impl Driver {
     /// sent as they are read from the reply, piece by piece, in pool order, while the rest is
     /// read (so the receiver can build its objects meanwhile). Each site ends with one
     /// [`NodeEvent::Done`]; a site whose events stop without one failed inside (a bug).
-    pub fn stream_nodes(self: &Arc<Self>, site: Option<&str>) -> Result<NodeStream> {
+    /// Without `with_volumes`, pdisk is not asked and every node's `volumes` is unknown.
+    pub fn stream_nodes(
+        self: &Arc<Self>,
+        site: Option<&str>,
+        with_volumes: bool,
+    ) -> Result<NodeStream> {
         let indices: Vec<usize> = match site {
             Some(name) => vec![self.site_index(name)?],
             None => (0..self.sites.len()).collect(),
@@ -391,7 +420,7 @@ impl Driver {
                 let tx = tx.clone();
                 let driver = Arc::clone(&driver);
                 async move {
-                    let result = driver.stream_site_nodes(n, i, &tx).await;
+                    let result = driver.stream_site_nodes(n, i, with_volumes, &tx).await;
                     // The receiver may be gone (the caller stopped); nothing to tell then.
                     let _ = tx.send(NodeEvent::Done { site: n, result });
                 }
@@ -408,19 +437,32 @@ impl Driver {
         self: &Arc<Self>,
         n: usize,
         index: usize,
+        with_volumes: bool,
         tx: &tokio::sync::mpsc::UnboundedSender<NodeEvent>,
     ) -> Result<()> {
         let site = &self.sites[index];
         let context = || ctx(&site.name, site.one.url(), "list_nodes (one.vmpool.info)");
+        let mounts = async {
+            if with_volumes {
+                Some(self.site_mounts(site, "list_nodes").await)
+            } else {
+                None
+            }
+        };
         let (reply, mounts) = tokio::join!(
             site.one.vm_pool_reply(POOL_MINE, POOL_STATE_NOT_DONE),
-            self.site_mounts(site)
+            mounts
         );
         let body = reply.map_err(|e| Error::remote(context(), e))?;
-        let mut by_vm: BTreeMap<i64, BTreeMap<String, String>> = BTreeMap::new();
-        for (uuid, vm_id, device) in mounts {
-            by_vm.entry(vm_id).or_default().insert(uuid, device);
-        }
+        let by_vm = match mounts {
+            Some(Ok(by_vm)) => Some(by_vm),
+            Some(Err(error)) => {
+                // The receiver may be gone (the caller stopped): nothing to tell then.
+                let _ = tx.send(NodeEvent::VolumesUnknown { site: n, error });
+                None
+            }
+            None => None,
+        };
         let driver = Arc::clone(self);
         let out = tx.clone();
         // The receiver may be gone (the caller stopped): nothing to tell then.
@@ -432,9 +474,7 @@ impl Driver {
                         .into_iter()
                         .map(|vm| {
                             let mut r = node_record(&site.name, vm, &driver.instance_types);
-                            if let Some(volumes) = by_vm.get(&r.vm.id) {
-                                r.volumes = volumes.clone();
-                            }
+                            apply_mounts(&mut r, by_vm.as_ref());
                             r
                         })
                         .collect();
@@ -462,28 +502,38 @@ impl Driver {
         }
     }
 
-    /// (uuid, vm id, device) of the caller's mounted disks; failures only logged (the node list
-    /// does not depend on pdisk).
-    async fn site_mounts(&self, site: &Site) -> Vec<(String, i64, String)> {
-        let disks = match site.pdisk.list().await {
-            Ok(d) => d,
-            Err(e) => {
-                log::debug!(target: "stratuslab_libcloud", "site '{}': pdisk listing for node volumes failed: {e}", site.name);
-                return Vec::new();
-            }
-        };
+    /// The caller's mounted disks by VM (uuid → device); any pdisk failure makes them unknown
+    /// (the error names `operation`).
+    async fn site_mounts(&self, site: &Site, operation: &str) -> Result<MountsByVm> {
+        let context = |op: &str| ctx(&site.name, site.pdisk.base_url(), op);
+        let disks = site
+            .pdisk
+            .list()
+            .await
+            .map_err(|e| Error::remote(context(&format!("{operation} (GET /disks/)")), e))?;
         let mounted: Vec<_> = disks.into_iter().filter(|d| d.count > 0).collect();
         let all = join_all(mounted.iter().map(|d| site.pdisk.mounts(&d.uuid))).await;
-        let mut out = Vec::new();
+        let mut by_vm = MountsByVm::new();
         for (d, m) in mounted.iter().zip(all) {
-            match m {
-                Ok(ms) => out.extend(ms.into_iter().map(|m| (d.uuid.clone(), m.vm_id, m.device))),
+            let mounts = match m {
+                Ok(mounts) => mounts,
+                // Deleted since it was listed: mounted nowhere.
+                Err(e) if e.http_status() == Some(404) => Vec::new(),
                 Err(e) => {
-                    log::debug!(target: "stratuslab_libcloud", "site '{}': mounts of {}: {e}", site.name, d.uuid)
+                    return Err(Error::remote(
+                        context(&format!("{operation} (GET /disks/<uuid>/mounts)")),
+                        e,
+                    ))
                 }
+            };
+            for m in mounts {
+                by_vm
+                    .entry(m.vm_id)
+                    .or_default()
+                    .insert(d.uuid.clone(), m.device);
             }
         }
-        out
+        Ok(by_vm)
     }
 
     async fn vm(&self, site: &Site, vm_id: i64, operation: &str) -> Result<VmRecord> {
@@ -496,17 +546,33 @@ impl Driver {
         parse_vm(xml.as_bytes()).map_err(|e| Error::remote(context(), e))
     }
 
-    /// `ex_get_node`: one VM by site-local id.
-    pub async fn get_node(&self, site: &str, vm_id: i64) -> Result<NodeRecord> {
+    /// `ex_get_node`: one VM by site-local id, its volumes read as `list_nodes` reads them; when
+    /// pdisk fails they are unknown and its error comes second.
+    pub async fn get_node(&self, site: &str, vm_id: i64) -> Result<(NodeRecord, Option<Error>)> {
         let s = self.site(site)?;
-        let vm = self.vm(s, vm_id, "ex_get_node (one.vm.info)").await?;
-        Ok(node_record(site, vm, &self.instance_types))
+        let (vm, mounts) = tokio::join!(
+            self.vm(s, vm_id, "ex_get_node (one.vm.info)"),
+            self.site_mounts(s, "ex_get_node")
+        );
+        let mut record = node_record(site, vm?, &self.instance_types);
+        let (mounts, error) = match mounts {
+            Ok(m) => (Some(m), None),
+            Err(e) => (None, Some(e)),
+        };
+        apply_mounts(&mut record, mounts.as_ref());
+        Ok((record, error))
     }
 
     /// `destroy_node`, `reboot_node`, `stop_node`, `start_node`: reads the VM first (a DONE VM
     /// is refused before any action is sent; `start` depends on the state), then one
-    /// `one.vm.action` in the site version's vocabulary.
-    pub async fn node_action(&self, site: &str, vm_id: i64, action: NodeAction) -> Result<()> {
+    /// `one.vm.action` in the site version's vocabulary. `destroy_node` then releases the VM's
+    /// pdisk mounts that are left; a failure there comes back (the node is destroyed).
+    pub async fn node_action(
+        &self,
+        site: &str,
+        vm_id: i64,
+        action: NodeAction,
+    ) -> Result<Option<Error>> {
         let s = self.site(site)?;
         let context = |op: &str| ctx(&s.name, s.one.url(), op);
         let version = s.one.version().await.map_err(|e| {
@@ -519,25 +585,61 @@ impl Driver {
             .vm(s, vm_id, &format!("{} (one.vm.info)", action.label()))
             .await?;
         if vm.state == VM_STATE_DONE {
-            return Err(Error::invalid(format!(
-                "node {vm_id}@{} is already destroyed (OpenNebula state DONE): {} is not possible",
-                s.name,
-                action.label()
-            )));
+            return Err(Error::state(
+                context(&format!("{} (one.vm.info)", action.label())),
+                format!(
+                    "node {vm_id}@{} is already destroyed (OpenNebula state DONE): {} is not possible",
+                    s.name,
+                    action.label()
+                ),
+            ));
         }
         let name = action_name(action, version, vm.state).ok_or_else(|| {
-            Error::unsupported(format!(
-                "site '{}': {} is not supported by OpenNebula {version} (its one.vm.action has no such action)",
-                s.name,
-                action.label()
-            ))
+            Error::unsupported(
+                context(&format!("{} (one.vm.action)", action.label())),
+                format!(
+                    "{} is not supported by OpenNebula {version} (its one.vm.action has no such action)",
+                    action.label()
+                ),
+            )
         })?;
         s.one.action(name, vm_id).await.map_err(|e| {
             Error::remote(
                 context(&format!("{} (one.vm.action {name})", action.label())),
                 e,
             )
-        })
+        })?;
+        if action != NodeAction::Destroy {
+            return Ok(None);
+        }
+        Ok(self.release_mounts(s, vm_id).await.err())
+    }
+
+    /// Removes every pdisk mount of VM `vm_id` (after `destroy_node`: a site whose epilog
+    /// released them already leaves nothing to do).
+    async fn release_mounts(&self, s: &Site, vm_id: i64) -> Result<()> {
+        let by_vm = self.site_mounts(s, "destroy_node").await?;
+        let Some(volumes) = by_vm.get(&vm_id) else {
+            return Ok(());
+        };
+        for uuid in volumes.keys() {
+            match s.pdisk.detach(uuid, vm_id).await {
+                Ok(_) => {}
+                // Released meanwhile (by the site's epilog).
+                Err(e) if e.http_status() == Some(404) => {}
+                Err(e) => {
+                    return Err(Error::remote(
+                        ctx(
+                            &s.name,
+                            s.pdisk.base_url(),
+                            "destroy_node (DELETE /disks/<uuid>/mounts/<id>)",
+                        ),
+                        e,
+                    ))
+                }
+            }
+        }
+        Ok(())
     }
 
     /// `create_node`: checks every caller value (name, key, context, size, network, bus) by
@@ -1065,16 +1167,21 @@ impl Driver {
     pub async fn attach_volume(&self, site: &str, vm_id: i64, uuid: &str) -> Result<String> {
         let s = self.site(site)?;
         let vm = self.vm(s, vm_id, "attach_volume (one.vm.info)").await?;
+        let refused = |message: String| {
+            Error::state(
+                ctx(&s.name, s.one.url(), "attach_volume (one.vm.info)"),
+                message,
+            )
+        };
         if !(vm.state == 3 && vm.lcm_state == 3) {
-            return Err(Error::invalid(format!(
-                "VM {vm_id} at site '{}' is not in running state ({}), so the volume cannot be attached",
-                s.name,
+            return Err(refused(format!(
+                "VM {vm_id} is not in running state ({}), so the volume cannot be attached",
                 states::summary_label(vm.state, vm.lcm_state)
             )));
         }
-        let host = vm.current_host().ok_or_else(|| {
-            Error::invalid(format!("VM {vm_id} at site '{}' has no host yet", s.name))
-        })?;
+        let host = vm
+            .current_host()
+            .ok_or_else(|| refused(format!("VM {vm_id} has no host yet")))?;
         s.pdisk.attach(uuid, host, vm_id).await.map_err(|e| {
             Error::remote(
                 ctx(
@@ -1087,40 +1194,44 @@ impl Driver {
         })
     }
 
-    /// `detach_volume`: unmounts the disk from each of the caller's VMs it is mounted on.
+    /// `detach_volume`: unmounts the disk from each of the caller's VMs it is mounted on, in
+    /// any state (DONE included), and from VMs that no longer exist (a mount left behind).
     pub async fn detach_volume(&self, site: &str, uuid: &str) -> Result<Vec<(i64, String)>> {
         let s = self.site(site)?;
         let context = |op: &str| ctx(&s.name, s.pdisk.base_url(), op);
-        let mounts =
-            s.pdisk.mounts(uuid).await.map_err(|e| {
-                Error::remote(context("detach_volume (GET /disks/<uuid>/mounts)"), e)
-            })?;
+        let mounts_op = "detach_volume (GET /disks/<uuid>/mounts)";
+        let mounts = s
+            .pdisk
+            .mounts(uuid)
+            .await
+            .map_err(|e| Error::remote(context(mounts_op), e))?;
         if mounts.is_empty() {
-            return Err(Error::invalid(format!(
-                "volume {uuid} at site '{}' is not attached to any node",
-                s.name
-            )));
+            return Err(Error::state(
+                context(mounts_op),
+                format!("volume {uuid} is not attached to any node"),
+            ));
         }
+        let pool_context = || ctx(&s.name, s.one.url(), "detach_volume (one.vmpool.info)");
         let pool = s
             .one
-            .vm_pool(POOL_MINE, POOL_STATE_NOT_DONE)
+            .vm_pool(POOL_MINE, POOL_STATE_ANY)
             .await
-            .map_err(|e| {
-                Error::remote(
-                    ctx(&s.name, s.one.url(), "detach_volume (one.vmpool.info)"),
-                    e,
-                )
-            })?;
-        let mine: HashSet<i64> = parse_pool(pool.as_bytes())
-            .map_err(|e| {
-                Error::remote(
-                    ctx(&s.name, s.one.url(), "detach_volume (one.vmpool.info)"),
-                    e,
-                )
-            })?
+            .map_err(|e| Error::remote(pool_context(), e))?;
+        let mut mine: HashSet<i64> = parse_pool(pool.as_bytes())
+            .map_err(|e| Error::remote(pool_context(), e))?
             .into_iter()
             .map(|v| v.id)
             .collect();
+        let others: Vec<i64> = mounts
+            .iter()
+            .map(|m| m.vm_id)
+            .filter(|id| !mine.contains(id))
+            .collect();
+        for vm_id in others {
+            if self.vm_is_gone(s, vm_id).await? {
+                mine.insert(vm_id);
+            }
+        }
         let mut detached = Vec::new();
         for m in mounts.iter().filter(|m| mine.contains(&m.vm_id)) {
             let target = s.pdisk.detach(uuid, m.vm_id).await.map_err(|e| {
@@ -1132,12 +1243,34 @@ impl Driver {
             detached.push((m.vm_id, target));
         }
         if detached.is_empty() {
-            return Err(Error::invalid(format!(
-                "volume {uuid} at site '{}' is mounted only on VMs that are not yours",
-                s.name
-            )));
+            return Err(Error::state(
+                context(mounts_op),
+                format!("volume {uuid} is mounted only on VMs that are not yours"),
+            ));
         }
         Ok(detached)
+    }
+
+    /// Whether VM `vm_id` no longer exists at the site (OpenNebula's `NO_EXISTS`); a VM that
+    /// exists but is someone else's (readable or not) is not gone.
+    async fn vm_is_gone(&self, s: &Site, vm_id: i64) -> Result<bool> {
+        const NO_EXISTS: i64 = 0x400;
+        const AUTHORIZATION: i64 = 0x200;
+        match s.one.vm_info(vm_id).await {
+            Ok(_) => Ok(false),
+            Err(e @ OneError::Refused { .. }) => match e.service_code() {
+                Some(NO_EXISTS) => Ok(true),
+                Some(AUTHORIZATION) => Ok(false),
+                _ => Err(Error::remote(
+                    ctx(&s.name, s.one.url(), "detach_volume (one.vm.info)"),
+                    e,
+                )),
+            },
+            Err(e) => Err(Error::remote(
+                ctx(&s.name, s.one.url(), "detach_volume (one.vm.info)"),
+                e,
+            )),
+        }
     }
 }
 
@@ -1219,7 +1352,7 @@ pub fn node_record(site: &str, vm: VmRecord, types: &[InstanceType]) -> NodeReco
         public_ips,
         private_ips,
         image_id,
-        volumes,
+        volumes: Some(volumes),
         vm,
     }
 }
@@ -1416,7 +1549,7 @@ mod tests {
         assert_eq!(action_name(Destroy, v("3.8.5"), 3), Some("finalize"));
         assert_eq!(action_name(Destroy, v("4.14.2"), 3), Some("delete"));
         assert_eq!(action_name(Destroy, v("5.12.0"), 3), Some("terminate-hard"));
-        assert_eq!(action_name(Reboot, v("3.2.1"), 3), None);
+        assert_eq!(action_name(Reboot, v("3.2.1"), 3), Some("reboot"));
         assert_eq!(action_name(Reboot, v("3.8.5"), 3), Some("reboot"));
         assert_eq!(action_name(Stop, v("3.2.1"), 3), Some("stop"));
         assert_eq!(action_name(Stop, v("3.8.5"), 3), Some("poweroff"));
@@ -1655,6 +1788,7 @@ mod tests {
                 let volumes: Vec<(&str, &str)> = r
                     .volumes
                     .iter()
+                    .flatten()
                     .map(|(k, v)| (k.as_str(), v.as_str()))
                     .collect();
                 assert_eq!(volumes, want.volumes, "{at}: volumes");

@@ -26,8 +26,11 @@ pub enum Kind {
     InvalidArgument,
     /// The configuration file or settings are wrong → `ValueError` subclass.
     Config,
-    /// The site cannot do this (e.g. reboot on OpenNebula 3.2) → `LibcloudError` subclass.
+    /// The site cannot do this → `LibcloudError` subclass.
     Unsupported,
+    /// The cloud's current state forbids the request (attach to a PENDING node, detach an
+    /// unattached volume, act on a destroyed node) → a `ProviderError` subclass.
+    State,
     /// A bug on our side (including a caught panic) → `LibcloudError` subclass.
     Internal,
 }
@@ -92,8 +95,12 @@ pub enum Error {
     #[error("{message}")]
     InvalidArgument { message: String },
     /// The site does not support the operation.
-    #[error("{message}")]
-    Unsupported { message: String },
+    #[error("{context}: {message}")]
+    Unsupported { context: Context, message: String },
+    /// The remote state forbids the operation (found by reading it, before or instead of sending
+    /// the action).
+    #[error("{context}: {message}")]
+    State { context: Context, message: String },
     /// A bug (or a caught panic).
     #[error("internal error: {message}")]
     Internal { message: String },
@@ -133,8 +140,17 @@ impl Error {
         }
     }
 
-    pub fn unsupported(message: impl Into<String>) -> Self {
+    pub fn unsupported(context: Context, message: impl Into<String>) -> Self {
         Error::Unsupported {
+            context,
+            message: message.into(),
+        }
+    }
+
+    /// A refusal caused by the cloud's current state.
+    pub fn state(context: Context, message: impl Into<String>) -> Self {
+        Error::State {
+            context,
             message: message.into(),
         }
     }
@@ -148,7 +164,9 @@ impl Error {
     /// The context of a remote failure.
     pub fn context(&self) -> Option<&Context> {
         match self {
-            Error::Remote { context, .. } => Some(context),
+            Error::Remote { context, .. }
+            | Error::Unsupported { context, .. }
+            | Error::State { context, .. } => Some(context),
             _ => None,
         }
     }
@@ -161,6 +179,7 @@ impl Classify for Error {
             Error::Config(_) => Kind::Config,
             Error::InvalidArgument { .. } => Kind::InvalidArgument,
             Error::Unsupported { .. } => Kind::Unsupported,
+            Error::State { .. } => Kind::State,
             Error::Internal { .. } => Kind::Internal,
         }
     }
@@ -179,3 +198,24 @@ impl Classify for Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_found_by_the_driver_name_where_they_happened() {
+        let here = Context::new("lal", "https://lal/xmlrpc", "reboot_node (one.vm.action)");
+        for (error, kind) in [
+            (Error::unsupported(here.clone(), "no"), Kind::Unsupported),
+            (Error::state(here.clone(), "no"), Kind::State),
+        ] {
+            assert_eq!(error.context(), Some(&here));
+            assert_eq!(error.kind(), kind);
+            assert_eq!(
+                error.to_string(),
+                "site 'lal', reboot_node (one.vm.action) at https://lal/xmlrpc: no"
+            );
+        }
+    }
+}

@@ -1,5 +1,6 @@
-//! Oracle test: our INI parser against Python's `configparser.ConfigParser()` (the parser the
-//! StratusLab CLI's users wrote their files for). Generates well-formed files with proptest (fixed
+//! Oracle test: our INI parser against Python's `configparser.RawConfigParser()` (the parser the
+//! StratusLab CLI read its files with, so the one its users wrote them for: no `%`
+//! interpolation). Generates well-formed files with proptest (fixed
 //! seed), writes them to a temporary directory, parses them all in ONE `python3` process and
 //! requires the same sections, options, values and order. A few malformed files check that both
 //! sides refuse them, and the real reference file (tests/fixtures/config) is compared too.
@@ -19,10 +20,10 @@ const GENERATED_FILES: usize = 600;
 #[derive(Debug, Clone)]
 enum Frag {
     Text(String),
-    /// `%%`.
-    Percent,
+    /// Text with `%` signs (`%`, `%%`, `%d`, `%(`…), kept as written.
+    Percent(&'static str),
     /// `%(name)s` naming an earlier option of the section (index modulo their count), with the
-    /// name upper-cased (ASCII) when the flag is set.
+    /// name upper-cased (ASCII) when the flag is set: kept as written too.
     Ref(usize, bool),
 }
 
@@ -101,7 +102,15 @@ fn frags() -> impl Strategy<Value = Vec<Frag>> {
     proptest::collection::vec(
         prop_oneof![
             6 => text().prop_map(Frag::Text),
-            1 => Just(Frag::Percent),
+            1 => prop_oneof![
+                Just("%"),
+                Just("%%"),
+                Just("50%off"),
+                Just("%d"),
+                Just("%(x"),
+                Just("%(nothere)s"),
+            ]
+            .prop_map(Frag::Percent),
             1 => (any::<usize>(), any::<bool>()).prop_map(|(i, up)| Frag::Ref(i, up)),
         ],
         0..4,
@@ -220,8 +229,8 @@ fn render_frags(frags: &[Frag], earlier: &[String]) -> String {
     for frag in frags {
         match frag {
             Frag::Text(t) => out.push_str(t),
-            Frag::Percent => out.push_str("%%"),
-            Frag::Ref(_, _) if earlier.is_empty() => out.push_str("%%"),
+            Frag::Percent(p) => out.push_str(p),
+            Frag::Ref(_, _) if earlier.is_empty() => out.push_str("%(none)s"),
             Frag::Ref(i, up) => {
                 let name = &earlier[i % earlier.len()];
                 let name = if *up {
@@ -304,7 +313,12 @@ const BAD_FILES: &[(&str, &str)] = &[
     ("before-header", "key = value\n[default]\n"),
     ("dup-section", "[a]\nk = 1\n[b]\n[a]\n"),
     ("dup-option", "[a]\nKey = 1\nkey = 2\n"),
+];
+
+/// Files ConfigParser's interpolation would refuse: RawConfigParser, and we, keep them as written.
+const PERCENT_FILES: &[(&str, &str)] = &[
     ("lone-percent", "[a]\nk = 100%\n"),
+    ("password", "[default]\npassword = 50%off\n"),
     ("bad-reference", "[a]\nk = %(x\n"),
     ("missing-reference", "[a]\nk = %(nothere)s\n"),
     ("reference-loop", "[a]\nk = %(j)s\nj = %(k)s\n"),
@@ -316,7 +330,7 @@ import configparser, json, os, sys
 d = sys.argv[1]
 out = {}
 for name in sorted(os.listdir(d)):
-    cp = configparser.ConfigParser()
+    cp = configparser.RawConfigParser()
     try:
         with open(os.path.join(d, name), encoding="utf-8") as f:
             cp.read_file(f)
@@ -399,12 +413,20 @@ fn parser_matches_python_configparser() {
     for (name, text) in BAD_FILES {
         std::fs::write(dir.0.join(format!("bad-{name}.cfg")), text).unwrap();
     }
+    for (name, text) in PERCENT_FILES {
+        let name = format!("percent-{name}.cfg");
+        std::fs::write(dir.0.join(&name), text).unwrap();
+        texts.insert(name, (*text).to_owned());
+    }
 
     let Some(python) = python_results(&dir.0) else {
         eprintln!("SKIPPED: python3 is not installed, so the configparser oracle cannot run");
         return;
     };
-    assert_eq!(python.len(), GENERATED_FILES + 1 + BAD_FILES.len());
+    assert_eq!(
+        python.len(),
+        GENERATED_FILES + 1 + BAD_FILES.len() + PERCENT_FILES.len()
+    );
 
     let mut failures = Vec::new();
     let mut options_compared = 0;

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from conftest import wait_for
+from libcloud.common.types import LibcloudError
 from libcloud.compute.base import Node, NodeAuthSSHKey, NodeImage, NodeSize
 from libcloud.compute.drivers.dummy import DummyNodeDriver
 from libcloud.compute.types import NodeState
@@ -21,9 +22,10 @@ from libcloud.compute.types import NodeState
 from stratuslab_libcloud import LocalCloud, StratusLabNodeDriver
 from stratuslab_libcloud.errors import (
     StratusLabConnectionError,
+    StratusLabNotFoundError,
     StratusLabProviderError,
     StratusLabSiteWarning,
-    StratusLabUnsupportedError,
+    StratusLabStateError,
 )
 from stratuslab_libcloud.localcloud import DEFAULT_PASSWORD, DEFAULT_USER
 
@@ -240,18 +242,10 @@ def test_lifecycle_per_version(versioned: tuple[str, LocalCloud], ssh_public_key
     assert node.extra["host"] == "node-1.grnet.localcloud"
     actions = cloud.request_count("grnet", "compute", "one.vm.action")
 
-    if version == "3.2":
-        with pytest.raises(StratusLabUnsupportedError) as info:
-            driver.reboot_node(node)
-        assert str(info.value) == (
-            "site 'grnet': reboot_node is not supported by OpenNebula 3.2.0 "
-            "(its one.vm.action has no such action)"
-        )
-        assert cloud.request_count("grnet", "compute", "one.vm.action") == actions
-    else:
-        assert driver.reboot_node(node) is True
-        assert cloud.vm_state("grnet", 0) == RUNNING
-        assert cloud.request_count("grnet", "compute", "one.vm.action") == actions + 1
+    # Every version, 3.2 included (its daemon has `reboot`; issue 14 item 15).
+    assert driver.reboot_node(node) is True
+    assert cloud.vm_state("grnet", 0) == RUNNING
+    assert cloud.request_count("grnet", "compute", "one.vm.action") == actions + 1
 
     assert driver.stop_node(node) is True
     parked = STOPPED if version == "3.2" else POWEROFF
@@ -294,6 +288,7 @@ def test_an_action_in_the_wrong_state_is_the_daemons_refusal(
         with pytest.raises(StratusLabProviderError) as info:
             driver.reboot_node(node)
         err = info.value
+        assert isinstance(err, StratusLabStateError)  # OpenNebula's ACTION error
         assert err.service_code == 2048
         assert err.http_code is None
         assert err.site == "lal"
@@ -521,17 +516,23 @@ def test_actions_on_nodes_that_are_not_ours_or_gone(
         with pytest.raises(ValueError) as info:
             act(dummy_node)
         assert str(info.value) == "'1' is not a StratusLab node id (<vm id>@<site>)"
-        with pytest.raises(ValueError) as info:
+        # A refusal by the remote state is a libcloud error, not a bad argument (issue 14).
+        with pytest.raises(StratusLabStateError) as state:
             act(node)
         label = act.__name__
-        assert str(info.value) == (
+        assert isinstance(state.value, LibcloudError)
+        assert not isinstance(state.value, ValueError)
+        assert str(state.value).endswith(
             f"node 0@lal is already destroyed (OpenNebula state DONE): {label} is not possible"
         )
+        assert (state.value.site, state.value.operation) == ("lal", f"{label} (one.vm.info)")
+        assert state.value.driver is driver
     assert cloud.request_count("lal", "compute", "one.vm.action") == actions
     assert cloud.vm_state("grnet", 0) == RUNNING
-    with pytest.raises(StratusLabProviderError) as err:
+    with pytest.raises(StratusLabNotFoundError) as err:
         driver.reboot_node(Node("5@grnet", "ghost", NodeState.RUNNING, [], [], driver))
-    assert err.value.service_code == 1024
+    assert isinstance(err.value, StratusLabProviderError)
+    assert (err.value.http_code, err.value.service_code) == (404, 1024)
     assert err.value.operation == "reboot_node (one.vm.info)"
 
 

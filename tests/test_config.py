@@ -449,20 +449,6 @@ BAD_FILES: list[tuple[str, str | bytes, dict[str, Any], str]] = [
         "every section); the StratusLab global section is [default], in lower case",
     ),
     (
-        "lone %",
-        GOOD_DEFAULT + "[a]\nname = 100%\n",
-        {},
-        "{path}:6: section [a], option 'name': '%' must be followed by '%' or '(name)s'; "
-        "write '%%' for a literal '%'",
-    ),
-    (
-        "bad % in a password",
-        GOOD_DEFAULT.replace(PASSWORD, PASSWORD + "%(x"),
-        {},
-        "{path}:3: section [default], option 'password': bad '%' in the value (not shown); "
-        "write '%%' for a literal '%'",
-    ),
-    (
         "endpoint_timeout not a number",
         GOOD_DEFAULT + "endpoint_timeout = soon\n[a]\n",
         {},

@@ -70,6 +70,7 @@ from stratuslab_libcloud.errors import (
     StratusLabMalformedResponseError,
     StratusLabProviderError,
     StratusLabSiteWarning,
+    StratusLabStateError,
     StratusLabTimeoutError,
 )
 
@@ -150,7 +151,7 @@ FAULTS: list[Fault] = [
         "one_error",
         "one_error",
         {"code": 2048, "message": "[VirtualMachine] injected refusal"},
-        StratusLabProviderError,
+        StratusLabStateError,  # OpenNebula's ACTION error: the state forbids it
         re.escape("OpenNebula refused (code 2048): [VirtualMachine] injected"),
         compute_only=True,
     ),

@@ -20,6 +20,7 @@ from stratuslab_libcloud import (
     LocalCloud,
     StratusLabNodeDriver,
     StratusLabProviderError,
+    StratusLabStateError,
 )
 from stratuslab_libcloud.localcloud import DEFAULT_PASSWORD, DEFAULT_USER
 
@@ -98,7 +99,7 @@ def test_create_list_attach_detach_destroy(cloud: LocalCloud, driver: StratusLab
     assert listed_node.extra["volumes"] == {volume.id: "vdz"}
 
     before = cloud.disks("lal")
-    with pytest.raises(StratusLabProviderError) as err:
+    with pytest.raises(StratusLabStateError) as err:  # in use: the state forbids it
         driver.destroy_volume(volume)
     assert err.value.http_code == 409
     assert err.value.site == "lal"
@@ -342,12 +343,16 @@ def test_attach_to_a_pending_node() -> None:
         node = driver.create_node("slow", driver.list_sizes()[0], driver.list_images()[0], auth=KEY)
         volume = driver.create_volume(1, "data")
         before = cloud.disks("lal")
-        with pytest.raises(ValueError) as err:
+        # Refused by the node's state: a libcloud error, not a ValueError (issue 14).
+        with pytest.raises(StratusLabStateError) as err:
             driver.attach_volume(node, volume)
-        assert str(err.value) == (
-            f"VM {node.extra['vm_id']} at site 'lal' is not in running state (Pending), so the "
+        assert not isinstance(err.value, ValueError)
+        assert str(err.value).endswith(
+            f"VM {node.extra['vm_id']} is not in running state (Pending), so the "
             "volume cannot be attached"
         )
+        assert (err.value.site, err.value.operation) == ("lal", "attach_volume (one.vm.info)")
+        assert err.value.http_code is None and err.value.driver is driver
         assert cloud.disks("lal") == before
         assert cloud.request_count("lal", "pdisk", "POST /disks") == 1  # the creation only
         assert volume.state == StorageVolumeState.AVAILABLE
@@ -383,9 +388,10 @@ def test_attach_twice_and_detach_twice(cloud: LocalCloud, driver: StratusLabNode
 
     driver.detach_volume(volume)
     before = cloud.disks("lal")
-    with pytest.raises(ValueError) as verr:
+    with pytest.raises(StratusLabStateError) as verr:
         driver.detach_volume(volume)
-    assert str(verr.value) == f"volume {volume.id} at site 'lal' is not attached to any node"
+    assert str(verr.value).endswith(f"volume {volume.id} is not attached to any node")
+    assert verr.value.site == "lal"
     assert cloud.disks("lal") == before
     assert cloud.request_count("lal", "pdisk", "DELETE /disks") == 1
 

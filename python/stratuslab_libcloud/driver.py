@@ -7,17 +7,22 @@ records into libcloud objects.
 
 from __future__ import annotations
 
+import functools
 import io
+import ipaddress
 import logging
 import os
+import sys
+import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, ParamSpec, TypeVar
 
 from libcloud import security
 from libcloud.common import base as libcloud_base
+from libcloud.common.types import InvalidCredsError, LibcloudError
 from libcloud.compute.base import (
     Node,
     NodeAuthPassword,
@@ -32,7 +37,12 @@ from libcloud.compute.types import NodeState, StorageVolumeState
 
 from . import _stratuslab
 from ._logging import install_libcloud_debug, warn_if_exposed
-from .errors import StratusLabConfigError, StratusLabSiteWarning
+from .errors import (
+    StratusLabConfigError,
+    StratusLabSitesError,
+    StratusLabSiteWarning,
+    StratusLabTimeoutError,
+)
 
 __all__ = ["StratusLabNodeDriver"]
 
@@ -45,6 +55,32 @@ _ENV_PREFIX = "STRATUSLAB_"
 
 def _node_id(site: str, vm_id: int) -> str:
     return f"{vm_id}@{site}"
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _names_driver(method: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Sets ``driver`` (libcloud's ``LibcloudError.driver``) on what a driver method raises."""
+
+    @functools.wraps(method)
+    def named(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return method(*args, **kwargs)
+        except LibcloudError as exc:
+            if args and isinstance(args[0], StratusLabNodeDriver):
+                args[0]._own(exc)
+            raise
+
+    return named
+
+
+def _is_ipv4(text: str) -> bool:
+    try:
+        return isinstance(ipaddress.ip_address(text), ipaddress.IPv4Address)
+    except ValueError:
+        return False
 
 
 def _read_config(source: ConfigSource) -> tuple[str | bytes, str]:
@@ -327,14 +363,62 @@ class StratusLabNodeDriver(NodeDriver):
             extra=extra,
         )
 
-    def _warn_failures(self, what: str, failures: Sequence[tuple[str, BaseException]]) -> None:
+    def _own(self, exc: BaseException) -> BaseException:
+        """Names this driver in a remote error (and in each site's error of a multi-site one)."""
+        if isinstance(exc, LibcloudError) and getattr(exc, "driver", None) is None:
+            exc.driver = self
+        for inner in getattr(exc, "errors", {}).values():
+            self._own(inner)
+        return exc
+
+    def _warn_failures(
+        self,
+        what: str,
+        failures: Sequence[tuple[str, BaseException]],
+        left_out: str = "failed and is left out",
+    ) -> None:
+        # The warning points at the caller's line, past this module's frames.
+        level, frame = 1, sys._getframe(0)
+        while frame.f_back is not None and frame.f_code.co_filename == __file__:
+            frame, level = frame.f_back, level + 1
         for site, exc in failures:
-            log.warning("%s: site %r failed: %s", what, site, exc)
+            self._own(exc)
+            log.warning("%s: site %r %s: %s", what, site, left_out, exc)
             warnings.warn(
-                f"{what}: site {site!r} failed and is left out: {exc}",
+                f"{what}: site {site!r} {left_out}: {exc}",
                 StratusLabSiteWarning,
-                stacklevel=3,
+                stacklevel=level,
             )
+
+    def _site_failures(
+        self,
+        what: str,
+        asked: int,
+        failures: Sequence[tuple[str, BaseException]],
+        partial: bool,
+    ) -> None:
+        """What a multi-site call does with its failed sites (README "Partial results"): raises
+        when every site asked failed (the site's own exception for one site or when all were
+        refused credentials, else :class:`StratusLabSitesError` carrying each), raises a refusal
+        of credentials unless ``partial``, else warns about each."""
+        for _, exc in failures:
+            self._own(exc)
+        if failures and len(failures) >= asked:
+            errors = dict(failures)
+            first = failures[0][1]
+            if len(errors) == 1 or all(isinstance(e, InvalidCredsError) for e in errors.values()):
+                raise first
+            raise StratusLabSitesError(
+                f"{what}: every site failed: "
+                + "; ".join(f"{site!r}: {type(e).__name__}" for site, e in failures),
+                errors,
+                driver=self,
+            )
+        if not partial:
+            for _, exc in failures:
+                if isinstance(exc, InvalidCredsError):
+                    raise exc
+        self._warn_failures(what, failures)
 
     # ------------------------------------------------------------------ locations and sizes
 
@@ -350,26 +434,96 @@ class StratusLabNodeDriver(NodeDriver):
 
     # ------------------------------------------------------------------ nodes
 
+    @_names_driver
     def list_nodes(
-        self, ex_location: NodeLocation | str | None = None, ex_strict: bool = False
+        self,
+        ex_location: NodeLocation | str | None = None,
+        ex_strict: bool = False,
+        ex_partial: bool = False,
     ) -> list[Node]:
-        """The caller's VMs at every site (or one), queried concurrently.
+        """The caller's VMs at every site (or the one named), queried concurrently.
 
         A site that fails is left out with a :class:`StratusLabSiteWarning` and a log record,
-        unless ``ex_strict`` is true (then its error is raised).
+        unless ``ex_strict`` is true (then its error is raised). The call raises when every
+        site failed, when the site named by ``ex_location`` failed, and when a site refused the
+        credentials (unless ``ex_partial`` is true: then that site is only warned about too).
+        ``extra["volumes"]`` is ``None`` (unknown) at a site whose pdisk failed, with a
+        :class:`StratusLabSiteWarning` (raised under ``ex_strict``).
         """
         site = None if ex_location is None else self._location(ex_location).id
         # Each node is built as soon as its piece of the reply is read (with the cyclic GC
         # paused), while the core reads the rest on another thread.
-        nodes, failures = self._core.list_nodes(site, ex_strict, self._node_from)
-        self._warn_failures("list_nodes", failures)
+        nodes, failures, unknown = self._core.list_nodes(site, ex_strict, self._node_from)
+        asked = 1 if site is not None else len(self._locations)
+        self._site_failures("list_nodes", asked, failures, ex_partial)
+        self._warn_failures("list_nodes", unknown, "gives no volumes (they are unknown)")
         return nodes
 
+    @_names_driver
     def ex_get_node(self, node_id: str) -> Node:
-        """One node by id (``<vm id>@<site>``), fresh from ``one.vm.info``."""
+        """One node by id (``<vm id>@<site>``), fresh from ``one.vm.info``; its
+        ``extra["volumes"]`` as :meth:`list_nodes` gives them."""
         site, vm = self._site_of_node(node_id)
-        return self._to_node(self._core.get_node(site, vm))
+        rec, volumes_error = self._core.get_node(site, vm)
+        if volumes_error is not None:
+            self._warn_failures(
+                "ex_get_node", [(site, volumes_error)], "gives no volumes (they are unknown)"
+            )
+        return self._to_node(rec)
 
+    @_names_driver
+    def wait_until_running(
+        self,
+        nodes: list[Node],
+        wait_period: float = 5,
+        timeout: float = 600,
+        ssh_interface: str = "public_ips",
+        force_ipv4: bool = True,
+        ex_list_nodes_kwargs: dict[str, Any] | None = None,
+    ) -> list[tuple[Node, list[str]]]:
+        """Waits until every node is running with an address, as libcloud's own does, asking
+        only the sites that hold the nodes, and only their compute service. Raises at once when
+        a site refuses the credentials; another failure is retried until ``timeout``
+        (then :class:`StratusLabTimeoutError`). ``ex_list_nodes_kwargs`` is accepted for
+        libcloud compatibility and not used."""
+        if ssh_interface not in ("public_ips", "private_ips"):
+            raise ValueError(
+                f"ssh_interface must be public_ips or private_ips, not {ssh_interface!r}"
+            )
+        wanted: dict[str, set[str]] = {}
+        for node in nodes:
+            site, vm = self._site_of_node(node)
+            wanted.setdefault(site, set()).add(_node_id(site, vm))
+        count = sum(len(ids) for ids in wanted.values())
+        deadline = time.monotonic() + timeout
+        last: BaseException | None = None
+        while True:
+            ready: list[tuple[Node, list[str]]] = []
+            for site, ids in wanted.items():
+                listed, failures, _ = self._core.list_nodes(site, False, self._node_from, False)
+                for _, exc in failures:
+                    self._own(exc)
+                    if isinstance(exc, InvalidCredsError):
+                        raise exc
+                    last = exc
+                    log.info("wait_until_running: site %r failed (retrying): %s", site, exc)
+                for node in listed:
+                    if node.id not in ids or node.state != NodeState.RUNNING:
+                        continue
+                    ips = [
+                        ip for ip in getattr(node, ssh_interface) if not force_ipv4 or _is_ipv4(ip)
+                    ]
+                    if ips:
+                        ready.append((node, ips))
+            if len(ready) == count:
+                return ready
+            left = deadline - time.monotonic()
+            if left <= 0:
+                why = "" if last is None else f" (last failure: {last})"
+                raise StratusLabTimeoutError(f"Timed out after {timeout} seconds{why}", self)
+            time.sleep(min(wait_period, left))
+
+    @_names_driver
     def create_node(
         self,
         name: str,
@@ -444,17 +598,23 @@ class StratusLabNodeDriver(NodeDriver):
         names = ", ".join(s.id for s in self._sizes)
         raise ValueError(f"unknown size {size.id!r} (known sizes: {names})")
 
+    @_names_driver
     def _action(self, node: Node | str, action: str) -> bool:
         site, vm = self._site_of_node(node)
-        self._core.node_action(site, vm, action)
+        cleanup = self._core.node_action(site, vm, action)
+        if cleanup is not None:
+            self._warn_failures(
+                f"{action}_node", [(site, cleanup)], "could not release the node's volumes"
+            )
         return True
 
     def destroy_node(self, node: Node) -> bool:
-        """Deletes the VM at once (``finalize`` on OpenNebula 3.x)."""
+        """Deletes the VM at once (``finalize`` on OpenNebula 3.x), then removes the pdisk
+        mounts the site left for it (a failure there is a :class:`StratusLabSiteWarning`)."""
         return self._action(node, "destroy")
 
     def reboot_node(self, node: Node) -> bool:
-        """Reboots the VM (``reboot``; OpenNebula 3.2 cannot, and says so)."""
+        """Reboots the VM (``reboot``, on every OpenNebula version)."""
         return self._action(node, "reboot")
 
     def stop_node(self, node: Node) -> bool:
@@ -467,6 +627,7 @@ class StratusLabNodeDriver(NodeDriver):
 
     # ------------------------------------------------------------------ images
 
+    @_names_driver
     def list_images(
         self,
         location: NodeLocation | str | None = None,
@@ -499,6 +660,7 @@ class StratusLabNodeDriver(NodeDriver):
         # Arguments by position: a third of NodeImage's construction time.
         return NodeImage(image_id, name, self, extra)
 
+    @_names_driver
     def get_image(
         self,
         image_id: str,
@@ -513,15 +675,22 @@ class StratusLabNodeDriver(NodeDriver):
 
     # ------------------------------------------------------------------ volumes
 
+    @_names_driver
     def list_volumes(
-        self, ex_location: NodeLocation | str | None = None, ex_strict: bool = False
+        self,
+        ex_location: NodeLocation | str | None = None,
+        ex_strict: bool = False,
+        ex_partial: bool = False,
     ) -> list[StorageVolume]:
-        """The caller's pdisk volumes at every site (or one), queried concurrently."""
+        """The caller's pdisk volumes at every site (or the one named), queried concurrently;
+        failed sites as in :meth:`list_nodes`."""
         site = None if ex_location is None else self._location(ex_location).id
         records, failures = self._core.list_volumes(site, ex_strict)
-        self._warn_failures("list_volumes", failures)
+        asked = 1 if site is not None else len(self._locations)
+        self._site_failures("list_volumes", asked, failures, ex_partial)
         return [self._to_volume(r) for r in records]
 
+    @_names_driver
     def create_volume(
         self,
         size: int,
@@ -554,11 +723,13 @@ class StratusLabNodeDriver(NodeDriver):
             raise ValueError(f"volume {volume.id!r} has no location in its extra")
         return str(self._location(site).id)
 
+    @_names_driver
     def destroy_volume(self, volume: StorageVolume) -> bool:
         """Deletes the disk (refused by pdisk while it is attached)."""
         self._core.destroy_volume(self._volume_site(volume), volume.id)
         return True
 
+    @_names_driver
     def attach_volume(self, node: Node, volume: StorageVolume, device: str | None = None) -> bool:
         """Hot-plugs the disk into a RUNNING node of the same site; pdisk picks the device,
         which is stored in ``volume.extra["device"]`` (a different ``device`` is reported)."""
@@ -586,8 +757,10 @@ class StratusLabNodeDriver(NodeDriver):
         volume.state = StorageVolumeState.INUSE
         return True
 
+    @_names_driver
     def detach_volume(self, volume: StorageVolume) -> bool:
-        """Hot-unplugs the disk from every VM of the caller it is mounted on."""
+        """Hot-unplugs the disk from every VM of the caller it is mounted on, in any state, and
+        removes mounts left by VMs that no longer exist."""
         site = self._volume_site(volume)
         detached = self._core.detach_volume(site, volume.id)
         extra: dict[str, Any] = volume.extra if volume.extra is not None else {}

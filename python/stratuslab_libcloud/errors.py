@@ -1,12 +1,17 @@
 """Exceptions raised by the StratusLab driver.
 
 Every class subclasses the libcloud exception a Libcloud user already catches. Messages name the
-site, the endpoint and the operation, never a credential. Raised from Rust through one mapping
-(``src/python/errors.rs``).
+site, the endpoint and the operation, never a credential, and are at most 1,000 characters long.
+Raised from Rust through one mapping (``src/python/errors.rs``); the driver that raised is in
+``driver`` (libcloud's ``LibcloudError.driver``).
+
+Every class pickles with its attributes (a ``ProcessPoolExecutor`` worker can raise them); the
+``driver`` travels only when the driver itself pickles, else it comes back as ``None``.
 """
 
 from __future__ import annotations
 
+import pickle
 from typing import Any
 
 from libcloud.common.types import (
@@ -22,15 +27,48 @@ __all__ = [
     "StratusLabConnectionError",
     "StratusLabError",
     "StratusLabMalformedResponseError",
+    "StratusLabNotFoundError",
     "StratusLabProviderError",
     "StratusLabSecurityWarning",
     "StratusLabSiteWarning",
+    "StratusLabSitesError",
+    "StratusLabStateError",
     "StratusLabTimeoutError",
     "StratusLabUnsupportedError",
 ]
 
 
-class _Context:
+def _restore(cls: type[BaseException], args: tuple[Any, ...], state: dict[str, Any]) -> Any:
+    """Unpickles an exception of this module: no ``__init__`` call, every attribute back."""
+    exc = cls.__new__(cls)
+    exc.args = args
+    exc.__dict__.update(state)
+    return exc
+
+
+def _picklable(driver: Any) -> Any:
+    """The driver if it pickles, else ``None`` (an exception must pickle whatever its driver)."""
+    if driver is None:
+        return None
+    try:
+        pickle.dumps(driver)
+    except Exception:  # whatever the reason, the exception is sent without it
+        return None
+    return driver
+
+
+class _Pickles:
+    """``__reduce__`` that keeps ``args`` and every attribute (libcloud's exceptions take
+    positional arguments that ``BaseException``'s default pickling would not pass back)."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        state = dict(self.__dict__)
+        if "driver" in state:
+            state["driver"] = _picklable(state["driver"])
+        return (_restore, (type(self), self.args, state))  # type: ignore[attr-defined]
+
+
+class _Context(_Pickles):
     """Where a failure happened: ``site``, ``endpoint``, ``operation`` (``None`` when not remote),
     the HTTP status ``http_code`` and the service's own ``service_code`` when there were any."""
 
@@ -71,7 +109,15 @@ class StratusLabConnectionError(StratusLabError):
 
 
 class StratusLabUnsupportedError(StratusLabError):
-    """The site's OpenNebula version cannot do this (e.g. reboot on 3.2)."""
+    """The site's OpenNebula version cannot do this."""
+
+
+class StratusLabSitesError(StratusLabError):
+    """Every site of a multi-site call failed: ``errors`` maps each site to its own exception."""
+
+    def __init__(self, value: str, errors: dict[str, BaseException], driver: Any = None) -> None:
+        super().__init__(value, driver)
+        self.errors = dict(errors)
 
 
 class StratusLabProviderError(_Context, ProviderError):
@@ -88,6 +134,18 @@ class StratusLabProviderError(_Context, ProviderError):
         # libcloud types http_code as int; None means the refusal came without an HTTP status.
         super().__init__(value, http_code, driver)  # type: ignore[arg-type]
         self._set_context(context)
+
+
+class StratusLabStateError(StratusLabProviderError):
+    """The cloud's current state forbids the request: attach to a node that is not running,
+    detach a volume that is not attached, act on a node that is already destroyed (found by the
+    driver reading the state, before the action is sent: ``http_code`` ``None``), OpenNebula's
+    ``ACTION`` refusal (``service_code`` 2048), pdisk's HTTP 409 (a disk in use)."""
+
+
+class StratusLabNotFoundError(StratusLabProviderError):
+    """No such node, image or volume: ``http_code`` is 404 whichever service said so
+    (OpenNebula's ``NO_EXISTS`` for a node, HTTP 404 from the Marketplace or pdisk)."""
 
 
 class StratusLabAuthError(_Context, InvalidCredsError):
@@ -114,7 +172,7 @@ class StratusLabMalformedResponseError(_Context, MalformedResponseError):
         self._set_context(context)
 
 
-class StratusLabConfigError(ValueError):
+class StratusLabConfigError(_Pickles, ValueError):
     """The configuration (file, section, key, line in the message) is wrong."""
 
 

@@ -67,6 +67,9 @@ class LocalCloud:
             sites = [s for s in sites.split(",") if s]
         self.sites = list(sites)
         self.users = dict(users) if users is not None else {DEFAULT_USER: DEFAULT_PASSWORD}
+        for user, password in self.users.items():
+            _check_verbatim("user name", user)
+            _check_verbatim(f"password of {user!r}", password)
         self._options: dict[str, Any] = {
             "sites": self.sites,
             "users": list(self.users.items()),
@@ -170,7 +173,7 @@ class LocalCloud:
     ) -> None:
         """Adds ``vms`` running VMs and ``volumes`` disks at a site (default: the first) owned by
         ``owner`` (default: the first user), and ``images`` synthetic Marketplace entries."""
-        site = site or self.sites[0]
+        site = self._known_site(site or self.sites[0])
         owner = owner or next(iter(self.users))
         if vms:
             self.server.seed_vms(site, vms, owner)
@@ -235,6 +238,8 @@ class LocalCloud:
         ``service``: ``compute``, ``pdisk``, ``marketplace`` or ``any``; ``op``: an XML-RPC
         method name or a REST ``"GET /disks"``-style operation; ``times``: how many requests.
         """
+        if site is not None:
+            self._known_site(site)
         self.server.inject_fault(
             kind, site, service, op, status, seconds, code, message, size, times
         )
@@ -243,8 +248,26 @@ class LocalCloud:
         self.server.clear_faults()
 
     def request_count(self, site: str | None, service: str, op: str | None = None) -> int:
-        """Requests received so far for (site, service, op)."""
+        """Requests received so far for (site, service, op); every operation when ``op`` is
+        ``None`` (or ``"*"``). The Marketplace's site is ``None``."""
         return int(self.server.request_count(site, service, op))
+
+    def _known_site(self, site: str) -> str:
+        if site not in self.sites:
+            raise ValueError(f"unknown site {site!r} (sites: {', '.join(self.sites)})")
+        return site
+
+
+def _check_verbatim(what: str, value: str) -> None:
+    """A value the configuration file can hold as written (RawConfigParser keeps every character
+    but strips surrounding white space and ends a value at a line break)."""
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{what} must be a non-empty str")
+    if value != value.strip() or any(c in value for c in "\r\n"):
+        raise ValueError(
+            f"{what} cannot start or end with white space or hold a line break: a "
+            "configuration file cannot keep it as written"
+        )
 
 
 def client_urls(cloud: LocalCloud, site: str) -> dict[str, str]:

@@ -468,8 +468,12 @@ impl LocalCloud {
 
     /// The volumes of `site`.
     pub fn disks(&self, site: &str) -> Vec<DiskState> {
-        self.with_site(site, |s| s.pdisk.disks())
-            .unwrap_or_default()
+        let now = now_unix();
+        self.with_site(site, |s| {
+            s.settle(now);
+            s.pdisk.disks()
+        })
+        .unwrap_or_default()
     }
 
     /// Stops the server and frees the port.

@@ -447,6 +447,8 @@ pub struct ComputeState {
     /// (due time in microseconds, VM id) of every VM's next planned event.
     due: BTreeSet<(i64, i64)>,
     generation: u64,
+    /// VMs that reached DONE since [`take_ended`](Self::take_ended) was last called.
+    ended: Vec<i64>,
 }
 
 impl ComputeState {
@@ -498,6 +500,7 @@ impl ComputeState {
             next_id: 0,
             due: BTreeSet::new(),
             generation: 0,
+            ended: Vec::new(),
         };
         for name in &options.users {
             state.user(name);
@@ -703,6 +706,7 @@ impl ComputeState {
                 vm.etime = t;
                 close_history(vm, t, REASON_NONE);
                 released = std::mem::take(&mut vm.leases);
+                self.ended.push(id);
             }
             Ev::Park(state) => {
                 vm.state = state;
@@ -1400,6 +1404,11 @@ impl ComputeState {
         }
         self.touch(id);
         true
+    }
+
+    /// The VMs that reached DONE since the last call (their site releases their disks).
+    pub fn take_ended(&mut self) -> Vec<i64> {
+        std::mem::take(&mut self.ended)
     }
 
     /// What pdisk needs to know about VM `id`.

@@ -181,6 +181,14 @@ impl PdiskStore {
         }
     }
 
+    /// Removes every mount of VM `vm_id` (the VM ended).
+    pub fn release_vm(&mut self, vm_id: i64) {
+        let id = vm_id.to_string();
+        for disk in &mut self.disks {
+            disk.mounts.retain(|m| m.vm_id != id);
+        }
+    }
+
     /// Every disk, oldest first.
     pub fn disks(&self) -> Vec<DiskState> {
         self.disks.clone()

@@ -72,6 +72,16 @@ impl SiteState {
             pool_cache: HashMap::new(),
         }
     }
+
+    /// Brings the site to `now`: planned VM transitions happen, and a VM that reached DONE
+    /// releases its pdisk mounts, as a StratusLab site's epilog did (no quarantine here: the
+    /// disk is free, and can be deleted, at once).
+    pub fn settle(&mut self, now: f64) {
+        self.compute.advance(now);
+        for vm_id in self.compute.take_ended() {
+            self.pdisk.release_vm(vm_id);
+        }
+    }
 }
 
 /// Everything the request handlers share.
@@ -567,6 +577,7 @@ async fn dispatch(
                 None => unauthorized(),
                 Some(user) => match shared.sites.get(site).map(|s| s.lock()) {
                     Some(Ok(mut state)) => {
+                        state.settle(now_unix());
                         let SiteState { compute, pdisk, .. } = &mut *state;
                         pdisk.handle(
                             &user,
@@ -694,7 +705,7 @@ fn compute(
         let Some(user) = user else {
             return encode_result(state.compute.authentication_failure(&method, &params));
         };
-        state.compute.advance(now);
+        state.settle(now);
         let generation = state.compute.generation();
         if let Some(ints) = pool_key {
             if let Some((g, bytes)) = state.pool_cache.get(&(user.clone(), ints)) {
@@ -703,10 +714,9 @@ fn compute(
                 }
             }
         }
-        (
-            state.compute.call(now, &user, &method, &params),
-            pool_key.map(|ints| (user, ints, generation)),
-        )
+        let result = state.compute.call(now, &user, &method, &params);
+        state.settle(now);
+        (result, pool_key.map(|ints| (user, ints, generation)))
     };
     let reply = encode_result(result);
     if let Some((user, ints, generation)) = generation {

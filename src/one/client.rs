@@ -121,6 +121,8 @@ pub const POOL_MINE: i64 = -3;
 pub const POOL_ALL: i64 = -2;
 /// Every state but DONE.
 pub const POOL_STATE_NOT_DONE: i64 = -1;
+/// Every state, DONE included.
+pub const POOL_STATE_ANY: i64 = -2;
 
 /// One site's compute client. Cheap to clone; shares its HTTP pool and cached version.
 #[derive(Clone)]
@@ -237,7 +239,10 @@ impl OneClient {
                     detail: format!("version is a {}", v.type_name()),
                 })?;
                 Version::parse(text).ok_or_else(|| OneError::UnexpectedReply {
-                    detail: format!("unreadable version '{text}'"),
+                    detail: format!(
+                        "unreadable version '{}'",
+                        crate::http::excerpt(text.as_bytes(), 80)
+                    ),
                 })
             })
             .await?;

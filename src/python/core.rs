@@ -178,18 +178,21 @@ impl Core {
 
     /// The nodes of every selected site (or one), each built by `build(*record)` (a
     /// [`convert::NodeTuple`]) as soon as its piece of the site's reply is read: the reading
-    /// goes on, without the GIL, on other threads while the objects are built here.
-    #[pyo3(signature = (site, strict, build))]
+    /// goes on, without the GIL, on other threads while the objects are built here. Returns the
+    /// nodes, the failed sites, and the sites whose volumes are unknown (pdisk failed; raised
+    /// when `strict`). Without `volumes`, pdisk is not asked.
+    #[pyo3(signature = (site, strict, build, volumes = true))]
     fn list_nodes<'py>(
         &self,
         py: Python<'py>,
         site: Option<String>,
         strict: bool,
         build: Bound<'py, PyAny>,
-    ) -> PyResult<(Bound<'py, PyList>, Failures<'py>)> {
+        volumes: bool,
+    ) -> PyResult<(Bound<'py, PyList>, Failures<'py>, Failures<'py>)> {
         let driver = Arc::clone(&self.driver);
         let NodeStream { sites, mut events } =
-            run(py, move || driver.stream_nodes(site.as_deref()))?;
+            run(py, move || driver.stream_nodes(site.as_deref(), volumes))?;
         let _paused = GcPaused::new(py)?;
         let mut strings = convert::Strings::new(py);
         let mut nodes: Vec<Vec<Bound<'py, PyAny>>> = sites.iter().map(|_| Vec::new()).collect();
@@ -197,6 +200,7 @@ impl Core {
             sites.iter().map(|_| None).collect();
         let mut done = Vec::new();
         let mut count = 0;
+        let mut unknown_volumes = Vec::new();
         consume(
             py,
             &mut events,
@@ -217,6 +221,9 @@ impl Core {
                     }
                     NodeEvent::Discard { site } => nodes[site].clear(),
                     NodeEvent::Done { site, result } => results[site] = Some(result),
+                    NodeEvent::VolumesUnknown { site, error } => {
+                        unknown_volumes.push((site, error))
+                    }
                     NodeEvent::Pieces(_) => {}
                 }
                 Ok(())
@@ -229,24 +236,36 @@ impl Core {
             match result.unwrap_or_else(|| Err(ended_early(name))) {
                 Ok(()) => listed.push(site_nodes),
                 Err(e) if strict => return Err(to_py(py, &e)),
-                Err(e) => failures.push((
-                    name.clone(),
-                    to_py(py, &e).into_value(py).into_bound(py).into_any(),
-                )),
+                Err(e) => failures.push((name.clone(), exception(py, &e))),
             }
         }
-        Ok((PyList::new(py, listed.into_iter().flatten())?, failures))
+        let mut volume_failures = Vec::new();
+        for (site, error) in unknown_volumes {
+            if strict {
+                return Err(to_py(py, &error));
+            }
+            volume_failures.push((sites[site].clone(), exception(py, &error)));
+        }
+        Ok((
+            PyList::new(py, listed.into_iter().flatten())?,
+            failures,
+            volume_failures,
+        ))
     }
 
+    /// One node, and pdisk's error when its volumes are unknown.
     fn get_node<'py>(
         &self,
         py: Python<'py>,
         site: String,
         vm_id: i64,
-    ) -> PyResult<convert::NodeTuple<'py>> {
+    ) -> PyResult<(convert::NodeTuple<'py>, Option<Bound<'py, PyAny>>)> {
         let driver = Arc::clone(&self.driver);
-        let r = block(py, async move { driver.get_node(&site, vm_id).await })?;
-        convert::node(py, &r, &mut convert::Strings::new(py))
+        let (r, error) = block(py, async move { driver.get_node(&site, vm_id).await })?;
+        Ok((
+            convert::node(py, &r, &mut convert::Strings::new(py))?,
+            error.map(|e| exception(py, &e)),
+        ))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -287,18 +306,21 @@ impl Core {
         convert::node(py, &r, &mut convert::Strings::new(py))
     }
 
-    fn node_action(
+    /// Acts on a node; returns the error of a cleanup after the action that failed
+    /// (`destroy` releasing the node's pdisk mounts), to be warned about.
+    fn node_action<'py>(
         &self,
-        py: Python<'_>,
+        py: Python<'py>,
         site: String,
         vm_id: i64,
         action: String,
-    ) -> PyResult<()> {
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
         let driver = Arc::clone(&self.driver);
-        block(py, async move {
+        let cleanup = block(py, async move {
             let action = NodeAction::parse(&action)?;
             driver.node_action(&site, vm_id, action).await
-        })
+        })?;
+        Ok(cleanup.map(|e| exception(py, &e)))
     }
 
     /// The images of a site's Marketplace, each built by `build(id, name, extra)` as soon as
@@ -537,8 +559,13 @@ where
                 }
             }
             Err(e) if strict => return Err(to_py(py, &e)),
-            Err(e) => failures.push((site, to_py(py, &e).into_value(py).into_bound(py).into_any())),
+            Err(e) => failures.push((site, exception(py, &e))),
         }
     }
     Ok((items, failures))
+}
+
+/// The Python exception object for an error (to report rather than raise).
+fn exception<'py>(py: Python<'py>, error: &crate::error::Error) -> Bound<'py, PyAny> {
+    to_py(py, error).into_value(py).into_bound(py).into_any()
 }

@@ -54,7 +54,7 @@ pub fn to_py(py: Python<'_>, error: &Error) -> PyErr {
 fn build(py: Python<'_>, error: &Error) -> PyResult<PyErr> {
     let module = py.import("stratuslab_libcloud.errors")?;
     // A URL given with user:password@ must not carry them into a message.
-    let message = redact_urls(&error.to_string()).into_owned();
+    let message = bounded(&redact_urls(&error.to_string()));
     let context = PyDict::new(py);
     if let Some(c) = error.context() {
         context.set_item("site", &c.site)?;
@@ -69,8 +69,15 @@ fn build(py: Python<'_>, error: &Error) -> PyResult<PyErr> {
     // HTTP 401 is a credentials problem whichever service sent it (as in libcloud's own drivers).
     let kind = match (error.kind(), error.http_status()) {
         (Kind::Provider, Some(401)) => Kind::InvalidCreds,
+        (Kind::Provider, _) if is_state_refusal(error) => Kind::State,
         (kind, _) => kind,
     };
+    if kind == Kind::Provider && is_not_found(error) {
+        let value = module
+            .getattr("StratusLabNotFoundError")?
+            .call((message, 404), Some(&kwargs))?;
+        return Ok(PyErr::from_value(value));
+    }
     let value = match kind {
         Kind::InvalidCreds => module
             .getattr("StratusLabAuthError")?
@@ -87,6 +94,9 @@ fn build(py: Python<'_>, error: &Error) -> PyResult<PyErr> {
         Kind::Unreachable => module
             .getattr("StratusLabConnectionError")?
             .call((message,), Some(&kwargs))?,
+        Kind::State => module
+            .getattr("StratusLabStateError")?
+            .call((message, error.http_status()), Some(&kwargs))?,
         Kind::Unsupported => module
             .getattr("StratusLabUnsupportedError")?
             .call((message,), Some(&kwargs))?,
@@ -97,4 +107,59 @@ fn build(py: Python<'_>, error: &Error) -> PyResult<PyErr> {
         Kind::InvalidArgument => return Ok(PyValueError::new_err(message)),
     };
     Ok(PyErr::from_value(value))
+}
+
+/// The longest message an exception carries, in characters.
+pub const MESSAGE_LIMIT: usize = 1000;
+
+/// A message on one line (control characters become spaces) of at most [`MESSAGE_LIMIT`]
+/// characters: a server's text can be any size and shape.
+fn bounded(message: &str) -> String {
+    let long = message.chars().nth(MESSAGE_LIMIT).is_some();
+    let keep = if long {
+        MESSAGE_LIMIT - 1
+    } else {
+        MESSAGE_LIMIT
+    };
+    let mut out: String = message
+        .chars()
+        .take(keep)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if long {
+        out.push('…');
+    }
+    out
+}
+
+/// A refusal because of the current state, whichever service says it: HTTP 409 Conflict
+/// (pdisk: a disk in use) or OpenNebula's `ACTION` (0x800: "wrong state to perform action").
+fn is_state_refusal(error: &Error) -> bool {
+    const ONE_ACTION: i64 = 0x800;
+    error.http_status() == Some(409)
+        || (error.http_status().is_none() && error.service_code() == Some(ONE_ACTION))
+}
+
+/// "Not found", whichever service says it: HTTP 404 (pdisk, Marketplace) or OpenNebula's
+/// `NO_EXISTS` (0x400) for a node.
+fn is_not_found(error: &Error) -> bool {
+    const ONE_NO_EXISTS: i64 = 0x400;
+    error.http_status() == Some(404)
+        || (error.http_status().is_none() && error.service_code() == Some(ONE_NO_EXISTS))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounded_messages_are_short_and_on_one_line() {
+        assert_eq!(bounded("a\nb\tc"), "a b c");
+        let long = "x".repeat(1_000_000);
+        let cut = bounded(&long);
+        assert_eq!(cut.chars().count(), MESSAGE_LIMIT);
+        assert!(cut.ends_with('…'));
+        let exact = "y".repeat(MESSAGE_LIMIT);
+        assert_eq!(bounded(&exact), exact);
+    }
 }

@@ -302,7 +302,8 @@ impl LocalCloudServer {
             Ok(c.request_count(
                 site.as_deref().unwrap_or(""),
                 svc,
-                op.as_deref().unwrap_or(""),
+                // No operation named: every operation.
+                op.as_deref().unwrap_or("*"),
             ))
         })
     }
