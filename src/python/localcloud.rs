@@ -53,13 +53,11 @@ impl LocalCloudServer {
     }
 }
 
-/// A bad option or an unsupported request is the caller's, not a remote call's: its message
-/// stands alone (`ValueError`, `StratusLabUnsupportedError`); the server's own failures (a busy
-/// port, TLS setup) keep the local cloud's context.
+/// A bad option is the caller's, not a remote call's: its message stands alone (`ValueError`);
+/// the local cloud's other failures (a busy port, TLS setup) carry its context.
 fn lc<T>(r: Result<T, crate::localcloud::cloud::LocalCloudError>) -> Result<T, Error> {
     r.map_err(|e| match e.kind() {
         Kind::InvalidArgument => Error::invalid(e.to_string()),
-        Kind::Unsupported => Error::unsupported(e.to_string()),
         _ => Error::remote(
             crate::error::Context::new("localcloud", "127.0.0.1", "local cloud"),
             e,
