@@ -10,7 +10,7 @@ use futures_util::future::join_all;
 
 use crate::config::{InstanceType, Settings, SiteSettings};
 use crate::error::{Context, Error, Result};
-use crate::http::{HttpClient, HttpOptions, TlsOptions};
+use crate::http::{HttpClient, HttpOptions, ProxyOptions, TlsOptions};
 use crate::marketplace::{self, ImageEntry, ListQuery, MarketplaceClient, StatusFilter};
 use crate::one::client::{
     read_pool_reply, OneClient, PoolPiece, PoolSink, Version, POOL_MINE, POOL_STATE_NOT_DONE,
@@ -21,6 +21,7 @@ use crate::one::template::{self, NicSpec, RootDisk, VmSpec};
 use crate::one::vm::{parse_pool, parse_vm, VmRecord};
 use crate::pdisk::{self, PdiskClient, Visibility};
 use crate::pieces::Work;
+use crate::runtime::AbortOnDrop;
 
 /// OpenNebula `STATE` of a deleted VM.
 const VM_STATE_DONE: i32 = 6;
@@ -32,6 +33,7 @@ pub struct DriverOptions {
     pub timeout: Option<Duration>,
     pub tls: TlsOptions,
     pub retry: crate::http::RetryPolicy,
+    pub proxy: ProxyOptions,
 }
 
 /// One site: its settings and clients.
@@ -44,6 +46,8 @@ pub struct Site {
     pub one: OneClient,
     pub pdisk: PdiskClient,
     pub marketplace: MarketplaceClient,
+    /// The HTTP client the three share.
+    pub http: HttpClient,
 }
 
 /// A node as the driver reports it.
@@ -83,6 +87,8 @@ pub enum NodeEvent {
 pub struct NodeStream {
     pub sites: Vec<String>,
     pub events: tokio::sync::mpsc::UnboundedReceiver<NodeEvent>,
+    /// Cancels the listing when dropped before its end.
+    pub producer: AbortOnDrop,
 }
 
 /// The error of a site whose listing stopped without its [`NodeEvent::Done`].
@@ -112,6 +118,8 @@ pub enum ImageEvent {
 pub struct ImageStream {
     pub listings: usize,
     pub events: tokio::sync::mpsc::UnboundedReceiver<ImageEvent>,
+    /// Cancels the listings when dropped before their end.
+    pub producer: AbortOnDrop,
 }
 
 /// A volume as the driver reports it.
@@ -255,6 +263,7 @@ impl Driver {
                 timeout,
                 tls,
                 retry: options.retry.clone(),
+                proxy: options.proxy.clone(),
                 ..HttpOptions::api()
             })
             .map_err(|e| Error::remote(ctx(&s.name, "(TLS setup)", "configure"), e))?;
@@ -293,6 +302,7 @@ impl Driver {
                 one,
                 pdisk,
                 marketplace,
+                http,
             });
         }
         Ok(Driver {
@@ -304,6 +314,17 @@ impl Driver {
 
     pub fn sites(&self) -> &[Site] {
         &self.sites
+    }
+
+    /// Routes the next requests of every site through other proxies (libcloud's
+    /// `connection.set_http_proxy`); on a bad proxy URL nothing changes.
+    pub fn set_proxy(&self, proxy: &ProxyOptions) -> Result<()> {
+        for s in &self.sites {
+            s.http
+                .set_proxy(proxy.clone())
+                .map_err(|e| Error::remote(ctx(&s.name, "(proxy setup)", "set_http_proxy"), e))?;
+        }
+        Ok(())
     }
 
     pub fn default_site(&self) -> &str {
@@ -347,7 +368,11 @@ impl Driver {
         self: &Arc<Self>,
         site: Option<&str>,
     ) -> Result<Vec<(String, Result<Vec<NodeRecord>>)>> {
-        let NodeStream { sites, mut events } = self.stream_nodes(site)?;
+        let NodeStream {
+            sites,
+            mut events,
+            producer: _producer,
+        } = self.stream_nodes(site)?;
         let mut results: Vec<Option<Result<Vec<NodeRecord>>>> =
             sites.iter().map(|_| None).collect();
         let mut records: Vec<Vec<NodeRecord>> = sites.iter().map(|_| Vec::new()).collect();
@@ -386,7 +411,7 @@ impl Driver {
             .collect();
         let (tx, events) = tokio::sync::mpsc::unbounded_channel();
         let driver = Arc::clone(self);
-        crate::runtime::spawn(async move {
+        let producer = crate::runtime::spawn(async move {
             join_all(indices.into_iter().enumerate().map(|(n, i)| {
                 let tx = tx.clone();
                 let driver = Arc::clone(&driver);
@@ -398,7 +423,11 @@ impl Driver {
             }))
             .await;
         })?;
-        Ok(NodeStream { sites, events })
+        Ok(NodeStream {
+            sites,
+            events,
+            producer: AbortOnDrop(producer.abort_handle()),
+        })
     }
 
     /// One site of [`stream_nodes`](Self::stream_nodes): the pool reply and the volume mounts
@@ -800,7 +829,7 @@ impl Driver {
         };
         let (tx, events) = tokio::sync::mpsc::unbounded_channel();
         let driver = Arc::clone(self);
-        crate::runtime::spawn(async move {
+        let producer = crate::runtime::spawn(async move {
             join_all(statuses.into_iter().enumerate().map(|(listing, status)| {
                 let tx = tx.clone();
                 let driver = Arc::clone(&driver);
@@ -818,7 +847,11 @@ impl Driver {
             }))
             .await;
         })?;
-        Ok(ImageStream { listings, events })
+        Ok(ImageStream {
+            listings,
+            events,
+            producer: AbortOnDrop(producer.abort_handle()),
+        })
     }
 
     /// One listing of [`stream_images`](Self::stream_images): fetched, then read on a
