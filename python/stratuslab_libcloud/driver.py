@@ -12,6 +12,7 @@ import logging
 import os
 import urllib.parse
 import warnings
+import weakref
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -724,7 +725,7 @@ class _Connection:
     proxy (``set_http_proxy``). Requests themselves are made by the Rust core."""
 
     def __init__(self, driver: StratusLabNodeDriver, proxy_url: str | None) -> None:
-        self._driver = driver
+        self._driver = weakref.ref(driver)  # no cycle: a dropped driver is freed at once
         self.http_proxy_used = False
         self.proxy_scheme: str | None = None
         self.proxy_host: str | None = None
@@ -744,9 +745,12 @@ class _Connection:
     def set_http_proxy(self, proxy_url: str) -> None:
         """Sends every later request of the driver through this proxy
         (``http(s)://[user:password@]host:port``), as libcloud's connections do."""
-        self._driver._core.set_proxy(proxy_all=_check_proxy_url(proxy_url))
+        driver = self._driver()
+        if driver is None:
+            raise ReferenceError("the driver of this connection is gone")
+        driver._core.set_proxy(proxy_all=_check_proxy_url(proxy_url))
         self._note(proxy_url)
-        self._driver._remember_proxy(proxy_url)
+        driver._remember_proxy(proxy_url)
 
 
 def _config_path(config: ConfigSource | None, origin: str | None) -> str | None:
