@@ -1311,7 +1311,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(seen.lock().unwrap().len(), 2);
-        assert_eq!(direct_seen.lock().unwrap().len(), 4);
+        assert_eq!(direct_seen.lock().unwrap().len(), 3);
     }
 
     #[test]

@@ -143,8 +143,8 @@ impl Core {
         })
     }
 
-    /// Sends every later request through `proxy` (`None`: the proxies of the environment the
-    /// driver was built with, as resolved then).
+    /// Sends every later request of every site through these proxies (`proxy_all`: all of
+    /// them, as libcloud's `set_http_proxy`; all `None`: direct connections).
     #[pyo3(signature = (proxy_all=None, proxy_https=None, proxy_http=None, no_proxy=None))]
     fn set_proxy(
         &self,
