@@ -63,7 +63,7 @@ def test_proxy_url_sends_every_request_through_the_proxy(
     for site in ("lal", "grnet"):
         assert f"POST {base}/{site}/one-proxy/pswd/xmlrpc" in lines
         assert f"GET {base}/{site}/pdisk/pswd/disks/" in lines
-    assert driver.connection.http_proxy_used
+    assert driver.connection.http_proxy_used and driver.connection.proxy_url == proxy.url
     assert (driver.connection.proxy_host, driver.connection.proxy_port) == (
         "127.0.0.1",
         proxy.server_address[1],
@@ -163,6 +163,7 @@ def test_proxy_credentials_are_sent_to_the_proxy_and_never_shown(
     expected = "Basic " + base64.b64encode(b"squid:pr0xy-secret").decode()
     assert proxy.auth and set(proxy.auth) == {expected}
     assert driver.connection.proxy_username == "squid"
+    assert driver.connection.proxy_url == f"http://squid@127.0.0.1:{port}"
     shown = repr(driver) + repr(vars(driver.connection)) + caplog.text
     assert "pr0xy-secret" not in shown
 

@@ -731,6 +731,7 @@ class _Connection:
         self.proxy_host: str | None = None
         self.proxy_port: int | None = None
         self.proxy_username: str | None = None
+        self.proxy_url: str | None = None  # without its password, if it had one
         if proxy_url is not None:
             self._note(proxy_url)
 
@@ -741,6 +742,10 @@ class _Connection:
         self.proxy_host = parts.hostname
         self.proxy_port = parts.port
         self.proxy_username = parts.username  # the password is not kept
+        netloc = parts.netloc.rpartition("@")[2]
+        if parts.username is not None:
+            netloc = f"{parts.username}@{netloc}"
+        self.proxy_url = urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
     def set_http_proxy(self, proxy_url: str) -> None:
         """Sends every later request of the driver through this proxy
