@@ -47,7 +47,7 @@ where
     Fut: std::future::Future<Output = Result<T, Error>> + Send + 'static,
     T: Send + 'static,
 {
-    let mut task = run(py, move || Task::spawn(fut))?;
+    let mut task = Task::spawn(fut).map_err(|e| to_py(py, &e))?;
     loop {
         if let Some(result) = run(py, || task.wait(SIGNAL_CHECK))? {
             return result.map_err(|e| to_py(py, &e));
