@@ -11,7 +11,7 @@ use futures_util::future::join_all;
 use crate::config::{InstanceType, Settings, SiteSettings};
 use crate::error::Classify;
 use crate::error::{Context, Error, Result};
-use crate::http::{HttpClient, HttpOptions, TlsOptions};
+use crate::http::{HttpClient, HttpOptions, ProxyOptions, TlsOptions};
 use crate::marketplace::{self, ImageEntry, ListQuery, MarketplaceClient, StatusFilter};
 use crate::one::client::{
     read_pool_reply, OneClient, OneError, PoolPiece, PoolSink, Version, POOL_MINE, POOL_STATE_ANY,
@@ -23,6 +23,7 @@ use crate::one::template::{self, NicSpec, RootDisk, VmSpec};
 use crate::one::vm::{parse_pool, parse_vm, VmRecord};
 use crate::pdisk::{self, PdiskClient, Visibility};
 use crate::pieces::Work;
+use crate::runtime::AbortOnDrop;
 
 /// OpenNebula `STATE` of a deleted VM.
 const VM_STATE_DONE: i32 = 6;
@@ -34,6 +35,7 @@ pub struct DriverOptions {
     pub timeout: Option<Duration>,
     pub tls: TlsOptions,
     pub retry: crate::http::RetryPolicy,
+    pub proxy: ProxyOptions,
 }
 
 /// One site: its settings and clients.
@@ -46,6 +48,8 @@ pub struct Site {
     pub one: OneClient,
     pub pdisk: PdiskClient,
     pub marketplace: MarketplaceClient,
+    /// The HTTP client the three share.
+    pub http: HttpClient,
 }
 
 /// A node as the driver reports it.
@@ -107,6 +111,8 @@ fn apply_mounts(record: &mut NodeRecord, mounts: Option<&MountsByVm>) {
 pub struct NodeStream {
     pub sites: Vec<String>,
     pub events: tokio::sync::mpsc::UnboundedReceiver<NodeEvent>,
+    /// Cancels the listing when dropped before its end.
+    pub producer: AbortOnDrop,
 }
 
 /// The error of a site whose listing stopped without its [`NodeEvent::Done`].
@@ -136,6 +142,8 @@ pub enum ImageEvent {
 pub struct ImageStream {
     pub listings: usize,
     pub events: tokio::sync::mpsc::UnboundedReceiver<ImageEvent>,
+    /// Cancels the listings when dropped before their end.
+    pub producer: AbortOnDrop,
 }
 
 /// A volume as the driver reports it.
@@ -279,6 +287,7 @@ impl Driver {
                 timeout,
                 tls,
                 retry: options.retry.clone(),
+                proxy: options.proxy.clone(),
                 ..HttpOptions::api()
             })
             .map_err(|e| Error::remote(ctx(&s.name, "(TLS setup)", "configure"), e))?;
@@ -317,6 +326,7 @@ impl Driver {
                 one,
                 pdisk,
                 marketplace,
+                http,
             });
         }
         Ok(Driver {
@@ -328,6 +338,17 @@ impl Driver {
 
     pub fn sites(&self) -> &[Site] {
         &self.sites
+    }
+
+    /// Routes the next requests of every site through other proxies (libcloud's
+    /// `connection.set_http_proxy`); on a bad proxy URL nothing changes.
+    pub fn set_proxy(&self, proxy: &ProxyOptions) -> Result<()> {
+        for s in &self.sites {
+            s.http
+                .set_proxy(proxy.clone())
+                .map_err(|e| Error::remote(ctx(&s.name, "(proxy setup)", "set_http_proxy"), e))?;
+        }
+        Ok(())
     }
 
     pub fn default_site(&self) -> &str {
@@ -371,7 +392,11 @@ impl Driver {
         self: &Arc<Self>,
         site: Option<&str>,
     ) -> Result<Vec<(String, Result<Vec<NodeRecord>>)>> {
-        let NodeStream { sites, mut events } = self.stream_nodes(site, true)?;
+        let NodeStream {
+            sites,
+            mut events,
+            producer: _producer,
+        } = self.stream_nodes(site, true)?;
         let mut results: Vec<Option<Result<Vec<NodeRecord>>>> =
             sites.iter().map(|_| None).collect();
         let mut records: Vec<Vec<NodeRecord>> = sites.iter().map(|_| Vec::new()).collect();
@@ -415,7 +440,7 @@ impl Driver {
             .collect();
         let (tx, events) = tokio::sync::mpsc::unbounded_channel();
         let driver = Arc::clone(self);
-        crate::runtime::spawn(async move {
+        let producer = crate::runtime::spawn(async move {
             join_all(indices.into_iter().enumerate().map(|(n, i)| {
                 let tx = tx.clone();
                 let driver = Arc::clone(&driver);
@@ -427,7 +452,11 @@ impl Driver {
             }))
             .await;
         })?;
-        Ok(NodeStream { sites, events })
+        Ok(NodeStream {
+            sites,
+            events,
+            producer: AbortOnDrop(producer.abort_handle()),
+        })
     }
 
     /// One site of [`stream_nodes`](Self::stream_nodes): the pool reply and the volume mounts
@@ -902,7 +931,7 @@ impl Driver {
         };
         let (tx, events) = tokio::sync::mpsc::unbounded_channel();
         let driver = Arc::clone(self);
-        crate::runtime::spawn(async move {
+        let producer = crate::runtime::spawn(async move {
             join_all(statuses.into_iter().enumerate().map(|(listing, status)| {
                 let tx = tx.clone();
                 let driver = Arc::clone(&driver);
@@ -920,7 +949,11 @@ impl Driver {
             }))
             .await;
         })?;
-        Ok(ImageStream { listings, events })
+        Ok(ImageStream {
+            listings,
+            events,
+            producer: AbortOnDrop(producer.abort_handle()),
+        })
     }
 
     /// One listing of [`stream_images`](Self::stream_images): fetched, then read on a

@@ -13,6 +13,7 @@ __all__ = [
     "default_config_path",
     "read_config_file",
     "reset_log_cache",
+    "set_libcloud_debug",
 ]
 
 __version__: str
@@ -38,6 +39,7 @@ _LocationTuple: TypeAlias = tuple[str, str, str, dict[str, Any]]  # id, name, co
 _Failures: TypeAlias = list[tuple[str, BaseException]]  # (site, exception) per failed site
 
 def reset_log_cache() -> None: ...
+def set_libcloud_debug(on: bool) -> None: ...
 def _panic_for_tests() -> None: ...  # raises StratusLabError from a Rust panic
 def default_config_path() -> str | None: ...
 def read_config_file(path: str) -> bytes: ...
@@ -58,7 +60,18 @@ class Core:
         retry_attempts: int,
         retry_delay: float,
         backoff: float,
+        proxy_all: str | None = None,
+        proxy_https: str | None = None,
+        proxy_http: str | None = None,
+        no_proxy: str | None = None,
     ) -> Core: ...
+    def set_proxy(
+        self,
+        proxy_all: str | None = None,
+        proxy_https: str | None = None,
+        proxy_http: str | None = None,
+        no_proxy: str | None = None,
+    ) -> None: ...
     def site_names(self) -> list[str]: ...
     def default_site(self) -> str: ...
     def locations(self) -> list[_LocationTuple]: ...

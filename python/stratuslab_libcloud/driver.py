@@ -14,7 +14,9 @@ import logging
 import os
 import sys
 import time
+import urllib.parse
 import warnings
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -109,7 +111,8 @@ class StratusLabNodeDriver(NodeDriver):
 
     :param key: user name (overrides the file's ``username`` for the default site).
     :param secret: password (likewise ``password``).
-    :param secure: kept for libcloud compatibility; the scheme comes from the endpoint.
+    :param secure: ``False`` makes a bare ``host`` a plain-HTTP endpoint (``http://host:port``);
+        a URL keeps its own scheme.
     :param host: compute endpoint (host or URL); with no configuration file it defines a single
         site named ``default``.
     :param port: port for a bare ``host``.
@@ -129,6 +132,8 @@ class StratusLabNodeDriver(NodeDriver):
     :param backoff: multiplier of that delay.
     :param ex_retries: attempts for idempotent reads (default 3 when
         ``LIBCLOUD_RETRY_FAILED_HTTP_REQUESTS`` is set, else 1).
+    :param proxy_url: ``http(s)://host:port`` of a proxy every request goes through (libcloud's
+        argument); else ``https_proxy``/``http_proxy``/``no_proxy`` (either case) apply.
     :param stratuslab_user_config: alias of ``ex_config_file`` (2014 driver).
     :param stratuslab_default_location: alias of ``ex_default_location`` (2014 driver).
     """
@@ -139,6 +144,9 @@ class StratusLabNodeDriver(NodeDriver):
     features: dict[str, list[str]] = {"create_node": ["ssh_key"]}
 
     NODE_STATE_MAP: dict[str, NodeState] = {s.value: s for s in NodeState}
+    # libcloud's HTTP connection is not used (the Rust core makes the requests): this object
+    # carries what scripts use of it, set_http_proxy().
+    connection: _Connection  # type: ignore[assignment]
 
     def __init__(
         self,
@@ -161,6 +169,7 @@ class StratusLabNodeDriver(NodeDriver):
         retry_delay: float | None = None,
         backoff: float | None = None,
         ex_retries: int | None = None,
+        proxy_url: str | None = None,
         stratuslab_user_config: ConfigSource | None = None,
         stratuslab_default_location: str | None = None,
     ) -> None:
@@ -189,7 +198,7 @@ class StratusLabNodeDriver(NodeDriver):
         if secret is not None:
             args["password"] = secret
         if host is not None:
-            args["endpoint"] = f"{host}:{port}" if port is not None and "/" not in host else host
+            args["endpoint"] = _endpoint(host, port, secure)
         for name, value in (
             ("pdisk_endpoint", ex_pdisk_endpoint),
             ("marketplace_endpoint", ex_marketplace_endpoint),
@@ -237,6 +246,9 @@ class StratusLabNodeDriver(NodeDriver):
             )
         attempts = ex_retries if ex_retries is not None else (3 if retry_on else 1)
         env = {k: v for k, v in os.environ.items() if k.startswith(_ENV_PREFIX)}
+        proxies = _env_proxies(os.environ)
+        if proxy_url is not None:
+            proxies["proxy_all"] = _check_proxy_url(proxy_url)
         install_libcloud_debug()
         self._core = _stratuslab.Core(
             config=text,
@@ -250,6 +262,7 @@ class StratusLabNodeDriver(NodeDriver):
             retry_attempts=attempts,
             retry_delay=1.0 if retry_delay is None else retry_delay,
             backoff=1.0 if backoff is None else backoff,
+            **proxies,
         )
         self._sizes = [self._to_size(s) for s in self._core.sizes()]
         self._locations = [
@@ -259,9 +272,65 @@ class StratusLabNodeDriver(NodeDriver):
         if key is None:
             # libcloud's ``key`` is the user name: the default site's, from the file or environment.
             self.key = self._location(None).extra["username"]
+        self.connection = _Connection(self, proxy_url)
+        # What a pickle holds: the arguments that are no secret (see __reduce__).
+        self._pickled_args: dict[str, Any] = {
+            "key": key,
+            "secure": secure,
+            "host": host,
+            "port": port,
+            "ex_config_file": _config_path(config, origin),
+            "ex_default_location": default_location,
+            "ex_pdisk_endpoint": ex_pdisk_endpoint,
+            "ex_marketplace_endpoint": ex_marketplace_endpoint,
+            "ex_pem_certificate": ex_pem_certificate,
+            "ex_pem_key": ex_pem_key,
+            "ex_public_key_file": ex_public_key_file,
+            "ex_ca_cert": ex_ca_cert,
+            "ex_verify_ssl": ex_verify_ssl,
+            "timeout": timeout,
+            "retry_delay": retry_delay,
+            "backoff": backoff,
+            "ex_retries": ex_retries,
+        }
+        self._not_rebuildable = _secret_source(secret, env, config)
+        self._remember_proxy(proxy_url)
 
     def __repr__(self) -> str:
-        return f"<StratusLabNodeDriver sites={self._core.site_names()!r} user={self.key!r}>"
+        sites = [loc.id for loc in self._locations]
+        return f"<StratusLabNodeDriver sites={sites!r} user={self.key!r}>"
+
+    # ------------------------------------------------------------------ pickling and copies
+
+    def _remember_proxy(self, proxy_url: str | None) -> None:
+        """Keeps an explicit proxy for the pickle, unless its URL carries a password."""
+        if proxy_url is not None and urllib.parse.urlsplit(proxy_url).password is not None:
+            self._pickled_args.pop("proxy_url", None)
+            self._not_rebuildable = self._not_rebuildable or ("its proxy URL carries a password")
+        elif proxy_url is not None:
+            self._pickled_args["proxy_url"] = proxy_url
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """A pickle holds no secret: the configuration file's path and the other arguments, from
+        which the driver is built again on unpickling. A driver whose password came as an
+        argument or from the environment (or whose configuration was an open file) unpickles
+        into one that raises :class:`StratusLabConfigError` on first use of a site."""
+        offline = (self._core_sizes(), self._core_locations(), self.key)
+        return (_unpickle_driver, (self._pickled_args, self._not_rebuildable, offline))
+
+    def __copy__(self) -> StratusLabNodeDriver:
+        return self  # a driver is a handle on its sites (thread-safe): copies share it
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> StratusLabNodeDriver:
+        return self
+
+    def _core_sizes(self) -> list[tuple[str, int, int, int]]:
+        return [
+            (s.id, int(s.extra["cpu"]), int(s.ram), int(s.extra["swap_mib"])) for s in self._sizes
+        ]
+
+    def _core_locations(self) -> list[tuple[str, str, str, dict[str, Any]]]:
+        return [(loc.id, loc.name, loc.country, dict(loc.extra)) for loc in self._locations]
 
     # ------------------------------------------------------------------ helpers
 
@@ -290,7 +359,7 @@ class StratusLabNodeDriver(NodeDriver):
         known = ", ".join(loc.id for loc in self._locations)
         raise ValueError(f"unknown location {wanted!r} (known sites: {known})")
 
-    def _site_of_node(self, node: Node | str) -> tuple[str, int]:
+    def _site_of_node(self, node: Node | str | None) -> tuple[str, int]:
         node_id = node.id if isinstance(node, Node) else node
         if not isinstance(node_id, str):
             raise TypeError(f"node must be a Node or a node id, not {node!r}")
@@ -454,9 +523,10 @@ class StratusLabNodeDriver(NodeDriver):
         return nodes
 
     @_names_driver
-    def ex_get_node(self, node_id: str) -> Node:
-        """One node by id (``<vm id>@<site>``), fresh from ``one.vm.info``; its
-        ``extra["volumes"]`` as :meth:`list_nodes` gives them."""
+    def ex_get_node(self, node_id: Node | str | None) -> Node:
+        """One node, by id (``<vm id>@<site>``) or as a :class:`Node`, fresh from
+        ``one.vm.info``. (``None`` is accepted by the type only because libcloud types
+        ``Node.id`` as optional: it raises ``TypeError``.)"""
         site, vm = self._site_of_node(node_id)
         rec, volumes_error = self._core.get_node(site, vm)
         if volumes_error is not None:
@@ -770,6 +840,157 @@ class StratusLabNodeDriver(NodeDriver):
             extra.pop("node", None)
         volume.state = StorageVolumeState.INUSE if extra["count"] else StorageVolumeState.AVAILABLE
         return True
+
+
+def _endpoint(host: str, port: int | None, secure: bool) -> str:
+    """The ``endpoint`` a ``host``/``port``/``secure`` triple means: a bare host with
+    ``secure=False`` is plain HTTP (as in libcloud's drivers), on one-proxy's port by default."""
+    if "/" in host:
+        if not secure and host.lower().startswith("https://"):
+            raise ValueError(f"secure=False contradicts the https URL {host!r}")
+        return host
+    address = f"{host}:{port}" if port is not None else host
+    if secure:
+        return address  # the bare-host rules: https (a bare localhost: a local daemon)
+    if port is None and host in ("localhost", "127.0.0.1"):
+        return f"http://{host}:2633/RPC2"  # the bare-host rule, its pdisk on http too
+    return f"http://{address}" if ":" in address else f"http://{address}:2634"
+
+
+def _check_proxy_url(proxy_url: str) -> str:
+    """libcloud's rule for ``proxy_url``: ``http(s)://host:port`` (ValueError otherwise)."""
+    if not isinstance(proxy_url, str):
+        raise TypeError(f"proxy_url must be a str, not {type(proxy_url).__name__}")
+    parts = urllib.parse.urlsplit(proxy_url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if parts.scheme not in ("http", "https"):
+        raise ValueError("Only http and https proxies are supported")
+    if not parts.hostname or port is None:
+        raise ValueError(
+            "proxy_url must be in the following format: <scheme>://<proxy host>:<proxy port>"
+        )
+    return proxy_url
+
+
+def _env_proxies(environ: Mapping[str, str]) -> dict[str, str | None]:
+    """The proxies of the environment, as libcloud's drivers use them: ``https_proxy`` for https
+    endpoints and ``http_proxy`` for http ones (lower case first, then upper case; the upper-case
+    ``HTTP_PROXY`` is ignored under CGI), each standing in for the other when alone (libcloud
+    sends everything through whichever is set), and ``no_proxy`` hosts reached directly."""
+
+    def first(*names: str) -> str | None:
+        return next((environ[n] for n in names if environ.get(n)), None)
+
+    http = first("http_proxy") or (None if "REQUEST_METHOD" in environ else first("HTTP_PROXY"))
+    https = first("https_proxy", "HTTPS_PROXY")
+    no_proxy = first("no_proxy", "NO_PROXY")
+    if no_proxy is not None and "*" in (entry.strip() for entry in no_proxy.split(",")):
+        http = https = None  # every host, IP addresses included (the Rust matcher: names only)
+    return {"proxy_https": https or http, "proxy_http": http or https, "no_proxy": no_proxy}
+
+
+class _Connection:
+    """The part of libcloud's ``driver.connection`` that scripts use with this driver: its
+    proxy (``set_http_proxy``). Requests themselves are made by the Rust core."""
+
+    def __init__(self, driver: StratusLabNodeDriver, proxy_url: str | None) -> None:
+        self._driver = weakref.ref(driver)  # no cycle: a dropped driver is freed at once
+        self.http_proxy_used = False
+        self.proxy_scheme: str | None = None
+        self.proxy_host: str | None = None
+        self.proxy_port: int | None = None
+        self.proxy_username: str | None = None
+        self.proxy_url: str | None = None  # without its password, if it had one
+        if proxy_url is not None:
+            self._note(proxy_url)
+
+    def _note(self, proxy_url: str) -> None:
+        parts = urllib.parse.urlsplit(proxy_url)
+        self.http_proxy_used = True
+        self.proxy_scheme = parts.scheme
+        self.proxy_host = parts.hostname
+        self.proxy_port = parts.port
+        self.proxy_username = parts.username  # the password is not kept
+        netloc = parts.netloc.rpartition("@")[2]
+        if parts.username is not None:
+            netloc = f"{parts.username}@{netloc}"
+        self.proxy_url = urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+    def set_http_proxy(self, proxy_url: str) -> None:
+        """Sends every later request of the driver through this proxy
+        (``http(s)://[user:password@]host:port``), as libcloud's connections do."""
+        driver = self._driver()
+        if driver is None:
+            raise ReferenceError("the driver of this connection is gone")
+        driver._core.set_proxy(proxy_all=_check_proxy_url(proxy_url))
+        self._note(proxy_url)
+        driver._remember_proxy(proxy_url)
+
+
+def _config_path(config: ConfigSource | None, origin: str | None) -> str | None:
+    """The absolute path of the configuration file read (given or the default one), None when
+    there was none or it came as an open file."""
+    if origin is None or not (config is None or isinstance(config, (str, os.PathLike))):
+        return None
+    return os.path.abspath(origin)
+
+
+def _secret_source(secret: str | None, env: Mapping[str, str], config: Any) -> str | None:
+    """Why a pickle of the driver cannot rebuild it (None: it can)."""
+    if secret is not None:
+        return "its password was given as an argument"
+    if env.get("STRATUSLAB_PASSWORD") or env.get("STRATUSLAB_PDISK_PASSWORD"):
+        return "its password came from the environment (STRATUSLAB_*PASSWORD)"
+    if config is not None and not isinstance(config, (str, os.PathLike)):
+        return "its configuration was given as an open file"
+    return None
+
+
+class _Unpickled:
+    """The core of a driver unpickled without its password: every use raises."""
+
+    def __init__(self, reason: str) -> None:
+        self._reason = reason
+
+    def __getattr__(self, name: str) -> Any:
+        raise StratusLabConfigError(
+            f"this StratusLabNodeDriver was unpickled and {self._reason}: a pickle never holds "
+            "a password, so it cannot reach its sites; build a new driver (a driver built from "
+            "a configuration file pickles as the file's path and works once unpickled)"
+        )
+
+
+def _unpickle_driver(
+    args: dict[str, Any],
+    not_rebuildable: str | None,
+    offline: tuple[
+        list[tuple[str, int, int, int]], list[tuple[str, str, str, dict[str, Any]]], str | None
+    ],
+) -> StratusLabNodeDriver:
+    if not_rebuildable is None:
+        return StratusLabNodeDriver(**args)
+    driver = StratusLabNodeDriver.__new__(StratusLabNodeDriver)
+    sizes, locations, driver.key = offline
+    driver.secret = None
+    driver.secure = args["secure"]
+    driver.host = args["host"]
+    driver.port = args["port"]
+    driver.region = None
+    driver.api_version = None
+    driver.timeout = args["timeout"]
+    driver._core = _Unpickled(not_rebuildable)  # type: ignore[assignment]  # raises on use
+    driver._sizes = [driver._to_size(s) for s in sizes]
+    driver._locations = [
+        NodeLocation(id=i, name=n, country=c, driver=driver, extra=extra)
+        for (i, n, c, extra) in locations
+    ]
+    driver.connection = _Connection(driver, None)
+    driver._pickled_args = dict(args)
+    driver._not_rebuildable = not_rebuildable
+    return driver
 
 
 def _count(value: Any, what: str) -> int:

@@ -83,7 +83,7 @@ class LocalCloud:
         }
         self._server: Any = None
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
-        self.config_file: str | None = None
+        self._config_file: str | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -96,7 +96,7 @@ class LocalCloud:
         path = Path(self._tmp.name) / "stratuslab-user.cfg"
         path.write_text(self.config_text, encoding="utf-8")
         os.chmod(path, 0o600)
-        self.config_file = str(path)
+        self._config_file = str(path)
         return self
 
     def stop(self) -> None:
@@ -107,7 +107,7 @@ class LocalCloud:
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None
-        self.config_file = None
+        self._config_file = None
 
     def __enter__(self) -> LocalCloud:
         return self.start()
@@ -131,6 +131,14 @@ class LocalCloud:
         return self._server
 
     # ------------------------------------------------------------------ facts
+
+    @property
+    def config_file(self) -> str:
+        """Path of a ``stratuslab-user.cfg`` for this cloud (see ``config_text``), written at
+        start and removed at stop (``RuntimeError`` when the cloud is not running)."""
+        if self._config_file is None:
+            raise RuntimeError("the local cloud is not running (use start() or a with block)")
+        return self._config_file
 
     @property
     def port(self) -> int:

@@ -10,13 +10,14 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyModule};
 
 use super::convert;
-use super::errors::{block, run, to_py};
+use super::errors::{block, run, to_py, SIGNAL_CHECK};
 use crate::config::{self, Overrides};
 use crate::driver::{
     ended_early, CreateNode, Driver, DriverOptions, NodeAction, NodeEvent, NodeStream,
 };
-use crate::http::{RetryPolicy, TlsOptions};
+use crate::http::{ProxyOptions, RetryPolicy, TlsOptions};
 use crate::pieces::Work;
+use crate::runtime::{recv_for, Received};
 use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::mpsc::UnboundedReceiver;
 
@@ -67,7 +68,7 @@ type LocationTuple<'py> = (String, String, String, Bound<'py, PyDict>);
 #[pymethods]
 impl Core {
     #[new]
-    #[pyo3(signature = (*, config, origin, env, args, default_site, timeout, verify, ca_file, retry_attempts, retry_delay, backoff))]
+    #[pyo3(signature = (*, config, origin, env, args, default_site, timeout, verify, ca_file, retry_attempts, retry_delay, backoff, proxy_all=None, proxy_https=None, proxy_http=None, no_proxy=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -82,6 +83,10 @@ impl Core {
         retry_attempts: u32,
         retry_delay: f64,
         backoff: f64,
+        proxy_all: Option<String>,
+        proxy_https: Option<String>,
+        proxy_http: Option<String>,
+        no_proxy: Option<String>,
     ) -> PyResult<Self> {
         if let Some(t) = timeout {
             if !(t.is_finite() && t > 0.0) {
@@ -125,11 +130,38 @@ impl Core {
                     delay: Duration::from_secs_f64(retry_delay),
                     backoff,
                 },
+                proxy: ProxyOptions {
+                    all: proxy_all,
+                    https: proxy_https,
+                    http: proxy_http,
+                    no_proxy,
+                },
             };
             Ok(Core {
                 driver: Arc::new(Driver::new(settings, &options)?),
             })
         })
+    }
+
+    /// Sends every later request of every site through these proxies (`proxy_all`: all of
+    /// them, as libcloud's `set_http_proxy`; all `None`: direct connections).
+    #[pyo3(signature = (proxy_all=None, proxy_https=None, proxy_http=None, no_proxy=None))]
+    fn set_proxy(
+        &self,
+        py: Python<'_>,
+        proxy_all: Option<String>,
+        proxy_https: Option<String>,
+        proxy_http: Option<String>,
+        no_proxy: Option<String>,
+    ) -> PyResult<()> {
+        let proxy = ProxyOptions {
+            all: proxy_all,
+            https: proxy_https,
+            http: proxy_http,
+            no_proxy,
+        };
+        let driver = Arc::clone(&self.driver);
+        run(py, move || driver.set_proxy(&proxy))
     }
 
     fn site_names(&self) -> Vec<String> {
@@ -191,8 +223,11 @@ impl Core {
         volumes: bool,
     ) -> PyResult<(Bound<'py, PyList>, Failures<'py>, Failures<'py>)> {
         let driver = Arc::clone(&self.driver);
-        let NodeStream { sites, mut events } =
-            run(py, move || driver.stream_nodes(site.as_deref(), volumes))?;
+        let NodeStream {
+            sites,
+            mut events,
+            producer: _producer,
+        } = run(py, move || driver.stream_nodes(site.as_deref(), volumes))?;
         let _paused = GcPaused::new(py)?;
         let mut strings = convert::Strings::new(py);
         let mut nodes: Vec<Vec<Bound<'py, PyAny>>> = sites.iter().map(|_| Vec::new()).collect();
@@ -345,6 +380,7 @@ impl Core {
         let ImageStream {
             listings,
             mut events,
+            producer: _producer,
         } = run(py, move || {
             driver.stream_images(&site, email.as_deref(), include_expired, include_deprecated)
         })?;
@@ -492,7 +528,8 @@ impl Core {
     }
 }
 
-/// Receives a listing's events until their sender is gone, giving each to `handle`; while
+/// Receives a listing's events until their sender is gone, giving each to `handle`, checking
+/// Python's signals while it waits (an exception from a signal handler is returned); while
 /// none waits, reads a piece of a reply being read in pieces (`work_of` says which events bring
 /// one) itself, without the GIL, instead of sleeping.
 fn consume<E: Send>(
@@ -512,9 +549,14 @@ fn consume<E: Send>(
                     run(py, move || Ok(pool.read_one()))?;
                     continue;
                 }
-                match py.detach(|| events.blocking_recv()) {
-                    Some(event) => event,
-                    None => return Ok(()),
+                match run(py, || recv_for(events, SIGNAL_CHECK))? {
+                    Received::Item(event) => event,
+                    Received::Closed => return Ok(()),
+                    Received::Pending => {
+                        // Ctrl-C: the caller drops the stream, which cancels its producer.
+                        py.check_signals()?;
+                        continue;
+                    }
                 }
             }
         };

@@ -22,6 +22,13 @@ fn reset_log_cache() {
     }
 }
 
+/// Sends each request line to the `stratuslab_libcloud._libcloud_debug` logger too (libcloud's
+/// debug output is on), whatever the application's logging levels.
+#[pyfunction]
+fn set_libcloud_debug(on: bool) {
+    crate::http::set_libcloud_debug(on);
+}
+
 /// `~/.stratuslab/stratuslab-user.cfg`, or None without a home directory.
 #[pyfunction]
 fn default_config_path() -> Option<String> {
@@ -78,6 +85,7 @@ fn _stratuslab(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("_debug_build", cfg!(debug_assertions))?;
     m.add_function(wrap_pyfunction!(_panic_for_tests, m)?)?;
     m.add_function(wrap_pyfunction!(reset_log_cache, m)?)?;
+    m.add_function(wrap_pyfunction!(set_libcloud_debug, m)?)?;
     m.add_function(wrap_pyfunction!(default_config_path, m)?)?;
     m.add_function(wrap_pyfunction!(read_config_file, m)?)?;
     m.add_class::<core::Core>()?;
