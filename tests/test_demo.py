@@ -42,3 +42,17 @@ def test_quickstart_tour(tmp_path: Path) -> None:
     assert "attached as vd" in text
     assert "node still listed: False" in text
     assert elapsed < 60, f"the tour took {elapsed:.1f} s"
+
+
+def test_fleet_example_shows_a_progress_line(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "fleet.py"), "--nodes", "60", "--latency", "0"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "\rcreate: 60/60  failed 0" in out.stdout
+    assert "created 60 in" in out.stdout and "60 running" in out.stdout
+    assert "destroyed 60; failed 0" in out.stdout

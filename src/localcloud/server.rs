@@ -510,6 +510,10 @@ async fn dispatch(
     let mut delivery = Delivery::Normal;
     match &fault {
         Some(FaultKind::Slow(delay)) => tokio::time::sleep(*delay).await,
+        // Compute runs the delayed call as a task of its own (below).
+        Some(FaultKind::Late(delay)) if service != Service::Compute => {
+            tokio::time::sleep(*delay).await
+        }
         Some(FaultKind::Status(status)) => {
             let reply = if *status == 401 {
                 unauthorized()
@@ -550,9 +554,21 @@ async fn dispatch(
     }
 
     let mut reply = match route {
-        Route::Compute { site, auth } => match call {
-            Some(call) => compute(&shared, &conn, &parts.headers, site, auth, call),
-            None => html_error(500),
+        Route::Compute { site, auth } => match (call, &fault) {
+            (Some(call), Some(FaultKind::Late(delay))) => {
+                // Carried out after the delay even when the client has gone (a request in
+                // flight when its client timed out): the work is a task of its own.
+                let (shared, conn, headers) =
+                    (Arc::clone(&shared), conn.clone(), parts.headers.clone());
+                let (site, delay) = (site.to_owned(), *delay);
+                let task = tokio::spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    compute(&shared, &conn, &headers, &site, auth, call)
+                });
+                task.await.unwrap_or_else(|_| html_error(500))
+            }
+            (Some(call), _) => compute(&shared, &conn, &parts.headers, site, auth, call),
+            (None, _) => html_error(500),
         },
         Route::Pdisk { site, cert, path } => {
             let user = if cert {
@@ -599,6 +615,11 @@ async fn dispatch(
     };
 
     match fault {
+        Some(FaultKind::StatusAfter(status)) => return to_response(html_error(status)),
+        Some(FaultKind::DropAfter) => {
+            conn.control.kill.notify_one();
+            return std::future::pending().await;
+        }
         Some(FaultKind::Truncated) => {
             let half = reply.body.len() / 2;
             reply.body.truncate(half);
