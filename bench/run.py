@@ -539,9 +539,11 @@ def p5(report: Report, total: int, blocks: int) -> None:
 # P8, P9: fleets (ex_create_nodes, ex_destroy_nodes) against the ideal and a loop
 
 
-def p8_p9(report: Report, nodes: int, sites: int, latency: float, sample: int, repeats: int) -> None:
-    """The fleet against the ideal time given the per-site limit (requests per node × latency ×
-    nodes / (sites × limit): 2 requests per created node, allocate and read-back; 1 per
+def p8_p9(
+    report: Report, nodes: int, sites: int, latency: float, sample: int, repeats: int
+) -> None:
+    """The fleet against the ideal time given the per-site limit (requests per node * latency *
+    nodes / (sites * limit): 2 requests per created node, allocate and read-back; 1 per
     destroyed node) and against a loop of create_node / destroy_node. The loop is timed on
     ``sample`` nodes per repetition and extrapolated to ``nodes`` (the whole loop would take
     minutes); the table says so."""
@@ -587,16 +589,30 @@ def p8_p9(report: Report, nodes: int, sites: int, latency: float, sample: int, r
     loop_note = f"loop timed on {sample} nodes, extrapolated to {nodes}"
     report.time("P8", "ex_create_nodes", fleet_c, where)
     report.time("P8", "create_node loop", loop_c, loop_note)
-    report.check("P8", "ex_create_nodes / ideal", [t / ideal_c for t in fleet_c], op="<=", limit=1.3,
-                 note=f"ideal {ideal_c:.2f} s")
-    report.check("P8", "create_node loop / ex_create_nodes", paired(loop_c, fleet_c), op=">=",
-                 limit=50)
+    report.check(
+        "P8",
+        "ex_create_nodes / ideal",
+        [t / ideal_c for t in fleet_c],
+        op="<=",
+        limit=1.3,
+        note=f"ideal {ideal_c:.2f} s",
+    )
+    report.check(
+        "P8", "create_node loop / ex_create_nodes", paired(loop_c, fleet_c), op=">=", limit=50
+    )
     report.time("P9", "ex_destroy_nodes", fleet_d, where)
     report.time("P9", "destroy_node loop", loop_d, loop_note)
-    report.check("P9", "ex_destroy_nodes / ideal", [t / ideal_d for t in fleet_d], op="<=", limit=1.3,
-                 note=f"ideal {ideal_d:.2f} s")
-    report.check("P9", "destroy_node loop / ex_destroy_nodes", paired(loop_d, fleet_d), op=">=",
-                 limit=50)
+    report.check(
+        "P9",
+        "ex_destroy_nodes / ideal",
+        [t / ideal_d for t in fleet_d],
+        op="<=",
+        limit=1.3,
+        note=f"ideal {ideal_d:.2f} s",
+    )
+    report.check(
+        "P9", "destroy_node loop / ex_destroy_nodes", paired(loop_d, fleet_d), op=">=", limit=50
+    )
 
 
 # ---------------------------------------------------------------------------------------------

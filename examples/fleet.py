@@ -22,7 +22,9 @@ from libcloud.compute.base import Node, NodeAuthSSHKey
 
 from stratuslab_libcloud import FleetInterrupted, LocalCloud, StratusLabNodeDriver
 
-KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExampleFleetKeyxxxxxxxxxxxxxxxxxxxxxxxxxxx fleet@example"
+KEY = (
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExampleFleetKeyxxxxxxxxxxxxxxxxxxxxxxxxxxx fleet@example"
+)
 
 
 def progress_line(
@@ -79,7 +81,9 @@ def run(nodes: int, sites: int, latency: float) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     parser.add_argument("--nodes", type=int, default=1000)
     parser.add_argument("--sites", type=int, default=4)
     parser.add_argument("--latency", type=float, default=0.05, help="seconds per request")

@@ -618,7 +618,7 @@ impl Driver {
                 req.size_name
             )));
         }
-        let public_key = self.public_key(s, &req)?;
+        let public_key = self.public_key(s, req)?;
         let network = req.network.clone().unwrap_or_else(|| "public".to_owned());
         if !matches!(network.as_str(), "public" | "private" | "local") {
             return Err(Error::invalid(format!(

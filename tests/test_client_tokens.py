@@ -26,6 +26,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from conftest import wait_for
 from libcloud.compute.base import Node, NodeAuthSSHKey
 
 from stratuslab_libcloud import LocalCloud, StratusLabNodeDriver
@@ -36,10 +37,10 @@ from stratuslab_libcloud.errors import (
     StratusLabTimeoutError,
 )
 
-from conftest import wait_for
-
 IMAGE = "BzXGLnRmzChVZDNNVMvWfUiLPj7"
-KEY = NodeAuthSSHKey("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAITokenKeyxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx t@k")
+KEY = NodeAuthSSHKey(
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAITokenKeyxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx t@k"
+)
 TIMEOUT = 1.0
 SITE = "lal"
 DONE = 6

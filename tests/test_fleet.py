@@ -24,7 +24,9 @@ from stratuslab_libcloud import (
 from stratuslab_libcloud.errors import StratusLabProviderError
 
 IMAGE = "BzXGLnRmzChVZDNNVMvWfUiLPj7"
-KEY = NodeAuthSSHKey("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFleetKeyxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx f@l")
+KEY = NodeAuthSSHKey(
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFleetKeyxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx f@l"
+)
 DONE = 6
 BIG = ("10.16.0.1", 60_000)  # a public network with room for big fleets
 
@@ -99,7 +101,7 @@ def test_at_most_max_in_flight_requests_per_site() -> None:
         result = fleet(driver, [f"n{i}" for i in range(20)], ex_max_in_flight=5)
         elapsed = time.monotonic() - started
         assert len(result.nodes) == 20
-        # 20 nodes × 2 requests × 0.1 s / 5 in flight: at least 0.8 s when the bound holds.
+        # 20 nodes * 2 requests * 0.1 s / 5 in flight: at least 0.8 s when the bound holds.
         assert elapsed >= 0.8, elapsed
 
 
@@ -167,7 +169,9 @@ def test_wait_until_running_asks_one_pool_per_site_per_round() -> None:
     with LocalCloud(sites=["lal", "grnet", "cesnet"], boot_step=0.05) as cloud:
         driver = make_driver(cloud)
         nodes = fleet(driver, [f"w{i}" for i in range(12)], location=["lal", "grnet"]).nodes
-        info_before = sum(cloud.request_count(s, "compute", "one.vm.info") for s in ("lal", "grnet"))
+        info_before = sum(
+            cloud.request_count(s, "compute", "one.vm.info") for s in ("lal", "grnet")
+        )
         ready = driver.wait_until_running(nodes, wait_period=0.05, timeout=30)
         assert sorted(n.id for n, _ in ready) == sorted(n.id for n in nodes)
         assert all(n.state == NodeState.RUNNING and ips for n, ips in ready)
@@ -196,8 +200,13 @@ def _progress_raises(cloud: LocalCloud) -> None:
             raise KeyboardInterrupt
 
     with pytest.raises(FleetInterrupted) as info:
-        fleet(driver, [f"c{i}" for i in range(200)], location="lal", ex_max_in_flight=2,
-              ex_progress=progress)
+        fleet(
+            driver,
+            [f"c{i}" for i in range(200)],
+            location="lal",
+            ex_max_in_flight=2,
+            ex_progress=progress,
+        )
     result = info.value.result
     assert isinstance(info.value, KeyboardInterrupt)
     assert len(result.nodes) >= 3 and result.not_sent
@@ -248,7 +257,9 @@ def test_a_thousand_node_fleet_with_latency_and_faults() -> None:
     sites = [f"s{i}" for i in range(8)]
     with LocalCloud(sites=sites, boot_step=0.01, latency=0.05, public_network=BIG) as cloud:
         driver = make_driver(cloud, ex_retries=3, timeout=2.0)
-        cloud.inject_fault("status_after", service="compute", op="one.vm.allocate", status=503, times=20)
+        cloud.inject_fault(
+            "status_after", service="compute", op="one.vm.allocate", status=503, times=20
+        )
         cloud.inject_fault("drop", service="compute", op="one.vm.allocate", times=20)
         names = [f"soak-{i:04d}" for i in range(1000)]
         result = fleet(driver, names, location=sites, ex_settle=5.0)

@@ -40,7 +40,7 @@ _ImageTuple: TypeAlias = tuple[str, str, dict[str, Any]]  # id, name, extra
 _VolumeTuple: TypeAlias = tuple[str, str, int, str, dict[str, Any]]  # uuid, name, GiB, state, extra
 _LocationTuple: TypeAlias = tuple[str, str, str, dict[str, Any]]  # id, name, country, extra
 _Failures: TypeAlias = list[tuple[str, BaseException]]  # (site, exception) per failed site
-# size name, cpu, ram MiB, swap MiB, image, public key, key file, network, context, bus, volatile GiB
+# size, cpu, ram MiB, swap MiB, image, public key, key file, network, context, bus, volatile GiB
 _CreateArgs: TypeAlias = tuple[
     str,
     int,

@@ -388,7 +388,7 @@ class StratusLabNodeDriver(NodeDriver):
         ``user_public_key_file``. ``ex_network`` is ``public`` (default), ``private`` or
         ``local``; ``ex_context`` adds context variables.
 
-        ``ex_client_token`` (1–128 of ``A-Za-z0-9._:-``; a fresh one when not given) is stored
+        ``ex_client_token`` (1 to 128 of ``A-Za-z0-9._:-``; a fresh one when not given) is stored
         in the VM's template and shown in ``node.extra["client_token"]``: a VM that already
         carries it is returned instead of creating another. ``ex_settle`` (seconds, default
         ``DEFAULT_SETTLE``) is how long a create whose request may still be in flight (a
@@ -548,9 +548,9 @@ class StratusLabNodeDriver(NodeDriver):
             if done:
                 result.nodes.append(node)
             elif exc is not None:
-                result.failures.append((node.id, exc))
+                result.failures.append((str(node.id), exc))
             else:
-                result.not_sent.append(node.id)
+                result.not_sent.append(str(node.id))
         return _finish("ex_destroy_nodes", result, stopped)
 
     def _stub_node(self, node_id: str) -> Node:
@@ -828,7 +828,7 @@ def _finish(what: str, result: FleetResult, stopped: BaseException | None) -> Fl
     """The result, or the interruption that stopped the fleet (with what was done logged)."""
     if stopped is None:
         return result
-    done = ", ".join(n.id for n in result.nodes) or "none"
+    done = ", ".join(str(n.id) for n in result.nodes) or "none"
     log.warning(
         "%s interrupted (%s): done before it stopped: %s; not sent: %d",
         what,
