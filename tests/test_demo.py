@@ -48,11 +48,12 @@ def test_fleet_example_shows_a_progress_line(tmp_path: Path) -> None:
     out = subprocess.run(
         [sys.executable, str(ROOT / "examples" / "fleet.py"), "--nodes", "60", "--latency", "0"],
         capture_output=True,
-        text=True,
         timeout=120,
         cwd=tmp_path,
     )
-    assert out.returncode == 0, out.stdout + out.stderr
-    assert "\rcreate: 60/60  failed 0" in out.stdout
-    assert "created 60 in" in out.stdout and "60 running" in out.stdout
-    assert "destroyed 60; failed 0" in out.stdout
+    text = out.stdout.decode()
+    assert out.returncode == 0, text + out.stderr.decode()
+    # One line updated in place (carriage returns), then a newline when done.
+    assert "\rcreate:  1/60  failed 0" in text and "\rcreate: 60/60  failed 0" in text
+    assert "created 60 in" in text and "60 running" in text
+    assert "destroyed 60; failed 0" in text
