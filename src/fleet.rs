@@ -452,7 +452,8 @@ pub async fn create_nodes(
     outcomes
 }
 
-/// The end-of-fleet check: one token lookup per site with created or lost nodes.
+/// The end-of-fleet check: one token lookup per site with nodes that were sent (created, or
+/// failed: a create given up on after a lost reply may have its VM by now).
 async fn reconcile(
     driver: &Driver,
     nodes: &[FleetNode],
@@ -461,8 +462,7 @@ async fn reconcile(
 ) {
     let mut per_site: HashMap<&str, Vec<usize>> = HashMap::new();
     for (i, outcome) in outcomes.iter().enumerate() {
-        let lost = matches!(outcome, Outcome::Failed(e) if matches!(e.as_ref(), Error::Remote { context, .. } if context.operation.contains("client token")));
-        if matches!(outcome, Outcome::Done(_)) || lost {
+        if !matches!(outcome, Outcome::NotSent) {
             per_site.entry(nodes[i].site.as_str()).or_default().push(i);
         }
     }

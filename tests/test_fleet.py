@@ -105,9 +105,26 @@ def test_at_most_max_in_flight_requests_per_site() -> None:
         assert elapsed >= 0.8, elapsed
 
 
-def test_the_default_bound_is_exported() -> None:
-    assert _stratuslab.DEFAULT_MAX_IN_FLIGHT == 10
-    assert _stratuslab.DEFAULT_SETTLE == 30.0
+def test_the_defaults_are_exported() -> None:
+    from stratuslab_libcloud import fleet as fleet_module
+
+    assert fleet_module.DEFAULT_MAX_IN_FLIGHT == _stratuslab.DEFAULT_MAX_IN_FLIGHT == 10
+    assert fleet_module.DEFAULT_SETTLE == _stratuslab.DEFAULT_SETTLE == 30.0
+
+
+def test_bad_fleet_arguments_are_refused_before_anything_is_sent(cloud: LocalCloud) -> None:
+    driver = make_driver(cloud)
+    with pytest.raises(ValueError, match="repeat a token"):
+        fleet(driver, ["a", "b"], ex_client_tokens=["t", "t"])
+    with pytest.raises(ValueError, match="one token per name"):
+        fleet(driver, ["a", "b"], ex_client_tokens=["t"])
+    with pytest.raises(ValueError, match="ex_max_in_flight"):
+        fleet(driver, ["a"], ex_max_in_flight=0)
+    with pytest.raises(TypeError, match="sequence of str"):
+        fleet(driver, "ab")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="unknown location"):
+        fleet(driver, ["a"], location=["lal", "nowhere"])
+    assert cloud.request_count("lal", "compute", "one.vm.allocate") == 0
 
 
 @pytest.mark.parametrize(

@@ -391,7 +391,7 @@ class StratusLabNodeDriver(NodeDriver):
         ``ex_client_token`` (1 to 128 of ``A-Za-z0-9._:-``; a fresh one when not given) is stored
         in the VM's template and shown in ``node.extra["client_token"]``: a VM that already
         carries it is returned instead of creating another. ``ex_settle`` (seconds, default
-        ``DEFAULT_SETTLE``) is how long a create whose request may still be in flight (a
+        ``stratuslab_libcloud.fleet.DEFAULT_SETTLE``, 30) is how long a create whose request may still be in flight (a
         timeout) waits for its VM before sending again or giving up. See the README's
         "Exactly-once creation".
         """
@@ -479,7 +479,7 @@ class StratusLabNodeDriver(NodeDriver):
 
         With several locations the nodes are spread over them in turn (``names[i]`` goes to
         ``location[i % len(location)]``). At most ``ex_max_in_flight`` requests are in flight
-        per site (default ``DEFAULT_MAX_IN_FLIGHT``, 10: below the 15 connections oned serves at
+        per site (default ``stratuslab_libcloud.fleet.DEFAULT_MAX_IN_FLIGHT``, 10: below the 15 connections oned serves at
         once by default). ``ex_client_tokens`` gives each node its token (as
         ``ex_client_token``). ``ex_progress(done, total, node_or_exception)`` is called in this
         thread as each node ends. Returns a :class:`FleetResult`; nothing raises for a single
@@ -496,6 +496,8 @@ class StratusLabNodeDriver(NodeDriver):
             tokens = [_token(t) for t in ex_client_tokens]
             if len(tokens) != len(names):
                 raise ValueError("ex_client_tokens must give one token per name")
+            if len(set(tokens)) != len(tokens):
+                raise ValueError("ex_client_tokens must not repeat a token (one VM per token)")
         args = self._create_args(
             size,
             image,

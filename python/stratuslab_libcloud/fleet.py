@@ -10,7 +10,9 @@ from dataclasses import dataclass, field
 
 from libcloud.compute.base import Node
 
-__all__ = ["FleetInterrupted", "FleetResult"]
+from ._stratuslab import DEFAULT_MAX_IN_FLIGHT, DEFAULT_SETTLE
+
+__all__ = ["DEFAULT_MAX_IN_FLIGHT", "DEFAULT_SETTLE", "FleetInterrupted", "FleetResult"]
 
 
 @dataclass
