@@ -391,9 +391,9 @@ class StratusLabNodeDriver(NodeDriver):
         ``ex_client_token`` (1 to 128 of ``A-Za-z0-9._:-``; a fresh one when not given) is stored
         in the VM's template and shown in ``node.extra["client_token"]``: a VM that already
         carries it is returned instead of creating another. ``ex_settle`` (seconds, default
-        ``stratuslab_libcloud.fleet.DEFAULT_SETTLE``, 30) is how long a create whose request may still be in flight (a
-        timeout) waits for its VM before sending again or giving up. See the README's
-        "Exactly-once creation".
+        ``stratuslab_libcloud.fleet.DEFAULT_SETTLE``, 30) is how long a create whose request
+        may still be in flight (a timeout) waits for its VM before sending again or giving up.
+        See the README's "Exactly-once creation and fleets".
         """
         if not isinstance(name, str):
             raise TypeError(f"name must be a str, not {type(name).__name__}")
@@ -479,11 +479,11 @@ class StratusLabNodeDriver(NodeDriver):
 
         With several locations the nodes are spread over them in turn (``names[i]`` goes to
         ``location[i % len(location)]``). At most ``ex_max_in_flight`` requests are in flight
-        per site (default ``stratuslab_libcloud.fleet.DEFAULT_MAX_IN_FLIGHT``, 10: below the 15 connections oned serves at
-        once by default). ``ex_client_tokens`` gives each node its token (as
-        ``ex_client_token``). ``ex_progress(done, total, node_or_exception)`` is called in this
-        thread as each node ends. Returns a :class:`FleetResult`; nothing raises for a single
-        node. Ctrl-C stops sending, waits for the requests in flight and raises
+        per site (default ``stratuslab_libcloud.fleet.DEFAULT_MAX_IN_FLIGHT``, 10: below the
+        15 connections oned serves at once by default). ``ex_client_tokens`` gives each node its
+        token (as ``ex_client_token``). ``ex_progress(done, total, node_or_exception)`` is
+        called in this thread as each node ends. Returns a :class:`FleetResult`; nothing raises
+        for a single node. Ctrl-C stops sending, waits for the requests in flight and raises
         :class:`FleetInterrupted` (a ``KeyboardInterrupt``) carrying the result so far.
         """
         names = _names(names)
