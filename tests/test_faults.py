@@ -4,7 +4,9 @@ Every case checks that the call raises the libcloud exception type of the table 
 ``TIMEOUT + 1 s``, that its message names the site, the operation and the cause (and is short),
 that the faulted request was sent exactly once (no retry: retries are off by default), and that
 the local cloud holds no duplicate VM or disk (at most the one the request itself created when the
-fault hit after the server had carried it out).
+fault hit after the server had carried it out). ``create_node`` is exactly-once with a client token
+(tests/test_client_tokens.py): when the server created the VM before the reply was lost (reset,
+truncated, content_type), it returns that VM instead of raising.
 
 =============  ==========================================  =====================================
 fault          expected                                    notes

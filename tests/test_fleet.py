@@ -243,7 +243,7 @@ def test_ctrl_c_stops_sending_waits_for_the_in_flight_and_raises_with_what_was_c
                 fleet(driver, [f"k{i}" for i in range(500)], location="lal", ex_max_in_flight=2)
         finally:
             timer.cancel()
-        assert time.monotonic() - started < 5
+        assert time.monotonic() - started < 15  # the whole fleet would take 25 s
         result = info.value.result
         assert result.nodes and result.not_sent
         assert sorted(live(cloud, "lal")) == sorted(n.extra["vm_id"] for n in result.nodes)
