@@ -534,6 +534,51 @@ mod tests {
     use super::*;
 
     #[test]
+    fn bounded_keeps_the_per_site_limit_reports_every_item_and_stops_when_cancelled() {
+        use std::sync::atomic::AtomicUsize;
+        let sites: Vec<String> = (0..40)
+            .map(|i| if i % 2 == 0 { "a" } else { "b" }.to_owned())
+            .collect();
+        let running: HashMap<&str, AtomicUsize> =
+            [("a", AtomicUsize::new(0)), ("b", AtomicUsize::new(0))].into();
+        let peak: HashMap<&str, AtomicUsize> =
+            [("a", AtomicUsize::new(0)), ("b", AtomicUsize::new(0))].into();
+        let cancel = AtomicBool::new(false);
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let out = crate::runtime::block_on(bounded(&sites, 3, &cancel, &tx, |i| {
+            let site = sites[i].as_str();
+            let (running, peak, cancel) = (&running[site], &peak[site], &cancel);
+            async move {
+                let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                peak.fetch_max(now, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                running.fetch_sub(1, Ordering::SeqCst);
+                if i == 10 {
+                    cancel.store(true, Ordering::SeqCst);
+                }
+                if i == 3 {
+                    return Err(Arc::new(Error::invalid("three")));
+                }
+                Ok(i)
+            }
+        }))
+        .unwrap();
+        assert_eq!(peak["a"].load(Ordering::SeqCst), 3);
+        assert_eq!(peak["b"].load(Ordering::SeqCst), 3);
+        assert!(matches!(out[0], Outcome::Done(0)));
+        assert!(matches!(out[3], Outcome::Failed(_)));
+        assert!(matches!(out[39], Outcome::NotSent));
+        let done = out.iter().filter(|o| matches!(o, Outcome::Done(_))).count();
+        assert!((10..40).contains(&done), "{done}");
+        drop(tx);
+        let mut events = 0;
+        while rx.try_recv().is_ok() {
+            events += 1;
+        }
+        assert_eq!(events, 40);
+    }
+
+    #[test]
     fn tokens_are_checked_or_made() {
         assert_eq!(
             token_or_new(Some("job-42.a:b_c".into())).unwrap(),
