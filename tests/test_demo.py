@@ -42,18 +42,3 @@ def test_quickstart_tour(tmp_path: Path) -> None:
     assert "attached as vd" in text
     assert "node still listed: False" in text
     assert elapsed < 60, f"the tour took {elapsed:.1f} s"
-
-
-def test_fleet_example_shows_a_progress_line(tmp_path: Path) -> None:
-    out = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "fleet.py"), "--nodes", "60", "--latency", "0"],
-        capture_output=True,
-        timeout=120,
-        cwd=tmp_path,
-    )
-    text = out.stdout.decode()
-    assert out.returncode == 0, text + out.stderr.decode()
-    # One line updated in place (carriage returns), then a newline when done.
-    assert "\rcreate:  1/60  failed 0" in text and "\rcreate: 60/60  failed 0" in text
-    assert "created 60 in" in text and "60 running" in text
-    assert "destroyed 60; failed 0" in text

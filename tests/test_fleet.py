@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,6 +26,7 @@ from stratuslab_libcloud import (
 )
 from stratuslab_libcloud.errors import StratusLabProviderError
 
+ROOT = Path(__file__).parent.parent
 IMAGE = "BzXGLnRmzChVZDNNVMvWfUiLPj7"
 KEY = NodeAuthSSHKey(
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFleetKeyxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx f@l"
@@ -306,3 +310,18 @@ def test_the_local_cloud_creates_ten_thousand_vms_concurrently() -> None:
         assert sum(len(live(cloud, s)) for s in sites) == 10_000
         assert elapsed < 120, elapsed
         assert grown_mib < 1024, grown_mib
+
+
+def test_fleet_example_shows_a_progress_line(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "fleet.py"), "--nodes", "60", "--latency", "0"],
+        capture_output=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    text = out.stdout.decode()
+    assert out.returncode == 0, text + out.stderr.decode()
+    # One line updated in place (carriage returns), then a newline when done.
+    assert "\rcreate:  1/60  failed 0" in text and "\rcreate: 60/60  failed 0" in text
+    assert "created 60 in" in text and "60 running" in text
+    assert "destroyed 60; failed 0" in text

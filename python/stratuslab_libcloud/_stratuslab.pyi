@@ -95,22 +95,6 @@ class Core:
         client_token: str | None,
         settle: float | None,
     ) -> _NodeTuple: ...
-    def create_nodes(
-        self,
-        sites: list[str],
-        names: list[str],
-        tokens: list[str | None],
-        args: _CreateArgs,
-        max_in_flight: int,
-        settle: float | None,
-        sink: Callable[[int, _NodeTuple | None, BaseException | None], object],
-    ) -> tuple[list[tuple[_NodeTuple | None, BaseException | None]], BaseException | None]: ...
-    def destroy_nodes(
-        self,
-        nodes: list[tuple[str, int]],
-        max_in_flight: int,
-        sink: Callable[[int, bool | None, BaseException | None], object],
-    ) -> tuple[list[tuple[bool | None, BaseException | None]], BaseException | None]: ...
     def node_action(self, site: str, vm_id: int, action: str) -> None: ...
     def list_images(
         self,
@@ -132,6 +116,22 @@ class Core:
     def destroy_volume(self, site: str, uuid: str) -> None: ...
     def attach_volume(self, site: str, vm_id: int, uuid: str) -> str: ...
     def detach_volume(self, site: str, uuid: str) -> list[tuple[int, str]]: ...
+    def create_nodes(
+        self,
+        sites: list[str],
+        names: list[str],
+        tokens: list[str | None],
+        args: _CreateArgs,
+        max_in_flight: int,
+        settle: float | None,
+        sink: Callable[[int, _NodeTuple | None, BaseException | None], object],
+    ) -> tuple[list[tuple[_NodeTuple | None, BaseException | None]], BaseException | None]: ...
+    def destroy_nodes(
+        self,
+        nodes: list[tuple[str, int]],
+        max_in_flight: int,
+        sink: Callable[[int, bool | None, BaseException | None], object],
+    ) -> tuple[list[tuple[bool | None, BaseException | None]], BaseException | None]: ...
 
 @final
 class LocalCloudServer:

@@ -11,7 +11,7 @@ import io
 import logging
 import os
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
@@ -33,7 +33,7 @@ from libcloud.compute.types import NodeState, StorageVolumeState
 from . import _stratuslab
 from ._logging import install_libcloud_debug, warn_if_exposed
 from .errors import StratusLabConfigError, StratusLabSiteWarning
-from .fleet import FleetInterrupted, FleetResult
+from .fleet import FleetResult, Progress, _finish, _names, _Progress, _settle, _token
 
 __all__ = ["StratusLabNodeDriver"]
 
@@ -473,7 +473,7 @@ class StratusLabNodeDriver(NodeDriver):
         ex_client_tokens: Sequence[str] | None = None,
         ex_max_in_flight: int = _stratuslab.DEFAULT_MAX_IN_FLIGHT,
         ex_settle: float | None = None,
-        ex_progress: Callable[[int, int, Node | BaseException], object] | None = None,
+        ex_progress: Progress | None = None,
     ) -> FleetResult:
         """Creates one node per name, concurrently, each exactly once (as ``create_node``).
 
@@ -532,7 +532,7 @@ class StratusLabNodeDriver(NodeDriver):
         self,
         nodes: Sequence[Node | str],
         ex_max_in_flight: int = _stratuslab.DEFAULT_MAX_IN_FLIGHT,
-        ex_progress: Callable[[int, int, Node | BaseException], object] | None = None,
+        ex_progress: Progress | None = None,
     ) -> FleetResult:
         """Destroys the nodes concurrently, at most ``ex_max_in_flight`` requests in flight per
         site: one ``one.vm.action`` each. Returns a :class:`FleetResult` (``nodes``: those
@@ -770,77 +770,6 @@ class StratusLabNodeDriver(NodeDriver):
             extra.pop("node", None)
         volume.state = StorageVolumeState.INUSE if extra["count"] else StorageVolumeState.AVAILABLE
         return True
-
-
-def _token(token: object) -> str | None:
-    if token is None or isinstance(token, str):
-        return token
-    raise TypeError(f"a client token must be a str, not {type(token).__name__}")
-
-
-def _settle(seconds: object) -> float | None:
-    if seconds is None:
-        return None
-    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
-        raise TypeError(f"ex_settle must be a number of seconds, not {seconds!r}")
-    return float(seconds)
-
-
-def _names(names: object) -> list[str]:
-    if isinstance(names, str) or not isinstance(names, Sequence):
-        raise TypeError("names must be a sequence of str")
-    out = list(names)
-    for name in out:
-        if not isinstance(name, str):
-            raise TypeError(f"a node name must be a str, not {type(name).__name__}")
-    return out
-
-
-class _Progress:
-    """The sink of a fleet: counts the nodes that ended and reports each to ``callback``."""
-
-    def __init__(
-        self,
-        total: int,
-        callback: Callable[[int, int, Node | BaseException], object] | None,
-        to_node: Callable[[Any], Node | None],
-        nodes: Sequence[Node] | None = None,
-    ) -> None:
-        self.total = total
-        self.done = 0
-        self.callback = callback
-        self.to_node = to_node
-        self.nodes = nodes
-
-    def __call__(self, index: int, value: Any, exc: BaseException | None) -> None:
-        if value is None and exc is None:
-            return  # never sent
-        self.done += 1
-        if self.callback is None:
-            return
-        if exc is not None:
-            self.callback(self.done, self.total, exc)
-            return
-        node = self.nodes[index] if self.nodes is not None else self.to_node(value)
-        if node is not None:
-            self.callback(self.done, self.total, node)
-
-
-def _finish(what: str, result: FleetResult, stopped: BaseException | None) -> FleetResult:
-    """The result, or the interruption that stopped the fleet (with what was done logged)."""
-    if stopped is None:
-        return result
-    done = ", ".join(str(n.id) for n in result.nodes) or "none"
-    log.warning(
-        "%s interrupted (%s): done before it stopped: %s; not sent: %d",
-        what,
-        type(stopped).__name__,
-        done,
-        len(result.not_sent),
-    )
-    if isinstance(stopped, KeyboardInterrupt):
-        raise FleetInterrupted(result) from stopped
-    raise stopped
 
 
 def _count(value: Any, what: str) -> int:

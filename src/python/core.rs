@@ -11,9 +11,10 @@ use pyo3::types::{PyDict, PyList, PyModule};
 
 use super::convert;
 use super::errors::{block, run, to_py};
-use super::fleet;
 use crate::config::{self, Overrides};
-use crate::driver::{ended_early, Driver, DriverOptions, NodeAction, NodeEvent, NodeStream};
+use crate::driver::{
+    ended_early, CreateNode, Driver, DriverOptions, NodeAction, NodeEvent, NodeStream,
+};
 use crate::http::{RetryPolicy, TlsOptions};
 use crate::pieces::Work;
 use tokio::sync::mpsc::error::TryRecvError;
@@ -248,64 +249,24 @@ impl Core {
         convert::node(py, &r, &mut convert::Strings::new(py))
     }
 
-    /// One node, created exactly once ([`crate::fleet`]); `args` are [`fleet::CreateArgs`].
+    /// One node, created exactly once ([`crate::fleet`]); `args` are [`super::fleet::CreateArgs`].
     #[pyo3(signature = (site, name, args, client_token, settle))]
     fn create_node<'py>(
         &self,
         py: Python<'py>,
         site: String,
         name: String,
-        args: fleet::CreateArgs,
+        args: super::fleet::CreateArgs,
         client_token: Option<String>,
         settle: Option<f64>,
     ) -> PyResult<convert::NodeTuple<'py>> {
         let driver = Arc::clone(&self.driver);
-        let options = driver.create_options(fleet::settle(settle)?);
-        let req = fleet::request(args, name);
+        let options = driver.create_options(super::fleet::settle(settle)?);
+        let req: CreateNode = super::fleet::request(args, name);
         let r = block(py, async move {
             driver.create_node(&site, req, client_token, &options).await
         })?;
         convert::node(py, &r, &mut convert::Strings::new(py))
-    }
-
-    /// Many nodes (`sites[i]`, `names[i]`, `tokens[i]`), at most `max_in_flight` requests at
-    /// once per site; `sink(index, node_tuple, exception)` as each ends.
-    #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (sites, names, tokens, args, max_in_flight, settle, sink))]
-    fn create_nodes<'py>(
-        &self,
-        py: Python<'py>,
-        sites: Vec<String>,
-        names: Vec<String>,
-        tokens: Vec<Option<String>>,
-        args: fleet::CreateArgs,
-        max_in_flight: usize,
-        settle: Option<f64>,
-        sink: Bound<'py, PyAny>,
-    ) -> PyResult<fleet::Returned<'py, convert::NodeTuple<'py>>> {
-        fleet::create_nodes(
-            py,
-            &self.driver,
-            sites,
-            names,
-            tokens,
-            args,
-            max_in_flight,
-            settle,
-            &sink,
-        )
-    }
-
-    /// Destroys `(site, vm_id)` nodes, at most `max_in_flight` at once per site;
-    /// `sink(index, True, exception)` as each ends.
-    fn destroy_nodes<'py>(
-        &self,
-        py: Python<'py>,
-        nodes: Vec<(String, i64)>,
-        max_in_flight: usize,
-        sink: Bound<'py, PyAny>,
-    ) -> PyResult<fleet::Returned<'py, bool>> {
-        fleet::destroy_nodes(py, &self.driver, nodes, max_in_flight, &sink)
     }
 
     fn node_action(
@@ -488,6 +449,46 @@ impl Core {
     ) -> PyResult<Vec<(i64, String)>> {
         let driver = Arc::clone(&self.driver);
         block(py, async move { driver.detach_volume(&site, &uuid).await })
+    }
+
+    /// Many nodes (`sites[i]`, `names[i]`, `tokens[i]`), at most `max_in_flight` requests at
+    /// once per site; `sink(index, node_tuple, exception)` as each ends.
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (sites, names, tokens, args, max_in_flight, settle, sink))]
+    fn create_nodes<'py>(
+        &self,
+        py: Python<'py>,
+        sites: Vec<String>,
+        names: Vec<String>,
+        tokens: Vec<Option<String>>,
+        args: super::fleet::CreateArgs,
+        max_in_flight: usize,
+        settle: Option<f64>,
+        sink: Bound<'py, PyAny>,
+    ) -> PyResult<super::fleet::Returned<'py, convert::NodeTuple<'py>>> {
+        super::fleet::create_nodes(
+            py,
+            &self.driver,
+            sites,
+            names,
+            tokens,
+            args,
+            max_in_flight,
+            settle,
+            &sink,
+        )
+    }
+
+    /// Destroys `(site, vm_id)` nodes, at most `max_in_flight` at once per site;
+    /// `sink(index, True, exception)` as each ends.
+    fn destroy_nodes<'py>(
+        &self,
+        py: Python<'py>,
+        nodes: Vec<(String, i64)>,
+        max_in_flight: usize,
+        sink: Bound<'py, PyAny>,
+    ) -> PyResult<super::fleet::Returned<'py, bool>> {
+        super::fleet::destroy_nodes(py, &self.driver, nodes, max_in_flight, &sink)
     }
 }
 
