@@ -87,6 +87,22 @@ class Core:
         """`build(*record)` is called with each `_NodeTuple`'s items."""
         ...
     def get_node(self, site: str, vm_id: int) -> _NodeTuple: ...
+    def create_nodes(
+        self,
+        sites: list[str],
+        names: list[str],
+        tokens: list[str | None],
+        args: _CreateArgs,
+        max_in_flight: int,
+        settle: float | None,
+        sink: Callable[[int, _NodeTuple | None, BaseException | None], object],
+    ) -> tuple[list[tuple[_NodeTuple | None, BaseException | None]], BaseException | None]: ...
+    def destroy_nodes(
+        self,
+        nodes: list[tuple[str, int]],
+        max_in_flight: int,
+        sink: Callable[[int, bool | None, BaseException | None], object],
+    ) -> tuple[list[tuple[bool | None, BaseException | None]], BaseException | None]: ...
     def create_node(
         self,
         site: str,
@@ -116,22 +132,6 @@ class Core:
     def destroy_volume(self, site: str, uuid: str) -> None: ...
     def attach_volume(self, site: str, vm_id: int, uuid: str) -> str: ...
     def detach_volume(self, site: str, uuid: str) -> list[tuple[int, str]]: ...
-    def create_nodes(
-        self,
-        sites: list[str],
-        names: list[str],
-        tokens: list[str | None],
-        args: _CreateArgs,
-        max_in_flight: int,
-        settle: float | None,
-        sink: Callable[[int, _NodeTuple | None, BaseException | None], object],
-    ) -> tuple[list[tuple[_NodeTuple | None, BaseException | None]], BaseException | None]: ...
-    def destroy_nodes(
-        self,
-        nodes: list[tuple[str, int]],
-        max_in_flight: int,
-        sink: Callable[[int, bool | None, BaseException | None], object],
-    ) -> tuple[list[tuple[bool | None, BaseException | None]], BaseException | None]: ...
 
 @final
 class LocalCloudServer:

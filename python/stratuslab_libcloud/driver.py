@@ -31,9 +31,9 @@ from libcloud.compute.base import (
 from libcloud.compute.types import NodeState, StorageVolumeState
 
 from . import _stratuslab
+from . import fleet as _fleet
 from ._logging import install_libcloud_debug, warn_if_exposed
 from .errors import StratusLabConfigError, StratusLabSiteWarning
-from .fleet import FleetResult, Progress, _finish, _names, _Progress, _settle, _token
 
 __all__ = ["StratusLabNodeDriver"]
 
@@ -409,7 +409,7 @@ class StratusLabNodeDriver(NodeDriver):
             ex_volatile_disk_gib,
         )
         rec = self._core.create_node(
-            loc.id, name, args, _token(ex_client_token), _settle(ex_settle)
+            loc.id, name, args, _fleet._token(ex_client_token), _fleet._settle(ex_settle)
         )
         return self._to_node(rec)
 
@@ -473,8 +473,8 @@ class StratusLabNodeDriver(NodeDriver):
         ex_client_tokens: Sequence[str] | None = None,
         ex_max_in_flight: int = _stratuslab.DEFAULT_MAX_IN_FLIGHT,
         ex_settle: float | None = None,
-        ex_progress: Progress | None = None,
-    ) -> FleetResult:
+        ex_progress: _fleet.Progress | None = None,
+    ) -> _fleet.FleetResult:
         """Creates one node per name, concurrently, each exactly once (as ``create_node``).
 
         With several locations the nodes are spread over them in turn (``names[i]`` goes to
@@ -486,14 +486,14 @@ class StratusLabNodeDriver(NodeDriver):
         for a single node. Ctrl-C stops sending, waits for the requests in flight and raises
         :class:`FleetInterrupted` (a ``KeyboardInterrupt``) carrying the result so far.
         """
-        names = _names(names)
+        names = _fleet._names(names)
         sites = [loc.id for loc in self._locations_of(location)]
         node_sites = [sites[i % len(sites)] for i in range(len(names))]
         tokens: list[str | None]
         if ex_client_tokens is None:
             tokens = [None] * len(names)
         else:
-            tokens = [_token(t) for t in ex_client_tokens]
+            tokens = [_fleet._token(t) for t in ex_client_tokens]
             if len(tokens) != len(names):
                 raise ValueError("ex_client_tokens must give one token per name")
             if len(set(tokens)) != len(tokens):
@@ -508,17 +508,17 @@ class StratusLabNodeDriver(NodeDriver):
             ex_disks_bus,
             ex_volatile_disk_gib,
         )
-        progress = _Progress(len(names), ex_progress, self._to_node)
+        progress = _fleet._Progress(len(names), ex_progress, self._to_node)
         outcomes, stopped = self._core.create_nodes(
             node_sites,
             names,
             tokens,
             args,
             _count(ex_max_in_flight, "ex_max_in_flight"),
-            _settle(ex_settle),
+            _fleet._settle(ex_settle),
             progress,
         )
-        result = FleetResult()
+        result = _fleet.FleetResult()
         for name, (rec, exc) in zip(names, outcomes):
             if rec is not None:
                 result.nodes.append(self._to_node(rec))
@@ -526,14 +526,14 @@ class StratusLabNodeDriver(NodeDriver):
                 result.failures.append((name, exc))
             else:
                 result.not_sent.append(name)
-        return _finish("ex_create_nodes", result, stopped)
+        return _fleet._finish("ex_create_nodes", result, stopped)
 
     def ex_destroy_nodes(
         self,
         nodes: Sequence[Node | str],
         ex_max_in_flight: int = _stratuslab.DEFAULT_MAX_IN_FLIGHT,
-        ex_progress: Progress | None = None,
-    ) -> FleetResult:
+        ex_progress: _fleet.Progress | None = None,
+    ) -> _fleet.FleetResult:
         """Destroys the nodes concurrently, at most ``ex_max_in_flight`` requests in flight per
         site: one ``one.vm.action`` each. Returns a :class:`FleetResult` (``nodes``: those
         destroyed; ``failures``: ``(node id, exception)``). Progress and Ctrl-C as
@@ -541,11 +541,11 @@ class StratusLabNodeDriver(NodeDriver):
         given = list(nodes)
         ids = [self._site_of_node(n) for n in given]
         as_nodes = [n if isinstance(n, Node) else self._stub_node(n) for n in given]
-        progress = _Progress(len(given), ex_progress, lambda _: None, as_nodes)
+        progress = _fleet._Progress(len(given), ex_progress, lambda _: None, as_nodes)
         outcomes, stopped = self._core.destroy_nodes(
             ids, _count(ex_max_in_flight, "ex_max_in_flight"), progress
         )
-        result = FleetResult()
+        result = _fleet.FleetResult()
         for node, (done, exc) in zip(as_nodes, outcomes):
             if done:
                 result.nodes.append(node)
@@ -553,7 +553,7 @@ class StratusLabNodeDriver(NodeDriver):
                 result.failures.append((str(node.id), exc))
             else:
                 result.not_sent.append(str(node.id))
-        return _finish("ex_destroy_nodes", result, stopped)
+        return _fleet._finish("ex_destroy_nodes", result, stopped)
 
     def _stub_node(self, node_id: str) -> Node:
         site, vm = self._site_of_node(node_id)
