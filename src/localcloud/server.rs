@@ -1268,6 +1268,69 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn lost_reply_faults_act_before_the_reply_is_lost() {
+        let cloud = start(options(&["lal"], 0)).await;
+        let url = pswd(&cloud, "lal");
+        let allocate = |client: HttpClient| {
+            let url = url.clone();
+            async move {
+                let params = [
+                    s("alice:secret-pw"),
+                    s("NAME = \"f\"\nCPU = 1\nMEMORY = 64\n"),
+                ];
+                post(
+                    &client,
+                    &url,
+                    Some(("alice", "secret-pw")),
+                    "one.vm.allocate",
+                    &params,
+                )
+                .await
+            }
+        };
+        let rule = |kind| {
+            FaultRule::new(Service::Compute, kind)
+                .at_site("lal")
+                .for_op("one.vm.allocate")
+                .times(1)
+        };
+
+        cloud
+            .inject_fault(rule(FaultKind::StatusAfter(503)))
+            .unwrap();
+        assert_eq!(allocate(client()).await.unwrap().status, 503);
+        assert_eq!(cloud.vm_ids("lal").len(), 1);
+
+        cloud.inject_fault(rule(FaultKind::DropAfter)).unwrap();
+        assert!(allocate(client()).await.is_err());
+        assert_eq!(cloud.vm_ids("lal").len(), 2);
+
+        // In flight: the client gives up first, the VM appears after the delay all the same.
+        cloud
+            .inject_fault(rule(FaultKind::Late(Duration::from_millis(300))))
+            .unwrap();
+        let impatient = HttpClient::new(HttpOptions {
+            timeout: Duration::from_millis(100),
+            ..HttpOptions::default()
+        })
+        .unwrap();
+        let err = allocate(impatient).await.unwrap_err();
+        assert!(err.to_string().contains("no reply within"), "{err}");
+        assert_eq!(cloud.vm_ids("lal").len(), 2);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while cloud.vm_ids("lal").len() < 3 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the late call never acted"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(allocate(client()).await.unwrap().status, 200);
+        assert_eq!(cloud.vm_ids("lal").len(), 4);
+        cloud.stop().await;
+    }
+
+    #[tokio::test]
     async fn fault_injection_kinds() {
         let cloud = start(options(&["lal", "grnet"], 0)).await;
         let client = client();
