@@ -670,7 +670,7 @@ class Plan:
 
 
 FULL = Plan(10_000, 5_000, 8, 0.2, 50, 1_000, 7, 3, 3, 15)
-QUICK = Plan(1_000, 500, 8, 0.2, 50, 100, 3, 1, 1, 5, fleet=160, fleet_sample=4, fleet_repeats=1)
+QUICK = Plan(1_000, 500, 8, 0.2, 50, 100, 3, 1, 1, 5, fleet=480, fleet_sample=4, fleet_repeats=1)
 
 
 def machine() -> str:
