@@ -536,6 +536,86 @@ def p5(report: Report, total: int, blocks: int) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# P8, P9: fleets (ex_create_nodes, ex_destroy_nodes) against the ideal and a loop
+
+
+def p8_p9(
+    report: Report, nodes: int, sites: int, latency: float, sample: int, repeats: int
+) -> None:
+    """The fleet against the ideal time given the per-site limit (requests per node * latency *
+    nodes / (sites * limit): 2 requests per created node, allocate and read-back; 1 per
+    destroyed node) and against a loop of create_node / destroy_node. The loop is timed on
+    ``sample`` nodes per repetition and extrapolated to ``nodes`` (the whole loop would take
+    minutes); the table says so."""
+    from stratuslab_libcloud import _stratuslab
+
+    names = [f"site{i}" for i in range(sites)]
+    limit = _stratuslab.DEFAULT_MAX_IN_FLIGHT
+    with local_cloud(names, latency=latency, boot_step=0.0) as cloud:
+        driver = make_driver(cloud)
+        size = driver.list_sizes()[0]
+        auth = NodeAuthSSHKey(SSH_KEY)
+        image = driver.list_images()[0]
+        warm = driver.ex_create_nodes(names, size, image, location=names, auth=auth)
+        driver.ex_destroy_nodes(warm.nodes)
+        fleet_c, fleet_d, loop_c, loop_d = [], [], [], []
+        for r in range(repeats):
+            wanted = [f"fleet-{r}-{i}" for i in range(nodes)]
+            t = time.perf_counter()
+            made = driver.ex_create_nodes(wanted, size, image, location=names, auth=auth)
+            fleet_c.append(time.perf_counter() - t)
+            if not made.ok or len(made.nodes) != nodes:
+                raise SystemExit(f"P8: {len(made.nodes)} of {nodes} created: {made.failures[:3]}")
+            t = time.perf_counter()
+            gone = driver.ex_destroy_nodes(made.nodes)
+            fleet_d.append(time.perf_counter() - t)
+            if not gone.ok:
+                raise SystemExit(f"P9: {gone.failures[:3]}")
+            t = time.perf_counter()
+            looped = [
+                driver.create_node(
+                    f"loop-{r}-{i}", size, image, location=names[i % sites], auth=auth
+                )
+                for i in range(sample)
+            ]
+            loop_c.append((time.perf_counter() - t) / sample * nodes)
+            t = time.perf_counter()
+            for n in looped:
+                driver.destroy_node(n)
+            loop_d.append((time.perf_counter() - t) / sample * nodes)
+    ideal_c = 2 * latency * nodes / (sites * limit)
+    ideal_d = 1 * latency * nodes / (sites * limit)
+    where = f"{nodes} nodes, {sites} sites, {latency:g} s latency, {limit} per site"
+    loop_note = f"loop timed on {sample} nodes, extrapolated to {nodes}"
+    report.time("P8", "ex_create_nodes", fleet_c, where)
+    report.time("P8", "create_node loop", loop_c, loop_note)
+    report.check(
+        "P8",
+        "ex_create_nodes / ideal",
+        [t / ideal_c for t in fleet_c],
+        op="<=",
+        limit=1.3,
+        note=f"ideal {ideal_c:.2f} s",
+    )
+    report.check(
+        "P8", "create_node loop / ex_create_nodes", paired(loop_c, fleet_c), op=">=", limit=50
+    )
+    report.time("P9", "ex_destroy_nodes", fleet_d, where)
+    report.time("P9", "destroy_node loop", loop_d, loop_note)
+    report.check(
+        "P9",
+        "ex_destroy_nodes / ideal",
+        [t / ideal_d for t in fleet_d],
+        op="<=",
+        limit=1.3,
+        note=f"ideal {ideal_d:.2f} s",
+    )
+    report.check(
+        "P9", "destroy_node loop / ex_destroy_nodes", paired(loop_d, fleet_d), op=">=", limit=50
+    )
+
+
+# ---------------------------------------------------------------------------------------------
 # P6: cold import
 
 
@@ -584,10 +664,13 @@ class Plan:
     slow_repeats: int
     rss_repeats: int
     import_repeats: int
+    fleet: int = 1_000
+    fleet_sample: int = 20
+    fleet_repeats: int = 3
 
 
 FULL = Plan(10_000, 5_000, 8, 0.2, 50, 1_000, 7, 3, 3, 15)
-QUICK = Plan(1_000, 500, 8, 0.2, 50, 100, 3, 1, 1, 5)
+QUICK = Plan(1_000, 500, 8, 0.2, 50, 100, 3, 1, 1, 5, fleet=480, fleet_sample=4, fleet_repeats=1)
 
 
 def machine() -> str:
@@ -632,7 +715,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="small smoke version (CI)")
-    parser.add_argument("--only", default="P1,P2,P3,P4,P5,P6", help="workloads to run")
+    parser.add_argument("--only", default="P1,P2,P3,P4,P5,P6,P8", help="workloads to run")
     parser.add_argument("--repeats", type=int, help="repetitions of the fast contenders")
     parser.add_argument("--markdown", metavar="PATH", help="also write the table there")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
@@ -669,6 +752,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     step("P5", lambda: p5(report, plan.round_trips, 10))
     step("P6", lambda: p6(report, plan.import_repeats))
+    if only & {"P8", "P9"}:
+        step(
+            "P8",
+            lambda: p8_p9(
+                report, plan.fleet, plan.sites, plan.latency, plan.fleet_sample, plan.fleet_repeats
+            ),
+        )
 
     table = report.table()
     print(table)

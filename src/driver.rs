@@ -155,6 +155,40 @@ pub struct VolumeRecord {
     pub mounts: Vec<pdisk::Mount>,
 }
 
+/// A create with the caller's values checked and the image resolved ([`Driver::prepare_create`]):
+/// only the node's name and client token remain to be rendered.
+#[derive(Debug, Clone)]
+pub struct PreparedCreate {
+    pub spec: VmSpec,
+    pub dialect: template::Dialect,
+}
+
+impl PreparedCreate {
+    /// The allocate template of one node: its name and, as a top-level attribute that oned keeps
+    /// (TEMPLATE on 3.x, USER_TEMPLATE from 4.0), its client token.
+    pub fn render(&self, name: &str, token: &str) -> Result<String> {
+        check_node_name(name)?;
+        let mut spec = self.spec.clone();
+        name.clone_into(&mut spec.name);
+        spec.raw_extra
+            .push((crate::fleet::TOKEN_ATTRIBUTE.to_owned(), token.to_owned()));
+        template::render_for(&spec, self.dialect).map_err(|e| Error::invalid(e.to_string()))
+    }
+}
+
+/// A node name OpenNebula keeps as given.
+pub fn check_node_name(name: &str) -> Result<()> {
+    if name.trim().is_empty() {
+        return Err(Error::invalid("node name must not be empty"));
+    }
+    if name.trim() != name {
+        return Err(Error::invalid(format!(
+            "node name {name:?} starts or ends with white space, which OpenNebula's VM listing does not keep"
+        )));
+    }
+    Ok(())
+}
+
 /// What a `create_node` needs besides the site.
 #[derive(Debug, Clone, Default)]
 pub struct CreateNode {
@@ -225,6 +259,8 @@ pub struct Driver {
     sites: Vec<Site>,
     default_site: String,
     instance_types: Vec<InstanceType>,
+    /// Attempts of the retry policy: how often a create may send its allocate.
+    attempts: u32,
 }
 
 fn site_auth(s: &SiteSettings) -> Result<Auth> {
@@ -333,6 +369,7 @@ impl Driver {
             sites,
             default_site: settings.default_site,
             instance_types: settings.instance_types,
+            attempts: options.retry.attempts.max(1),
         })
     }
 
@@ -357,6 +394,14 @@ impl Driver {
 
     pub fn instance_types(&self) -> &[InstanceType] {
         &self.instance_types
+    }
+
+    /// How creates resolve lost replies: retries as the driver's policy, this settle period.
+    pub fn create_options(&self, settle: Option<Duration>) -> crate::fleet::CreateOptions {
+        crate::fleet::CreateOptions {
+            settle: settle.unwrap_or(crate::fleet::DEFAULT_SETTLE),
+            attempts: self.attempts,
+        }
     }
 
     /// The site with this name, or an error listing the known ones.
@@ -565,7 +610,7 @@ impl Driver {
         Ok(by_vm)
     }
 
-    async fn vm(&self, site: &Site, vm_id: i64, operation: &str) -> Result<VmRecord> {
+    pub(crate) async fn vm(&self, site: &Site, vm_id: i64, operation: &str) -> Result<VmRecord> {
         let context = || ctx(&site.name, site.one.url(), operation);
         let xml = site
             .one
@@ -671,27 +716,40 @@ impl Driver {
         Ok(())
     }
 
-    /// `create_node`: checks every caller value (name, key, context, size, network, bus) by
-    /// rendering the template before any request, resolves the image, renders for the site's
-    /// version, allocates exactly once and reads the VM back (its IP is leased already).
-    pub async fn create_node(&self, site: &str, req: CreateNode) -> Result<NodeRecord> {
+    /// `create_node`: checks every caller value (name, key, context, size, network, bus, client
+    /// token) by rendering the template before any request, resolves the image, renders for the
+    /// site's version with the client token, allocates exactly once ([`crate::fleet`]: a lost
+    /// reply is resolved by looking the token up) and reads the VM back (its IP is leased
+    /// already).
+    pub async fn create_node(
+        &self,
+        site: &str,
+        req: CreateNode,
+        token: Option<String>,
+        options: &crate::fleet::CreateOptions,
+    ) -> Result<NodeRecord> {
         let s = self.site(site)?;
-        if req.name.trim().is_empty() {
-            return Err(Error::invalid("node name must not be empty"));
-        }
-        if req.name.trim() != req.name {
-            return Err(Error::invalid(format!(
-                "node name {:?} starts or ends with white space, which OpenNebula's VM listing does not keep",
-                req.name
-            )));
-        }
+        let given = token.is_some();
+        let token = crate::fleet::token_or_new(token)?;
+        let prepared = self.prepare_create(s, &req).await?;
+        crate::fleet::create_one(self, s, &prepared, &req.name, &token, given, options).await
+    }
+
+    /// Everything of a create that does not depend on the node's name and token: the caller's
+    /// values checked, the image resolved, the site's template dialect.
+    pub(crate) async fn prepare_create(
+        &self,
+        s: &Site,
+        req: &CreateNode,
+    ) -> Result<PreparedCreate> {
+        check_node_name(&req.name)?;
         if req.cpu == 0 || req.ram_mib == 0 {
             return Err(Error::invalid(format!(
                 "size '{}' has no CPU or RAM",
                 req.size_name
             )));
         }
-        let public_key = self.public_key(s, &req)?;
+        let public_key = self.public_key(s, req)?;
         let network = req.network.clone().unwrap_or_else(|| "public".to_owned());
         if !matches!(network.as_str(), "public" | "private" | "local") {
             return Err(Error::invalid(format!(
@@ -776,27 +834,48 @@ impl Driver {
         } else {
             template::Dialect::StratusLab
         };
-        let text =
-            template::render_for(&spec, dialect).map_err(|e| Error::invalid(e.to_string()))?;
-        let vm_id = s
-            .one
-            .allocate(&text)
-            .await
-            .map_err(|e| Error::remote(context("create_node (one.vm.allocate)"), e))?;
+        Ok(PreparedCreate { spec, dialect })
+    }
+
+    /// Reads a VM just allocated back (its IP is leased already); when that fails the VM still
+    /// exists, so a record with its id, name and token is returned rather than an error.
+    pub(crate) async fn read_back(
+        &self,
+        s: &Site,
+        vm_id: i64,
+        name: &str,
+        token: &str,
+    ) -> NodeRecord {
         match self.vm(s, vm_id, "create_node (one.vm.info)").await {
-            Ok(vm) => Ok(node_record(site, vm, &self.instance_types)),
+            Ok(vm) => node_record(&s.name, vm, &self.instance_types),
             Err(e) => {
-                // The VM exists: report it rather than lose its id.
                 log::warn!(target: "stratuslab_libcloud", "site '{}': VM {vm_id} was created but reading it back failed: {e}", s.name);
-                let vm = VmRecord {
+                let mut vm = VmRecord {
                     id: vm_id,
-                    name: req.name.clone(),
+                    name: name.to_owned(),
                     state: 1,
                     ..VmRecord::default()
                 };
-                Ok(node_record(site, vm, &self.instance_types))
+                vm.template.client_token = Some(token.to_owned());
+                node_record(&s.name, vm, &self.instance_types)
             }
         }
+    }
+
+    /// Destroys a VM whose id and site are known to exist (duplicate clean-up, fleets): one
+    /// `one.vm.action` in the site version's vocabulary.
+    pub(crate) async fn destroy_vm(&self, s: &Site, vm_id: i64, operation: &str) -> Result<()> {
+        let context = |op: &str| ctx(&s.name, s.one.url(), op);
+        let version =
+            s.one.version().await.map_err(|e| {
+                Error::remote(context(&format!("{operation} (one.system.version)")), e)
+            })?;
+        let name = action_name(NodeAction::Destroy, version, 0)
+            .ok_or_else(|| Error::internal("no destroy action for this version"))?;
+        s.one
+            .action(name, vm_id)
+            .await
+            .map_err(|e| Error::remote(context(&format!("{operation} (one.vm.action {name})")), e))
     }
 
     fn public_key(&self, s: &Site, req: &CreateNode) -> Result<String> {

@@ -5,6 +5,8 @@ from collections.abc import Callable
 from typing import Any, TypeAlias, TypeVar, final
 
 __all__ = [
+    "DEFAULT_MAX_IN_FLIGHT",
+    "DEFAULT_SETTLE",
     "Core",
     "LocalCloudServer",
     "__version__",
@@ -19,6 +21,8 @@ __all__ = [
 __version__: str
 _T = TypeVar("_T")  # what a listing's `build` callback returns
 _debug_build: bool  # built without optimisations (maturin develop)
+DEFAULT_MAX_IN_FLIGHT: int  # fleet requests in flight per site
+DEFAULT_SETTLE: float  # seconds a create waits for a VM whose request may be in flight
 
 _SizeTuple: TypeAlias = tuple[str, int, int, int]  # name, cpu, ram MiB, swap MiB
 _NodeTuple: TypeAlias = tuple[
@@ -37,6 +41,20 @@ _ImageTuple: TypeAlias = tuple[str, str, dict[str, Any]]  # id, name, extra
 _VolumeTuple: TypeAlias = tuple[str, str, int, str, dict[str, Any]]  # uuid, name, GiB, state, extra
 _LocationTuple: TypeAlias = tuple[str, str, str, dict[str, Any]]  # id, name, country, extra
 _Failures: TypeAlias = list[tuple[str, BaseException]]  # (site, exception) per failed site
+# size, cpu, ram MiB, swap MiB, image, public key, key file, network, context, bus, volatile GiB
+_CreateArgs: TypeAlias = tuple[
+    str,
+    int,
+    int,
+    int,
+    str,
+    str | None,
+    str | None,
+    str | None,
+    list[tuple[str, str]],
+    str | None,
+    int | None,
+]
 
 def reset_log_cache() -> None: ...
 def set_libcloud_debug(on: bool) -> None: ...
@@ -83,21 +101,29 @@ class Core:
         then the sites whose volumes are unknown."""
         ...
     def get_node(self, site: str, vm_id: int) -> tuple[_NodeTuple, BaseException | None]: ...
+    def create_nodes(
+        self,
+        sites: list[str],
+        names: list[str],
+        tokens: list[str | None],
+        args: _CreateArgs,
+        max_in_flight: int,
+        settle: float | None,
+        sink: Callable[[int, _NodeTuple | None, BaseException | None], object],
+    ) -> tuple[list[tuple[_NodeTuple | None, BaseException | None]], BaseException | None]: ...
+    def destroy_nodes(
+        self,
+        nodes: list[tuple[str, int]],
+        max_in_flight: int,
+        sink: Callable[[int, bool | None, BaseException | None], object],
+    ) -> tuple[list[tuple[bool | None, BaseException | None]], BaseException | None]: ...
     def create_node(
         self,
         site: str,
         name: str,
-        size_name: str,
-        cpu: int,
-        ram_mib: int,
-        swap_mib: int,
-        image: str,
-        public_key: str | None,
-        public_key_file: str | None,
-        network: str | None,
-        context: list[tuple[str, str]],
-        disks_bus: str | None,
-        volatile_disk_gib: int | None,
+        args: _CreateArgs,
+        client_token: str | None,
+        settle: float | None,
     ) -> _NodeTuple: ...
     def node_action(self, site: str, vm_id: int, action: str) -> BaseException | None: ...
     def list_images(

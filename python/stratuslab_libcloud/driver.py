@@ -38,6 +38,7 @@ from libcloud.compute.base import (
 from libcloud.compute.types import NodeState, StorageVolumeState
 
 from . import _stratuslab
+from . import fleet as _fleet
 from ._logging import install_libcloud_debug, warn_if_exposed
 from .errors import (
     StratusLabConfigError,
@@ -600,17 +601,54 @@ class StratusLabNodeDriver(NodeDriver):
         ex_public_key_file: str | None = None,
         ex_disks_bus: str | None = None,
         ex_volatile_disk_gib: int | None = None,
+        ex_client_token: str | None = None,
+        ex_settle: float | None = None,
     ) -> Node:
-        """Allocates one VM and returns at once (use ``wait_until_running`` to wait).
+        """Allocates one VM, exactly once, and returns at once (use ``wait_until_running`` to
+        wait).
 
         ``image`` is a Marketplace image (27-character identifier); the SSH public key comes from
         ``auth`` (a :class:`NodeAuthSSHKey`), else ``ex_public_key_file``, else the site's
         ``user_public_key_file``. ``ex_network`` is ``public`` (default), ``private`` or
         ``local``; ``ex_context`` adds context variables.
+
+        ``ex_client_token`` (1 to 128 of ``A-Za-z0-9._:-``; a fresh one when not given) is stored
+        in the VM's template and shown in ``node.extra["client_token"]``: a VM that already
+        carries it is returned instead of creating another. ``ex_settle`` (seconds, default
+        ``stratuslab_libcloud.fleet.DEFAULT_SETTLE``, 30) is how long a create whose request
+        may still be in flight (a timeout) waits for its VM before sending again or giving up.
+        See the README's "Exactly-once creation and fleets".
         """
         if not isinstance(name, str):
             raise TypeError(f"name must be a str, not {type(name).__name__}")
         loc = self._location(location)
+        args = self._create_args(
+            size,
+            image,
+            auth,
+            ex_network,
+            ex_context,
+            ex_public_key_file,
+            ex_disks_bus,
+            ex_volatile_disk_gib,
+        )
+        rec = self._core.create_node(
+            loc.id, name, args, _fleet._token(ex_client_token), _fleet._settle(ex_settle)
+        )
+        return self._to_node(rec)
+
+    def _create_args(
+        self,
+        size: NodeSize,
+        image: NodeImage | str,
+        auth: NodeAuthSSHKey | NodeAuthPassword | None,
+        ex_network: str | None,
+        ex_context: Mapping[str, str] | None,
+        ex_public_key_file: str | None,
+        ex_disks_bus: str | None,
+        ex_volatile_disk_gib: int | None,
+    ) -> _stratuslab._CreateArgs:
+        """What every node of a create shares, checked."""
         known = self._known_size(size)
         if auth is not None and not isinstance(auth, NodeAuthSSHKey):
             raise ValueError(
@@ -626,26 +664,142 @@ class StratusLabNodeDriver(NodeDriver):
             image_id = image
         if not isinstance(image_id, str):
             raise TypeError(f"image must be a NodeImage or an image id, not {image!r}")
-        public_key = auth.pubkey if auth is not None else None
-        context = list((ex_context or {}).items())
-        rec = self._core.create_node(
-            loc.id,
-            name,
+        return (
             known.id,
             int(known.extra["cpu"]),
             int(known.ram),
             int(known.extra["swap_mib"]),
             image_id,
-            public_key,
+            auth.pubkey if auth is not None else None,
             ex_public_key_file,
             ex_network,
-            context,
+            list((ex_context or {}).items()),
             ex_disks_bus,
             None
             if ex_volatile_disk_gib is None
             else _count(ex_volatile_disk_gib, "ex_volatile_disk_gib"),
         )
-        return self._to_node(rec)
+
+    # ------------------------------------------------------------------ fleets
+
+    def ex_create_nodes(
+        self,
+        names: Sequence[str],
+        size: NodeSize,
+        image: NodeImage | str,
+        location: NodeLocation | str | Sequence[NodeLocation | str] | None = None,
+        auth: NodeAuthSSHKey | NodeAuthPassword | None = None,
+        ex_network: str | None = None,
+        ex_context: Mapping[str, str] | None = None,
+        ex_public_key_file: str | None = None,
+        ex_disks_bus: str | None = None,
+        ex_volatile_disk_gib: int | None = None,
+        ex_client_tokens: Sequence[str] | None = None,
+        ex_max_in_flight: int = _stratuslab.DEFAULT_MAX_IN_FLIGHT,
+        ex_settle: float | None = None,
+        ex_progress: _fleet.Progress | None = None,
+    ) -> _fleet.FleetResult:
+        """Creates one node per name, concurrently, each exactly once (as ``create_node``).
+
+        With several locations the nodes are spread over them in turn (``names[i]`` goes to
+        ``location[i % len(location)]``). At most ``ex_max_in_flight`` requests are in flight
+        per site (default ``stratuslab_libcloud.fleet.DEFAULT_MAX_IN_FLIGHT``, 10: below the
+        15 connections oned serves at once by default). ``ex_client_tokens`` gives each node its
+        token (as ``ex_client_token``). ``ex_progress(done, total, node_or_exception)`` is
+        called in this thread as each node ends. Returns a :class:`FleetResult`; nothing raises
+        for a single node. Ctrl-C stops sending, waits for the requests in flight and raises
+        :class:`FleetInterrupted` (a ``KeyboardInterrupt``) carrying the result so far.
+        """
+        names = _fleet._names(names)
+        sites = [loc.id for loc in self._locations_of(location)]
+        node_sites = [sites[i % len(sites)] for i in range(len(names))]
+        tokens: list[str | None]
+        if ex_client_tokens is None:
+            tokens = [None] * len(names)
+        else:
+            tokens = [_fleet._token(t) for t in ex_client_tokens]
+            if len(tokens) != len(names):
+                raise ValueError("ex_client_tokens must give one token per name")
+            if len(set(tokens)) != len(tokens):
+                raise ValueError("ex_client_tokens must not repeat a token (one VM per token)")
+        args = self._create_args(
+            size,
+            image,
+            auth,
+            ex_network,
+            ex_context,
+            ex_public_key_file,
+            ex_disks_bus,
+            ex_volatile_disk_gib,
+        )
+        progress = _fleet._Progress(len(names), ex_progress, self._to_node)
+        outcomes, stopped = self._core.create_nodes(
+            node_sites,
+            names,
+            tokens,
+            args,
+            _count(ex_max_in_flight, "ex_max_in_flight"),
+            _fleet._settle(ex_settle),
+            progress,
+        )
+        result = _fleet.FleetResult()
+        for name, (rec, exc) in zip(names, outcomes):
+            if rec is not None:
+                result.nodes.append(self._to_node(rec))
+            elif exc is not None:
+                result.failures.append((name, exc))
+            else:
+                result.not_sent.append(name)
+        return _fleet._finish("ex_create_nodes", result, stopped)
+
+    def ex_destroy_nodes(
+        self,
+        nodes: Sequence[Node | str],
+        ex_max_in_flight: int = _stratuslab.DEFAULT_MAX_IN_FLIGHT,
+        ex_progress: _fleet.Progress | None = None,
+    ) -> _fleet.FleetResult:
+        """Destroys the nodes concurrently, at most ``ex_max_in_flight`` requests in flight per
+        site: one ``one.vm.action`` each. Returns a :class:`FleetResult` (``nodes``: those
+        destroyed; ``failures``: ``(node id, exception)``). Progress and Ctrl-C as
+        ``ex_create_nodes``."""
+        given = list(nodes)
+        ids = [self._site_of_node(n) for n in given]
+        as_nodes = [n if isinstance(n, Node) else self._stub_node(n) for n in given]
+        progress = _fleet._Progress(len(given), ex_progress, lambda _: None, as_nodes)
+        outcomes, stopped = self._core.destroy_nodes(
+            ids, _count(ex_max_in_flight, "ex_max_in_flight"), progress
+        )
+        result = _fleet.FleetResult()
+        for node, (done, exc) in zip(as_nodes, outcomes):
+            if done:
+                result.nodes.append(node)
+            elif exc is not None:
+                result.failures.append((str(node.id), exc))
+            else:
+                result.not_sent.append(str(node.id))
+        return _fleet._finish("ex_destroy_nodes", result, stopped)
+
+    def _stub_node(self, node_id: str) -> Node:
+        site, vm = self._site_of_node(node_id)
+        return Node(
+            id=node_id,
+            name=node_id,
+            state=NodeState.UNKNOWN,
+            public_ips=[],
+            private_ips=[],
+            driver=self,
+            extra={"location": site, "vm_id": vm},
+        )
+
+    def _locations_of(
+        self, location: NodeLocation | str | Sequence[NodeLocation | str] | None
+    ) -> list[NodeLocation]:
+        if location is None or isinstance(location, (NodeLocation, str)):
+            return [self._location(location)]
+        locs = [self._location(loc) for loc in location]
+        if not locs:
+            raise ValueError("location must name at least one site")
+        return locs
 
     def _known_size(self, size: NodeSize) -> NodeSize:
         """This driver's instance type with ``size``'s id (its CPU, RAM and swap are used, not

@@ -243,6 +243,11 @@ class LocalCloud:
         ``kind``: ``status`` (HTTP ``status``), ``malformed``, ``truncated``, ``drop``,
         ``reset``, ``slow`` (``seconds``), ``one_error`` (``code``, ``message``), ``fault``
         (XML-RPC ``code``, ``message``), ``content_type``, ``huge`` (``size`` bytes).
+        Lost replies after the request was carried out: ``status_after`` (the call is carried
+        out, then HTTP ``status`` is answered), ``drop_after`` (carried out, then the connection
+        is closed without a reply), and ``reset``/``truncated`` (which act too); before it:
+        ``drop`` and ``status``. ``late`` (``seconds``): the call is carried out only after that
+        delay, even if the client has given up waiting (a request still in flight).
         ``service``: ``compute``, ``pdisk``, ``marketplace`` or ``any``; ``op``: an XML-RPC
         method name or a REST ``"GET /disks"``-style operation; ``times``: how many requests.
         """

@@ -266,6 +266,29 @@ impl OneClient {
         into_string(v, "one.vmpool.info")
     }
 
+    /// The pool with every VM's whole document, `USER_TEMPLATE` included:
+    /// `one.vmpool.infoextended` from OpenNebula 5.10 on (its `one.vmpool.info` answers a short
+    /// body without the user template, `VirtualMachine::to_xml_short`), `one.vmpool.info`
+    /// before, and also when the daemon has no `infoextended` (fault -506).
+    pub async fn vm_pool_full(&self, filter: i64, state: i64) -> Result<String, OneError> {
+        let version = self.version().await?;
+        if (version.major, version.minor) >= (5, 10) {
+            let params = vec![
+                Value::Int(filter),
+                Value::Int(-1),
+                Value::Int(-1),
+                Value::Int(state),
+            ];
+            match self.call("one.vmpool.infoextended", params, true).await {
+                Ok(v) => return into_string(v, "one.vmpool.infoextended"),
+                Err(OneError::XmlRpc(XmlRpcError::Fault { code, .. }))
+                    if code == i64::from(xmlrpc::FAULT_NO_SUCH_METHOD) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.vm_pool(filter, state).await
+    }
+
     /// Gives back a reply's body its reader is done with ([`HttpClient::recycle`]).
     pub fn recycle(&self, body: bytes::Bytes) {
         self.inner.http.recycle(body);

@@ -118,6 +118,9 @@ pub fn node<'py>(
     if let Some(m) = &vm.template.error_message {
         extra.set_item(intern!(py, "error_message"), m)?;
     }
+    if let Some(t) = &vm.template.client_token {
+        extra.set_item(intern!(py, "client_token"), t)?;
+    }
     extra.set_item(intern!(py, "location"), &site)?;
     extra.set_item(intern!(py, "vm_id"), vm.id)?;
     let size = r

@@ -303,41 +303,23 @@ impl Core {
         ))
     }
 
-    #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (site, name, size_name, cpu, ram_mib, swap_mib, image, public_key, public_key_file, network, context, disks_bus, volatile_disk_gib))]
+    /// One node, created exactly once ([`crate::fleet`]); `args` are [`super::fleet::CreateArgs`].
+    #[pyo3(signature = (site, name, args, client_token, settle))]
     fn create_node<'py>(
         &self,
         py: Python<'py>,
         site: String,
         name: String,
-        size_name: String,
-        cpu: u32,
-        ram_mib: u64,
-        swap_mib: u64,
-        image: String,
-        public_key: Option<String>,
-        public_key_file: Option<String>,
-        network: Option<String>,
-        context: Vec<(String, String)>,
-        disks_bus: Option<String>,
-        volatile_disk_gib: Option<u32>,
+        args: super::fleet::CreateArgs,
+        client_token: Option<String>,
+        settle: Option<f64>,
     ) -> PyResult<convert::NodeTuple<'py>> {
         let driver = Arc::clone(&self.driver);
-        let req = CreateNode {
-            name,
-            size_name,
-            cpu,
-            ram_mib,
-            swap_mib,
-            image,
-            public_key,
-            public_key_file,
-            network,
-            context,
-            disks_bus,
-            volatile_disk_gib,
-        };
-        let r = block(py, async move { driver.create_node(&site, req).await })?;
+        let options = driver.create_options(super::fleet::settle(settle)?);
+        let req: CreateNode = super::fleet::request(args, name);
+        let r = block(py, async move {
+            driver.create_node(&site, req, client_token, &options).await
+        })?;
         convert::node(py, &r, &mut convert::Strings::new(py))
     }
 
@@ -525,6 +507,46 @@ impl Core {
     ) -> PyResult<Vec<(i64, String)>> {
         let driver = Arc::clone(&self.driver);
         block(py, async move { driver.detach_volume(&site, &uuid).await })
+    }
+
+    /// Many nodes (`sites[i]`, `names[i]`, `tokens[i]`), at most `max_in_flight` requests at
+    /// once per site; `sink(index, node_tuple, exception)` as each ends.
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (sites, names, tokens, args, max_in_flight, settle, sink))]
+    fn create_nodes<'py>(
+        &self,
+        py: Python<'py>,
+        sites: Vec<String>,
+        names: Vec<String>,
+        tokens: Vec<Option<String>>,
+        args: super::fleet::CreateArgs,
+        max_in_flight: usize,
+        settle: Option<f64>,
+        sink: Bound<'py, PyAny>,
+    ) -> PyResult<super::fleet::Returned<'py, convert::NodeTuple<'py>>> {
+        super::fleet::create_nodes(
+            py,
+            &self.driver,
+            sites,
+            names,
+            tokens,
+            args,
+            max_in_flight,
+            settle,
+            &sink,
+        )
+    }
+
+    /// Destroys `(site, vm_id)` nodes, at most `max_in_flight` at once per site;
+    /// `sink(index, True, exception)` as each ends.
+    fn destroy_nodes<'py>(
+        &self,
+        py: Python<'py>,
+        nodes: Vec<(String, i64)>,
+        max_in_flight: usize,
+        sink: Bound<'py, PyAny>,
+    ) -> PyResult<super::fleet::Returned<'py, bool>> {
+        super::fleet::destroy_nodes(py, &self.driver, nodes, max_in_flight, &sink)
     }
 }
 

@@ -259,6 +259,12 @@ impl LocalCloudServer {
             ),
             "content_type" => FaultKind::WrongContentType,
             "huge" => FaultKind::HugeBody(size.ok_or_else(|| need("size"))?),
+            "status_after" => FaultKind::StatusAfter(status.ok_or_else(|| need("status"))?),
+            "drop_after" => FaultKind::DropAfter,
+            "late" => FaultKind::Late(self::seconds(
+                seconds.ok_or_else(|| need("seconds"))?,
+                "seconds",
+            )?),
             other => {
                 return Err(PyValueError::new_err(format!(
                     "unknown fault kind '{other}'"

@@ -6,6 +6,7 @@
 mod convert;
 mod core;
 mod errors;
+mod fleet;
 mod localcloud;
 
 use std::sync::OnceLock;
@@ -83,6 +84,8 @@ fn _stratuslab(m: &Bound<'_, PyModule>) -> PyResult<()> {
     }
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("_debug_build", cfg!(debug_assertions))?;
+    m.add("DEFAULT_MAX_IN_FLIGHT", crate::fleet::DEFAULT_MAX_IN_FLIGHT)?;
+    m.add("DEFAULT_SETTLE", crate::fleet::DEFAULT_SETTLE.as_secs_f64())?;
     m.add_function(wrap_pyfunction!(_panic_for_tests, m)?)?;
     m.add_function(wrap_pyfunction!(reset_log_cache, m)?)?;
     m.add_function(wrap_pyfunction!(set_libcloud_debug, m)?)?;
