@@ -22,6 +22,9 @@ use crate::one::vm::{parse_pool, parse_vm, VmRecord};
 use crate::pdisk::{self, PdiskClient, Visibility};
 use crate::pieces::Work;
 
+mod opennebula;
+pub use opennebula::{parse_ref, PlainImage, PlainRef, PlainVolume, SiteKind, SITE_TYPE_KEY};
+
 /// OpenNebula `STATE` of a deleted VM.
 const VM_STATE_DONE: i32 = 6;
 
@@ -41,6 +44,8 @@ pub struct Site {
     pub display_name: String,
     pub country: String,
     pub settings: SiteSettings,
+    /// Where the site's images and volumes come from.
+    pub kind: SiteKind,
     pub one: OneClient,
     pub pdisk: PdiskClient,
     pub marketplace: MarketplaceClient,
@@ -268,6 +273,8 @@ impl Driver {
             })?;
             let one = OneClient::new(&s.name, endpoint, auth.clone(), http.clone())
                 .map_err(|e| Error::remote(ctx(&s.name, endpoint, "configure"), e))?;
+            let kind = SiteKind::of(&s)?;
+            opennebula::check_endpoint(&s, kind, &one)?;
             let cert_mode = matches!(auth, Auth::Certificate { .. });
             let pdisk_url = pdisk::pdisk_base_url(s.get("pdisk_endpoint"), endpoint, cert_mode)
                 .map_err(|e| Error::remote(ctx(&s.name, endpoint, "configure pdisk"), e))?;
@@ -290,6 +297,7 @@ impl Driver {
                 display_name: s.display_name(),
                 country: s.country(),
                 settings: s,
+                kind,
                 one,
                 pdisk,
                 marketplace,
@@ -465,6 +473,9 @@ impl Driver {
     /// (uuid, vm id, device) of the caller's mounted disks; failures only logged (the node list
     /// does not depend on pdisk).
     async fn site_mounts(&self, site: &Site) -> Vec<(String, i64, String)> {
+        if site.kind == SiteKind::OpenNebula {
+            return Vec::new();
+        }
         let disks = match site.pdisk.list().await {
             Ok(d) => d,
             Err(e) => {
@@ -545,6 +556,9 @@ impl Driver {
     /// version, allocates exactly once and reads the VM back (its IP is leased already).
     pub async fn create_node(&self, site: &str, req: CreateNode) -> Result<NodeRecord> {
         let s = self.site(site)?;
+        if s.kind == SiteKind::OpenNebula {
+            return self.plain_create_node(s, req).await;
+        }
         if req.name.trim().is_empty() {
             return Err(Error::invalid("node name must not be empty"));
         }
@@ -966,7 +980,9 @@ impl Driver {
         &self,
         site: Option<&str>,
     ) -> Result<Vec<(String, Result<Vec<VolumeRecord>>)>> {
-        let sites = self.selected(site)?;
+        let mut sites = self.selected(site)?;
+        // Plain OpenNebula sites have no pdisk: their volumes are `plain_list_volumes`'.
+        sites.retain(|s| s.kind == SiteKind::StratusLab);
         let results = join_all(sites.iter().map(|s| self.list_site_volumes(s))).await;
         Ok(sites.iter().map(|s| s.name.clone()).zip(results).collect())
     }

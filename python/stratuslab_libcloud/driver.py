@@ -30,7 +30,7 @@ from libcloud.compute.base import (
 )
 from libcloud.compute.types import NodeState, StorageVolumeState
 
-from . import _stratuslab
+from . import _opennebula, _stratuslab
 from ._logging import install_libcloud_debug, warn_if_exposed
 from .errors import StratusLabConfigError, StratusLabSiteWarning
 
@@ -115,6 +115,7 @@ class StratusLabNodeDriver(NodeDriver):
         ex_config_file: ConfigSource | None = None,
         ex_default_location: str | None = None,
         ex_pdisk_endpoint: str | None = None,
+        ex_site_type: str | None = None,
         ex_marketplace_endpoint: str | None = None,
         ex_pem_certificate: str | None = None,
         ex_pem_key: str | None = None,
@@ -160,6 +161,7 @@ class StratusLabNodeDriver(NodeDriver):
             ("pem_certificate", ex_pem_certificate),
             ("pem_key", ex_pem_key),
             ("user_public_key_file", ex_public_key_file),
+            ("site_type", ex_site_type),
         ):
             if value is not None:
                 args[name] = value
@@ -477,6 +479,8 @@ class StratusLabNodeDriver(NodeDriver):
         endorsement. ``ex_os``, ``ex_arch`` (case-insensitive) and ``ex_endorser`` (e-mail)
         filter. Unreadable entries are skipped with a log warning."""
         loc = self._location(location)
+        if _opennebula.is_plain(self, loc.id):
+            return _opennebula.list_images(self, loc.id)
         # Each image is built as soon as its piece of the listing is read (cyclic GC paused),
         # while the core reads the rest on another thread.
         return self._core.list_images(
@@ -503,6 +507,8 @@ class StratusLabNodeDriver(NodeDriver):
         valid entry, or with ``ex_include_expired`` any entry (expired or deprecated) when none
         is valid. None → :class:`StratusLabProviderError` with ``http_code`` 404."""
         loc = self._location(location)
+        if _opennebula.is_plain(self, loc.id):
+            return _opennebula.get_image(self, loc.id, image_id)
         return self._to_image(self._core.get_image(loc.id, image_id, ex_include_expired))
 
     # ------------------------------------------------------------------ volumes
@@ -513,8 +519,9 @@ class StratusLabNodeDriver(NodeDriver):
         """The caller's pdisk volumes at every site (or one), queried concurrently."""
         site = None if ex_location is None else self._location(ex_location).id
         records, failures = self._core.list_volumes(site, ex_strict)
-        self._warn_failures("list_volumes", failures)
-        return [self._to_volume(r) for r in records]
+        plain, plain_failures = _opennebula.list_volumes(self, site, ex_strict)
+        self._warn_failures("list_volumes", [*failures, *plain_failures])
+        return [self._to_volume(r) for r in records] + plain
 
     def create_volume(
         self,
@@ -523,6 +530,7 @@ class StratusLabNodeDriver(NodeDriver):
         location: NodeLocation | str | None = None,
         snapshot: Any = None,
         ex_visibility: str = "private",
+        ex_datastore: str | int | None = None,
     ) -> StorageVolume:
         """Creates a persistent disk of ``size`` GiB (1..1024) tagged ``name`` (1..40
         characters once surrounding space is removed); ``ex_visibility`` is ``private`` or
@@ -538,6 +546,8 @@ class StratusLabNodeDriver(NodeDriver):
         if not isinstance(name, str):
             raise TypeError(f"name must be a str, not {type(name).__name__}")
         loc = self._location(location)
+        if _opennebula.is_plain(self, loc.id):
+            return _opennebula.create_volume(self, loc.id, size, name, ex_datastore)
         return self._to_volume(self._core.create_volume(loc.id, size, name, ex_visibility))
 
     def _volume_site(self, volume: StorageVolume) -> str:
@@ -550,6 +560,8 @@ class StratusLabNodeDriver(NodeDriver):
 
     def destroy_volume(self, volume: StorageVolume) -> bool:
         """Deletes the disk (refused by pdisk while it is attached)."""
+        if _opennebula.is_plain(self, self._volume_site(volume)):
+            return _opennebula.destroy_volume(self, self._volume_site(volume), volume)
         self._core.destroy_volume(self._volume_site(volume), volume.id)
         return True
 
@@ -562,6 +574,8 @@ class StratusLabNodeDriver(NodeDriver):
             raise ValueError(
                 f"volume {volume.id} is at site {vsite!r} and node {node.id} at {site!r}"
             )
+        if _opennebula.is_plain(self, site):
+            return _opennebula.attach_volume(self, site, vm, volume, device)
         got = self._core.attach_volume(site, vm, volume.id)
         if device is not None and device.removeprefix("/dev/") != got.removeprefix("/dev/"):
             warnings.warn(
@@ -583,6 +597,8 @@ class StratusLabNodeDriver(NodeDriver):
     def detach_volume(self, volume: StorageVolume) -> bool:
         """Hot-unplugs the disk from every VM of the caller it is mounted on."""
         site = self._volume_site(volume)
+        if _opennebula.is_plain(self, site):
+            return _opennebula.detach_volume(self, site, volume)
         detached = self._core.detach_volume(site, volume.id)
         extra: dict[str, Any] = volume.extra if volume.extra is not None else {}
         volume.extra = extra
@@ -597,6 +613,19 @@ class StratusLabNodeDriver(NodeDriver):
             extra.pop("node", None)
         volume.state = StorageVolumeState.INUSE if extra["count"] else StorageVolumeState.AVAILABLE
         return True
+
+    # ------------------------------------------------------------------ networks
+
+    def ex_list_networks(
+        self, location: NodeLocation | str | None = None, ex_strict: bool = False
+    ) -> list[_opennebula.OpenNebulaNetwork]:
+        """The virtual networks of every plain OpenNebula site (or of ``location``, which must
+        be one): id ``<vnet id>@<site>``, name, and in ``extra`` the address ranges and leases
+        used. ``create_node``'s ``ex_network`` takes their names or ids."""
+        site = None if location is None else self._location(location).id
+        networks, failures = _opennebula.list_networks(self, site, ex_strict)
+        self._warn_failures("ex_list_networks", failures)
+        return networks
 
 
 def _count(value: Any, what: str) -> int:

@@ -168,6 +168,11 @@ impl OneClient {
         &self.inner.site
     }
 
+    /// A direct `oned` endpoint (session string, no one-proxy).
+    pub fn is_direct(&self) -> bool {
+        self.inner.endpoint.direct
+    }
+
     /// Calls `method(session, params…)` and returns element 1 of a successful reply.
     pub async fn call(
         &self,

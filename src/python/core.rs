@@ -132,6 +132,13 @@ impl Core {
         })
     }
 
+    /// The operations of plain OpenNebula sites (images, volumes, networks).
+    fn opennebula(&self) -> super::opennebula::PlainSites {
+        super::opennebula::PlainSites {
+            driver: Arc::clone(&self.driver),
+        }
+    }
+
     fn site_names(&self) -> Vec<String> {
         self.driver.sites().iter().map(|s| s.name.clone()).collect()
     }
@@ -152,6 +159,7 @@ impl Core {
                 extra.set_item("pdisk_endpoint", s.pdisk.base_url())?;
                 extra.set_item("marketplace_endpoint", s.marketplace.endpoint())?;
                 extra.set_item("username", s.settings.get("username"))?;
+                extra.set_item("site_type", s.kind.name())?;
                 let timeout = s
                     .settings
                     .endpoint_timeout()

@@ -7,6 +7,7 @@ mod convert;
 mod core;
 mod errors;
 mod localcloud;
+mod opennebula;
 
 use std::sync::OnceLock;
 
@@ -82,5 +83,6 @@ fn _stratuslab(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(read_config_file, m)?)?;
     m.add_class::<core::Core>()?;
     m.add_class::<localcloud::LocalCloudServer>()?;
+    m.add_class::<opennebula::PlainSites>()?;
     Ok(())
 }
