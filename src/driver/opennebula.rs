@@ -32,7 +32,10 @@ pub enum SiteKind {
 impl SiteKind {
     /// The site's `site_type` (`stratuslab` when absent; case and surrounding space ignored).
     pub fn of(settings: &SiteSettings) -> Result<SiteKind> {
-        match settings.get(SITE_TYPE_KEY).map(|v| v.trim().to_ascii_lowercase()) {
+        match settings
+            .get(SITE_TYPE_KEY)
+            .map(|v| v.trim().to_ascii_lowercase())
+        {
             None => Ok(SiteKind::StratusLab),
             Some(v) if v == "stratuslab" => Ok(SiteKind::StratusLab),
             Some(v) if v == "opennebula" => Ok(SiteKind::OpenNebula),
@@ -79,8 +82,14 @@ const BOOTABLE_STATES: [i32; 2] = [1, 2];
 /// Something a plain site boots from.
 #[derive(Debug, Clone)]
 pub enum PlainImage {
-    Image { site: String, image: ImageRecord },
-    Template { site: String, template: TemplateRecord },
+    Image {
+        site: String,
+        image: ImageRecord,
+    },
+    Template {
+        site: String,
+        template: TemplateRecord,
+    },
 }
 
 impl PlainImage {
@@ -157,11 +166,15 @@ fn datastore_of(s: &Site, datastore: Option<&str>) -> Result<i64> {
         .or(s.settings.get("datastore"))
         .map(str::trim)
         .unwrap_or("1");
-    value.parse::<i64>().ok().filter(|d| *d >= 0).ok_or_else(|| {
-        Error::invalid(format!(
-            "datastore must be an OpenNebula datastore id (a number), not '{value}'"
-        ))
-    })
+    value
+        .parse::<i64>()
+        .ok()
+        .filter(|d| *d >= 0)
+        .ok_or_else(|| {
+            Error::invalid(format!(
+                "datastore must be an OpenNebula datastore id (a number), not '{value}'"
+            ))
+        })
 }
 
 impl Driver {
@@ -179,7 +192,11 @@ impl Driver {
     async fn plain_version(&self, s: &Site, operation: &str) -> Result<Version> {
         s.one.version().await.map_err(|e| {
             Error::remote(
-                ctx(&s.name, s.one.url(), &format!("{operation} (one.system.version)")),
+                ctx(
+                    &s.name,
+                    s.one.url(),
+                    &format!("{operation} (one.system.version)"),
+                ),
                 e,
             )
         })
@@ -198,9 +215,8 @@ impl Driver {
             images.map_err(|e| Error::remote(context("list_images (one.imagepool.info)"), e))?;
         let mut templates = templates
             .map_err(|e| Error::remote(context("list_images (one.templatepool.info)"), e))?;
-        images.retain(|i| {
-            i.kind == IMAGE_OS && !i.persistent && BOOTABLE_STATES.contains(&i.state)
-        });
+        images
+            .retain(|i| i.kind == IMAGE_OS && !i.persistent && BOOTABLE_STATES.contains(&i.state));
         images.sort_by_key(|i| i.id);
         templates.sort_by_key(|t| t.id);
         Ok(images
@@ -368,7 +384,9 @@ impl Driver {
                     merged.push((k.clone(), v.clone()));
                 }
                 // oned adds these to a stored CONTEXT; they are not the caller's to send.
-                merged.retain(|(k, _)| !matches!(k.to_ascii_uppercase().as_str(), "DISK_ID" | "TARGET"));
+                merged.retain(|(k, _)| {
+                    !matches!(k.to_ascii_uppercase().as_str(), "DISK_ID" | "TARGET")
+                });
                 spec.context = merged;
                 plain::check_name(&spec.name, version)
                     .map_err(|e| Error::invalid(e.to_string()))?;
@@ -404,9 +422,12 @@ impl Driver {
 
     /// The disks of the VMs using `image` (those that can be read; others are logged).
     async fn attachments(&self, s: &Site, image: &ImageRecord) -> Vec<(i64, VmDisk)> {
-        let disks = join_all(image.vms.iter().map(|&vm| async move {
-            (vm, pools::vm_disks(&s.one, vm).await)
-        }))
+        let disks = join_all(
+            image
+                .vms
+                .iter()
+                .map(|&vm| async move { (vm, pools::vm_disks(&s.one, vm).await) }),
+        )
         .await;
         let mut out = Vec::new();
         for (vm, result) in disks {
@@ -474,7 +495,11 @@ impl Driver {
     async fn plain_volume(&self, s: &Site, image_id: i64, operation: &str) -> Result<PlainVolume> {
         let image = pools::image_info(&s.one, image_id).await.map_err(|e| {
             Error::remote(
-                ctx(&s.name, s.one.url(), &format!("{operation} (one.image.info)")),
+                ctx(
+                    &s.name,
+                    s.one.url(),
+                    &format!("{operation} (one.image.info)"),
+                ),
                 e,
             )
         })?;
@@ -489,7 +514,10 @@ impl Driver {
     fn volume_ref(s: &Site, id: &str) -> Result<i64> {
         match parse_ref(id, &s.name)? {
             PlainRef::Volume(n) => Ok(n),
-            _ => Err(Error::invalid(format!("'{id}' is not a volume id (volume-<n>@{})", s.name))),
+            _ => Err(Error::invalid(format!(
+                "'{id}' is not a volume id (volume-<n>@{})",
+                s.name
+            ))),
         }
     }
 
@@ -506,7 +534,11 @@ impl Driver {
         let size_mib = u64::try_from(size_gib)
             .ok()
             .filter(|g| (1..=1 << 20).contains(g))
-            .ok_or_else(|| Error::invalid(format!("volume size must be at least 1 GiB, not {size_gib}")))?
+            .ok_or_else(|| {
+                Error::invalid(format!(
+                    "volume size must be at least 1 GiB, not {size_gib}"
+                ))
+            })?
             * 1024;
         let datastore = datastore_of(s, datastore)?;
         let version = self.plain_version(s, "create_volume").await?;
@@ -591,8 +623,14 @@ mod tests {
     #[test]
     fn ids_parse_for_their_site_only() {
         assert_eq!(parse_ref("image-3@one", "one").unwrap(), PlainRef::Image(3));
-        assert_eq!(parse_ref("template-0", "one").unwrap(), PlainRef::Template(0));
-        assert_eq!(parse_ref("volume-12@one", "one").unwrap(), PlainRef::Volume(12));
+        assert_eq!(
+            parse_ref("template-0", "one").unwrap(),
+            PlainRef::Template(0)
+        );
+        assert_eq!(
+            parse_ref("volume-12@one", "one").unwrap(),
+            PlainRef::Volume(12)
+        );
         for bad in [
             "image-3@other",
             "image-",

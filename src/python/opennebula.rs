@@ -41,10 +41,7 @@ fn image<'py>(py: Python<'py>, image: &PlainImage) -> PyResult<ImageTuple<'py>> 
             extra.set_item("running_vms", image.running_vms)?;
             extra.set_item("registered", image.regtime)?;
             extra.set_item("description", image.attribute("DESCRIPTION"))?;
-            extra.set_item(
-                "os",
-                image.attribute("OS").or(image.attribute("OS_TYPE")),
-            )?;
+            extra.set_item("os", image.attribute("OS").or(image.attribute("OS_TYPE")))?;
             extra.set_item("arch", image.attribute("ARCH"))?;
             extra.set_item("dev_prefix", image.attribute("DEV_PREFIX"))?;
             Ok((id, image.name.clone(), extra))
@@ -165,7 +162,10 @@ impl PlainSites {
         image_id: String,
     ) -> PyResult<ImageTuple<'py>> {
         let driver = Arc::clone(&self.driver);
-        let i = block(py, async move { driver.plain_get_image(&site, &image_id).await })?;
+        let i = block(
+            py,
+            async move { driver.plain_get_image(&site, &image_id).await },
+        )?;
         image(py, &i)
     }
 

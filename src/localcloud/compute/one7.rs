@@ -1,0 +1,1248 @@
+//! OpenNebula 7.4 (dialect [`Dialect::One7`]) and plain OpenNebula sites: what a 7.4 daemon
+//! adds to the StratusLab-era methods, as the captures in `tests/fixtures/opennebula-7.4.0/`
+//! show it.
+//!
+//! - Documents: the 7.x `<VM>` (PREV_STATE, PREV_LCM_STATE, MONITORING, SCHED_ACTIONS,
+//!   USER_TEMPLATE with the attributes `vm.xsd` does not declare, renamed HISTORY fields,
+//!   BACKUPS) from `one.vm.info` and `one.vmpool.infoextended`, and the short body of
+//!   `one.vmpool.info`; pools in descending id order.
+//! - `one.vm.recover(id, op)` (0 failure, 1 success, 2 retry, 3 delete, 4 delete-recreate,
+//!   5 delete-db), refused in the states the daemon refuses it.
+//! - On a plain site (`site_type = opennebula`): the image pool (an OS image `ttylinux` and a
+//!   DATABLOCK `datablock1`, as the captures' daemon had them, plus the caller's), the VM
+//!   template pool (`tmpl1`) and `one.template.instantiate`, the vnet pool, `one.image.allocate`
+//!   / `delete`, and disk hot-plug (`one.vm.attach` / `detach`: LCM HOTPLUG for one step);
+//!   persistent images are locked by the VM using them until it is DONE or the disk detached.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+
+use super::super::vmxml;
+use super::{
+    int_param, str_param, success, ComputeState, Dialect, Ev, Fault, Hist, User, Vm, ACTION,
+    ACTIVE, AUTHORIZATION, BOOT, DONE, HOLD, INTERNAL, LCM_INIT, NO_EXISTS, PENDING, POWEROFF,
+    PROLOG, RUNNING,
+};
+use crate::one::template::{self, TemplateValue};
+use crate::xmlrpc::Value;
+
+/// `ALLOCATE` (include/Request.h, 5.x+).
+const ALLOCATE: i64 = 0x4000;
+/// LCM states 7.x uses here (include/VirtualMachine.h, release-7.4.0).
+const HOTPLUG: i32 = 17;
+const BOOT_FAILURE: i32 = 36;
+
+/// Methods only a plain site serves.
+const PLAIN_METHODS: [&str; 11] = [
+    "one.imagepool.info",
+    "one.image.info",
+    "one.image.allocate",
+    "one.image.delete",
+    "one.templatepool.info",
+    "one.template.info",
+    "one.template.instantiate",
+    "one.vnpool.info",
+    "one.vn.info",
+    "one.vm.attach",
+    "one.vm.detach",
+];
+
+/// Methods every 7.x site serves besides the StratusLab-era ones.
+const SEVEN_METHODS: [&str; 2] = ["one.vmpool.infoextended", "one.vm.recover"];
+
+/// The attributes 7.4's `vm.xsd` declares in `TEMPLATE`; the others go to `USER_TEMPLATE`.
+const TEMPLATE_KEYS: [&str; 40] = [
+    "AUTOMATIC_DS_REQUIREMENTS",
+    "AUTOMATIC_NIC_REQUIREMENTS",
+    "AUTOMATIC_REQUIREMENTS",
+    "CLONING_TEMPLATE_ID",
+    "CONTEXT",
+    "CPU",
+    "CPU_COST",
+    "DISK",
+    "DISK_COST",
+    "EMULATOR",
+    "FEATURES",
+    "HYPERV_OPTIONS",
+    "GRAPHICS",
+    "VIDEO",
+    "IMPORTED",
+    "INPUT",
+    "MEMORY",
+    "MEMORY_COST",
+    "MEMORY_MAX",
+    "MEMORY_SLOTS",
+    "MEMORY_RESIZE_MODE",
+    "NIC",
+    "NIC_ALIAS",
+    "NIC_DEFAULT",
+    "NUMA_NODE",
+    "OS",
+    "PCI",
+    "RAW",
+    "SECURITY_GROUP_RULE",
+    "SNAPSHOT",
+    "SPICE_OPTIONS",
+    "SUBMIT_ON_HOLD",
+    "TEMPLATE_ID",
+    "TM_MAD_SYSTEM",
+    "TOPOLOGY",
+    "VCPU",
+    "VCPU_MAX",
+    "VMGROUP",
+    "VMID",
+    "VROUTER_ID",
+];
+
+/// An image of a plain site's pool.
+#[derive(Debug, Clone)]
+pub(super) struct Image {
+    id: i64,
+    uid: i64,
+    gid: i64,
+    uname: String,
+    gname: String,
+    name: String,
+    /// 0 OS, 2 DATABLOCK.
+    kind: i32,
+    persistent: bool,
+    size_mib: u64,
+    regtime: i64,
+    format: String,
+    path: String,
+    description: Option<String>,
+    /// VMs using it (a persistent image: at most one).
+    vms: BTreeSet<i64>,
+}
+
+impl Image {
+    /// READY 1, USED 2, USED_PERS 8.
+    fn state(&self) -> i32 {
+        match (self.vms.is_empty(), self.persistent) {
+            (true, _) => 1,
+            (false, false) => 2,
+            (false, true) => 8,
+        }
+    }
+}
+
+/// A VM template of a plain site's pool.
+#[derive(Debug, Clone)]
+pub(super) struct VmTemplate {
+    id: i64,
+    uid: i64,
+    gid: i64,
+    uname: String,
+    gname: String,
+    name: String,
+    regtime: i64,
+    attrs: Vec<(String, TemplateValue)>,
+}
+
+/// What a plain site serves besides VMs.
+#[derive(Debug, Default)]
+pub struct PlainState {
+    images: BTreeMap<i64, Image>,
+    next_image: i64,
+    templates: BTreeMap<i64, VmTemplate>,
+}
+
+impl PlainState {
+    /// The pools of the captures' daemon: images 0 `ttylinux` (OS, 1024 MiB) and 1
+    /// `datablock1` (DATABLOCK, 16 MiB), template 0 `tmpl1`.
+    pub fn seeded(now: i64) -> PlainState {
+        let admin =
+            |id, name: &str, kind, size_mib, format: &str, path: &str, d: Option<&str>| Image {
+                id,
+                uid: 0,
+                gid: 0,
+                uname: "oneadmin".into(),
+                gname: "oneadmin".into(),
+                name: name.into(),
+                kind,
+                persistent: false,
+                size_mib,
+                regtime: now,
+                format: format.into(),
+                path: path.into(),
+                description: d.map(str::to_owned),
+                vms: BTreeSet::new(),
+            };
+        let mut images = BTreeMap::new();
+        images.insert(
+            0,
+            admin(
+                0,
+                "ttylinux",
+                0,
+                1024,
+                "dummy_format",
+                "/var/tmp/ttylinux.img",
+                Some("dummy ttylinux"),
+            ),
+        );
+        images.insert(1, admin(1, "datablock1", 2, 16, "raw", "", None));
+        let mut templates = BTreeMap::new();
+        let attrs = template::parse("CPU=1 MEMORY=64 DISK=[IMAGE_ID=0] NIC=[NETWORK=\"public\"]")
+            .unwrap_or_default();
+        templates.insert(
+            0,
+            VmTemplate {
+                id: 0,
+                uid: 0,
+                gid: 0,
+                uname: "oneadmin".into(),
+                gname: "oneadmin".into(),
+                name: "tmpl1".into(),
+                regtime: now,
+                attrs,
+            },
+        );
+        PlainState {
+            images,
+            next_image: 2,
+            templates,
+        }
+    }
+}
+
+/// Whether the site serves `method` beyond the dialect's base set.
+pub(super) fn serves(c: &ComputeState, method: &str) -> bool {
+    (c.dialect == Dialect::One7 && SEVEN_METHODS.contains(&method))
+        || (c.plain.is_some() && PLAIN_METHODS.contains(&method))
+}
+
+fn failure(c: &ComputeState, code: i64, method: &str, message: &str, id: i64) -> Value {
+    c.failure(code, format!("[{method}] {message}"), id)
+}
+
+fn can_use(user: &User, uid: i64) -> bool {
+    user.gid == 0 || uid == user.id
+}
+
+/// One call of [`PLAIN_METHODS`] or [`SEVEN_METHODS`].
+pub(super) fn call(
+    c: &mut ComputeState,
+    now: i64,
+    user: &User,
+    method: &str,
+    params: &[Value],
+) -> Result<Value, Fault> {
+    match method {
+        "one.vmpool.infoextended" => c.pool_info(user, method, params),
+        "one.vm.recover" => recover(c, now, user, method, params),
+        "one.imagepool.info" | "one.templatepool.info" | "one.vnpool.info" => {
+            let filter = int_param(params, 1)?;
+            int_param(params, 2)?;
+            int_param(params, 3)?;
+            Ok(success(Value::String(pool(c, user, method, filter))))
+        }
+        "one.image.info" | "one.template.info" | "one.vn.info" => {
+            let id = int_param(params, 1)?;
+            Ok(object_info(c, user, method, id))
+        }
+        "one.image.allocate" => image_allocate(c, now, user, method, params),
+        "one.image.delete" => {
+            let id = int_param(params, 1)?;
+            Ok(image_delete(c, user, method, id))
+        }
+        "one.template.instantiate" => instantiate(c, now, user, method, params),
+        "one.vm.attach" => attach(c, now, user, method, params),
+        "one.vm.detach" => detach(c, now, user, method, params),
+        _ => Err((
+            crate::xmlrpc::FAULT_NO_SUCH_METHOD,
+            format!("Method '{method}' not defined"),
+        )),
+    }
+}
+
+fn pool(c: &ComputeState, user: &User, method: &str, filter: i64) -> String {
+    let visible = |uid: i64| match filter {
+        -3 => uid == user.id,
+        -2 | -1 => user.gid == 0 || uid == user.id || uid == 0,
+        other => uid == other && (user.gid == 0 || other == user.id || other == 0),
+    };
+    let mut out = String::new();
+    let Some(plain) = &c.plain else {
+        return out;
+    };
+    match method {
+        "one.imagepool.info" => {
+            out.push_str("<IMAGE_POOL>");
+            for image in plain.images.values().rev().filter(|i| visible(i.uid)) {
+                write_image(image, &mut out);
+            }
+            out.push_str("</IMAGE_POOL>");
+        }
+        "one.templatepool.info" => {
+            out.push_str("<VMTEMPLATE_POOL>");
+            for t in plain.templates.values().rev().filter(|t| visible(t.uid)) {
+                write_template(t, &mut out);
+            }
+            out.push_str("</VMTEMPLATE_POOL>");
+        }
+        _ => {
+            out.push_str("<VNET_POOL>");
+            for index in (0..c.networks.len()).rev() {
+                write_vnet(c, index, &mut out);
+            }
+            out.push_str("</VNET_POOL>");
+        }
+    }
+    out
+}
+
+fn object_info(c: &ComputeState, user: &User, method: &str, id: i64) -> Value {
+    let (what, kind) = match method {
+        "one.image.info" => ("image", "IMAGE"),
+        "one.template.info" => ("virtual machine template", "TEMPLATE"),
+        _ => ("virtual network", "NET"),
+    };
+    let missing = || {
+        failure(
+            c,
+            NO_EXISTS,
+            method,
+            &format!("Error getting {what} [{id}]."),
+            id,
+        )
+    };
+    let Some(plain) = &c.plain else {
+        return missing();
+    };
+    let mut out = String::new();
+    let owner = match method {
+        "one.image.info" => plain.images.get(&id).map(|i| {
+            write_image(i, &mut out);
+            i.uid
+        }),
+        "one.template.info" => plain.templates.get(&id).map(|t| {
+            write_template(t, &mut out);
+            t.uid
+        }),
+        _ => usize::try_from(id)
+            .ok()
+            .filter(|i| *i < c.networks.len())
+            .map(|i| {
+                write_vnet(c, i, &mut out);
+                0
+            }),
+    };
+    match owner {
+        None => missing(),
+        Some(uid) if uid != 0 && !can_use(user, uid) => failure(
+            c,
+            AUTHORIZATION,
+            method,
+            &format!(
+                "User [{}] : Not authorized to perform USE {kind} [{id}].",
+                user.id
+            ),
+            -1,
+        ),
+        Some(_) => success(Value::String(out)),
+    }
+}
+
+fn permissions(out: &mut String, group_u: bool) {
+    out.push_str("<PERMISSIONS>");
+    for (name, v) in [
+        ("OWNER_U", 1),
+        ("OWNER_M", 1),
+        ("OWNER_A", 0),
+        ("GROUP_U", i64::from(group_u)),
+        ("GROUP_M", 0),
+        ("GROUP_A", 0),
+        ("OTHER_U", 0),
+        ("OTHER_M", 0),
+        ("OTHER_A", 0),
+    ] {
+        vmxml::num(out, name, v);
+    }
+    out.push_str("</PERMISSIONS>");
+}
+
+fn owner(out: &mut String, id: i64, uid: i64, gid: i64, uname: &str, gname: &str, name: &str) {
+    vmxml::num(out, "ID", id);
+    vmxml::num(out, "UID", uid);
+    vmxml::num(out, "GID", gid);
+    vmxml::text_element(out, "UNAME", uname);
+    vmxml::text_element(out, "GNAME", gname);
+    vmxml::text_element(out, "NAME", name);
+}
+
+fn write_image(i: &Image, out: &mut String) {
+    out.push_str("<IMAGE>");
+    owner(out, i.id, i.uid, i.gid, &i.uname, &i.gname, &i.name);
+    permissions(out, false);
+    vmxml::num(out, "TYPE", i.kind.into());
+    vmxml::num(out, "DISK_TYPE", 0);
+    vmxml::num(out, "PERSISTENT", i.persistent.into());
+    vmxml::num(out, "REGTIME", i.regtime);
+    vmxml::num(out, "MODTIME", i.regtime);
+    vmxml::cdata_element(out, "SOURCE", "dummy_path");
+    out.push_str("<PATH><![CDATA[");
+    out.push_str(&i.path);
+    out.push_str("]]></PATH>");
+    vmxml::cdata_element(out, "FORMAT", &i.format);
+    out.push_str("<FS><![CDATA[]]></FS>");
+    vmxml::num(out, "SIZE", i64::try_from(i.size_mib).unwrap_or(i64::MAX));
+    vmxml::num(out, "STATE", i.state().into());
+    vmxml::num(out, "PREV_STATE", i.state().into());
+    vmxml::num(out, "RUNNING_VMS", i.vms.len() as i64);
+    vmxml::num(out, "CLONING_OPS", 0);
+    vmxml::num(out, "CLONING_ID", -1);
+    vmxml::num(out, "TARGET_SNAPSHOT", -1);
+    vmxml::num(out, "DATASTORE_ID", 1);
+    vmxml::text_element(out, "DATASTORE", "default");
+    out.push_str("<VMS>");
+    for vm in &i.vms {
+        vmxml::num(out, "ID", *vm);
+    }
+    out.push_str("</VMS><CLONES></CLONES><APP_CLONES></APP_CLONES><TEMPLATE>");
+    if let Some(d) = &i.description {
+        vmxml::cdata_element(out, "DESCRIPTION", d);
+    }
+    vmxml::cdata_element(out, "DEV_PREFIX", "sd");
+    out.push_str("</TEMPLATE><SNAPSHOTS><ALLOW_ORPHANS><![CDATA[NO]]></ALLOW_ORPHANS><CURRENT_BASE><![CDATA[-1]]></CURRENT_BASE><NEXT_SNAPSHOT><![CDATA[0]]></NEXT_SNAPSHOT></SNAPSHOTS><BACKUP_INCREMENTS></BACKUP_INCREMENTS><BACKUP_DISK_IDS></BACKUP_DISK_IDS></IMAGE>");
+}
+
+fn write_template(t: &VmTemplate, out: &mut String) {
+    out.push_str("<VMTEMPLATE>");
+    owner(out, t.id, t.uid, t.gid, &t.uname, &t.gname, &t.name);
+    permissions(out, false);
+    vmxml::num(out, "REGTIME", t.regtime);
+    out.push_str("<TEMPLATE>");
+    let mut attrs: Vec<&(String, TemplateValue)> = t.attrs.iter().collect();
+    attrs.sort_by(|a, b| a.0.cmp(&b.0));
+    for (k, v) in attrs {
+        vmxml::write_attribute(k, v, out);
+    }
+    out.push_str("</TEMPLATE></VMTEMPLATE>");
+}
+
+fn write_vnet(c: &ComputeState, index: usize, out: &mut String) {
+    let Some(n) = c.networks.get(index) else {
+        return;
+    };
+    out.push_str("<VNET>");
+    owner(out, index as i64, 0, 0, "oneadmin", "oneadmin", &n.name);
+    permissions(out, true);
+    out.push_str("<CLUSTERS><ID>0</ID></CLUSTERS>");
+    vmxml::cdata_element(out, "BRIDGE", &n.bridge);
+    out.push_str("<BRIDGE_TYPE><![CDATA[linux]]></BRIDGE_TYPE><STATE><![CDATA[1]]></STATE><PREV_STATE><![CDATA[1]]></PREV_STATE><PARENT_NETWORK_ID/><TEMPLATE_ID/><VN_MAD><![CDATA[dummy]]></VN_MAD><PHYDEV/><VLAN_ID/><OUTER_VLAN_ID/><VLAN_ID_AUTOMATIC>0</VLAN_ID_AUTOMATIC><OUTER_VLAN_ID_AUTOMATIC>0</OUTER_VLAN_ID_AUTOMATIC>");
+    vmxml::num(out, "USED_LEASES", n.used.len() as i64);
+    out.push_str("<VROUTERS></VROUTERS><UPDATED_VMS></UPDATED_VMS><OUTDATED_VMS></OUTDATED_VMS><UPDATING_VMS></UPDATING_VMS><ERROR_VMS></ERROR_VMS><TEMPLATE>");
+    vmxml::cdata_element(out, "BRIDGE", &n.bridge);
+    out.push_str("<BRIDGE_TYPE><![CDATA[linux]]></BRIDGE_TYPE><SECURITY_GROUPS><![CDATA[0]]></SECURITY_GROUPS><VN_MAD><![CDATA[dummy]]></VN_MAD></TEMPLATE><AR_POOL><AR><AR_ID><![CDATA[0]]></AR_ID>");
+    let ip = std::net::Ipv4Addr::from(n.first);
+    let o = ip.octets();
+    vmxml::cdata_element(out, "IP", &ip.to_string());
+    vmxml::cdata_element(
+        out,
+        "MAC",
+        &format!("02:00:{:02x}:{:02x}:{:02x}:{:02x}", o[0], o[1], o[2], o[3]),
+    );
+    vmxml::cdata_element(out, "NEXT_INDEX", &n.next.to_string());
+    out.push_str("<SHARED><![CDATA[NO]]></SHARED>");
+    vmxml::cdata_element(out, "SIZE", &n.count.to_string());
+    out.push_str("<TYPE><![CDATA[IP4]]></TYPE></AR></AR_POOL></VNET>");
+}
+
+fn image_allocate(
+    c: &mut ComputeState,
+    now: i64,
+    user: &User,
+    method: &str,
+    params: &[Value],
+) -> Result<Value, Fault> {
+    let text = str_param(params, 1)?.to_owned();
+    let ds = int_param(params, 2)?;
+    if ds != 1 && ds != 0 && ds != 2 {
+        return Ok(failure(
+            c,
+            NO_EXISTS,
+            method,
+            &format!("Error getting datastore [{ds}]."),
+            ds,
+        ));
+    }
+    if ds == 0 {
+        return Ok(failure(
+            c,
+            ALLOCATE,
+            method,
+            "Error allocating a new image. New images can only be allocated in a files or image datastore.",
+            -1,
+        ));
+    }
+    let attrs = match template::parse(&text) {
+        Ok(a) => a,
+        Err(e) => return Ok(failure(c, INTERNAL, method, &e.to_string(), -1)),
+    };
+    let single = |key: &str| {
+        attrs.iter().find_map(|(k, v)| match v {
+            TemplateValue::Single(s) if k == key => Some(s.clone()),
+            _ => None,
+        })
+    };
+    let name = single("NAME").unwrap_or_default();
+    if let Some(bad) = name_error(&name) {
+        return Ok(failure(
+            c,
+            ALLOCATE,
+            method,
+            &format!("Error allocating a new image. {bad}"),
+            -1,
+        ));
+    }
+    let Some(plain) = c.plain.as_mut() else {
+        return Ok(failure(c, INTERNAL, method, "no image pool", -1));
+    };
+    if let Some(taken) = plain
+        .images
+        .values()
+        .find(|i| i.name == name && i.uid == user.id)
+    {
+        let message = format!(
+            "Error allocating a new image. NAME is already taken by IMAGE {}.",
+            taken.id
+        );
+        return Ok(failure(c, ALLOCATE, method, &message, -1));
+    }
+    let kind = match single("TYPE").map(|t| t.to_uppercase()).as_deref() {
+        Some("DATABLOCK") => 2,
+        Some("OS") | None => 0,
+        Some(other) => {
+            let message = format!("Error allocating a new image. Unknown image type {other}");
+            return Ok(failure(c, ALLOCATE, method, &message, -1));
+        }
+    };
+    let size = single("SIZE").and_then(|s| s.trim().parse::<u64>().ok());
+    let Some(size_mib) = size.filter(|s| *s > 0) else {
+        return Ok(failure(
+            c,
+            ALLOCATE,
+            method,
+            "Error allocating a new image. SIZE attribute must be a positive integer value.",
+            -1,
+        ));
+    };
+    let persistent = single("PERSISTENT").is_some_and(|p| p.eq_ignore_ascii_case("YES"));
+    let id = plain.next_image;
+    plain.next_image += 1;
+    plain.images.insert(
+        id,
+        Image {
+            id,
+            uid: user.id,
+            gid: user.gid,
+            uname: user.name.clone(),
+            gname: user.gname.clone(),
+            name,
+            kind,
+            persistent,
+            size_mib,
+            regtime: now / 1_000_000,
+            format: "raw".into(),
+            path: String::new(),
+            description: single("DESCRIPTION"),
+            vms: BTreeSet::new(),
+        },
+    );
+    Ok(success(Value::Int(id)))
+}
+
+/// oned 7.4's NAME check (`PoolObjectSQL::name_is_valid`).
+fn name_error(name: &str) -> Option<String> {
+    if name.is_empty() {
+        return Some("Invalid NAME, it cannot be empty".into());
+    }
+    name.chars()
+        .find(|c| "&|:;/'#{}<>\\\"$\t\n\u{b}\u{c}\r".contains(*c))
+        .map(|c| format!("Invalid NAME, char '{c}' is not allowed"))
+}
+
+fn image_delete(c: &mut ComputeState, user: &User, method: &str, id: i64) -> Value {
+    let found = c.plain.as_ref().and_then(|p| p.images.get(&id)).cloned();
+    let Some(image) = found else {
+        return failure(
+            c,
+            NO_EXISTS,
+            method,
+            &format!("Error getting image [{id}]."),
+            id,
+        );
+    };
+    if !can_use(user, image.uid) {
+        let message = format!(
+            "User [{}] : Not authorized to perform MANAGE IMAGE [{id}].",
+            user.id
+        );
+        return failure(c, AUTHORIZATION, method, &message, -1);
+    }
+    if !image.vms.is_empty() {
+        let message = format!(
+            "Cannot delete image. There are {} VMs using it.",
+            image.vms.len()
+        );
+        return failure(c, ACTION, method, &message, -1);
+    }
+    if let Some(p) = c.plain.as_mut() {
+        p.images.remove(&id);
+    }
+    success(Value::Int(id))
+}
+
+fn instantiate(
+    c: &mut ComputeState,
+    now: i64,
+    user: &User,
+    method: &str,
+    params: &[Value],
+) -> Result<Value, Fault> {
+    let tid = int_param(params, 1)?;
+    let name = str_param(params, 2)?.to_owned();
+    let hold = match params.get(3) {
+        Some(v) => v.as_bool().ok_or_else(|| {
+            (
+                crate::xmlrpc::FAULT_PARAMETERS,
+                "Parameter that is supposed to be boolean is not".to_owned(),
+            )
+        })?,
+        None => false,
+    };
+    let extra = match params.get(4) {
+        Some(_) => str_param(params, 4)?.to_owned(),
+        None => String::new(),
+    };
+    let found = c
+        .plain
+        .as_ref()
+        .and_then(|p| p.templates.get(&tid))
+        .cloned();
+    let Some(t) = found else {
+        let message = format!("Error getting virtual machine template [{tid}].");
+        return Ok(failure(c, NO_EXISTS, method, &message, tid));
+    };
+    if t.uid != 0 && !can_use(user, t.uid) {
+        let message = format!(
+            "User [{}] : Not authorized to perform USE TEMPLATE [{tid}].",
+            user.id
+        );
+        return Ok(failure(c, AUTHORIZATION, method, &message, -1));
+    }
+    if !name.is_empty() {
+        if let Some(bad) = name_error(&name) {
+            let message = format!("Error allocating a new virtual machine template. {bad}");
+            return Ok(failure(c, ALLOCATE, method, &message, -1));
+        }
+    }
+    let extra_attrs = if extra.trim().is_empty() {
+        Vec::new()
+    } else {
+        match template::parse(&extra) {
+            Ok(a) => a,
+            Err(e) => return Ok(failure(c, INTERNAL, method, &e.to_string(), -1)),
+        }
+    };
+    // TemplateInstantiate merges the extra template: an attribute given there replaces the
+    // template's attributes of that name.
+    let mut attrs: Vec<(String, TemplateValue)> = t
+        .attrs
+        .iter()
+        .filter(|(k, _)| !extra_attrs.iter().any(|(e, _)| e == k))
+        .cloned()
+        .collect();
+    attrs.extend(extra_attrs);
+    attrs.retain(|(k, _)| k != "NAME");
+    let vm_name = if name.is_empty() {
+        format!("{}-{}", t.name, c.next_id)
+    } else {
+        name
+    };
+    attrs.push(("NAME".into(), TemplateValue::Single(vm_name)));
+    attrs.push(("TEMPLATE_ID".into(), TemplateValue::Single(tid.to_string())));
+    let text = attrs
+        .iter()
+        .map(|(k, v)| match v {
+            TemplateValue::Single(s) => format!("{k} = \"{}\"", s.replace('"', "\\\"")),
+            TemplateValue::Vector(pairs) => format!(
+                "{k} = [ {} ]",
+                pairs
+                    .iter()
+                    .map(|(pk, pv)| format!("{pk} = \"{}\"", pv.replace('"', "\\\"")))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let id = c.next_id;
+    match c.instantiate(id, user, attrs, text, now / 1_000_000) {
+        Ok(()) => {
+            c.next_id += 1;
+            if hold {
+                if let Some(vm) = c.vms.get_mut(&id) {
+                    vm.state = HOLD;
+                }
+            } else {
+                c.deploy_plan(id, now, PROLOG, BOOT);
+            }
+            Ok(success(Value::Int(id)))
+        }
+        Err(detail) => {
+            let message = format!("Error allocating a new virtual machine. {detail}");
+            Ok(failure(c, INTERNAL, method, &message, -1))
+        }
+    }
+}
+
+/// DISK expansion on a plain site: the image must exist, be usable by the caller, and, when
+/// persistent, be free. `vm` is the VM the disk is for.
+pub(super) fn expand_disk(
+    c: &ComputeState,
+    disk: &mut BTreeMap<String, String>,
+    disk_id: usize,
+    owner: i64,
+    admin: bool,
+) -> Result<(), String> {
+    let Some(plain) = &c.plain else {
+        return Err("no image pool".into());
+    };
+    let image = match (disk.get("IMAGE_ID"), disk.get("IMAGE")) {
+        (Some(iid), _) => {
+            let iid = iid
+                .trim()
+                .parse::<i64>()
+                .map_err(|_| "Wrong ID set in IMAGE_ID".to_owned())?;
+            plain
+                .images
+                .get(&iid)
+                .ok_or_else(|| format!("Image with ID: {iid} does not exist"))?
+        }
+        (None, Some(name)) => plain
+            .images
+            .values()
+            .find(|i| &i.name == name && (i.uid == owner || i.uid == 0))
+            .ok_or_else(|| format!("Image {name} does not exist for user {owner}"))?,
+        (None, None) => {
+            let kind = disk.get("TYPE").cloned().unwrap_or_default().to_uppercase();
+            if kind != "SWAP" && kind != "FS" {
+                return Err(format!("Unknown disk type {kind}"));
+            }
+            disk.insert("DISK_ID".into(), disk_id.to_string());
+            return Ok(());
+        }
+    };
+    if !(admin || image.uid == owner || image.uid == 0) {
+        return Err(format!(
+            "User [{owner}] : Not authorized to perform USE IMAGE [{}].",
+            image.id
+        ));
+    }
+    if image.persistent && !image.vms.is_empty() {
+        return Err(format!(
+            "Cannot acquire image {}, it is persistent and already in use",
+            image.id
+        ));
+    }
+    let letter = char::from(b'a' + (disk_id % 26) as u8);
+    for (k, v) in [
+        ("CLONE", if image.persistent { "NO" } else { "YES" }),
+        ("CLONE_TARGET", "SYSTEM"),
+        ("DATASTORE", "default"),
+        ("DATASTORE_ID", "1"),
+        ("DEV_PREFIX", "sd"),
+        ("DISK_TYPE", "FILE"),
+        ("DRIVER", image.format.as_str()),
+        ("FORMAT", image.format.as_str()),
+        ("IMAGE", image.name.as_str()),
+        ("LN_TARGET", "NONE"),
+        ("PERSISTENT", if image.persistent { "YES" } else { "NO" }),
+        ("READONLY", "NO"),
+        ("SAVE", if image.persistent { "YES" } else { "NO" }),
+        ("SOURCE", "dummy_path"),
+        ("TM_MAD", "dummy"),
+        ("TYPE", "FILE"),
+    ] {
+        disk.insert(k.into(), v.into());
+    }
+    disk.insert("IMAGE_ID".into(), image.id.to_string());
+    disk.insert("SIZE".into(), image.size_mib.to_string());
+    disk.insert("ORIGINAL_SIZE".into(), image.size_mib.to_string());
+    disk.entry("TARGET".into())
+        .or_insert_with(|| format!("sd{letter}"));
+    disk.insert("DISK_ID".into(), disk_id.to_string());
+    Ok(())
+}
+
+/// The image ids of a VM's DISKs.
+fn disk_images(vm: &Vm) -> Vec<i64> {
+    vm.template
+        .iter()
+        .filter_map(|(k, v)| match v {
+            TemplateValue::Vector(pairs) if k == "DISK" => pairs
+                .iter()
+                .find(|(pk, _)| pk == "IMAGE_ID")
+                .and_then(|(_, iid)| iid.parse().ok()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Marks the images of VM `id`'s disks as used by it (after it was created).
+pub(super) fn acquire_images(c: &mut ComputeState, id: i64) {
+    let Some(vm) = c.vms.get(&id) else {
+        return;
+    };
+    let images = disk_images(vm);
+    if let Some(plain) = c.plain.as_mut() {
+        for iid in images {
+            if let Some(image) = plain.images.get_mut(&iid) {
+                image.vms.insert(id);
+            }
+        }
+    }
+}
+
+/// Frees the images VM `id` holds (it is DONE).
+pub(super) fn release_images(c: &mut ComputeState, id: i64) {
+    if let Some(plain) = c.plain.as_mut() {
+        for image in plain.images.values_mut() {
+            image.vms.remove(&id);
+        }
+    }
+}
+
+fn vm_or_error(
+    c: &ComputeState,
+    user: &User,
+    method: &str,
+    id: i64,
+    op: &str,
+) -> Result<(), Value> {
+    let Some(vm) = c.vms.get(&id) else {
+        return Err(c.get_error(method, id));
+    };
+    if user.gid == 0 || vm.uid == user.id {
+        return Ok(());
+    }
+    Err(failure(
+        c,
+        AUTHORIZATION,
+        method,
+        &format!(
+            "User [{}] : Not authorized to perform {op} VM [{id}].",
+            user.id
+        ),
+        -1,
+    ))
+}
+
+fn attach(
+    c: &mut ComputeState,
+    now: i64,
+    user: &User,
+    method: &str,
+    params: &[Value],
+) -> Result<Value, Fault> {
+    let id = int_param(params, 1)?;
+    let text = str_param(params, 2)?.to_owned();
+    if let Err(reply) = vm_or_error(c, user, method, id, "MANAGE") {
+        return Ok(reply);
+    }
+    let attrs = match template::parse(&text) {
+        Ok(a) => a,
+        Err(e) => return Ok(failure(c, INTERNAL, method, &e.to_string(), -1)),
+    };
+    let Some(TemplateValue::Vector(pairs)) =
+        attrs.into_iter().find(|(k, _)| k == "DISK").map(|(_, v)| v)
+    else {
+        return Ok(failure(
+            c,
+            INTERNAL,
+            method,
+            "Wrong number of DISK attributes.",
+            -1,
+        ));
+    };
+    let (state, lcm, uid, next_disk) = match c.vms.get(&id) {
+        Some(vm) => (
+            vm.state,
+            vm.lcm,
+            vm.uid,
+            vm.template
+                .iter()
+                .filter(|(k, _)| k == "DISK")
+                .filter_map(|(_, v)| match v {
+                    TemplateValue::Vector(p) => p
+                        .iter()
+                        .find(|(pk, _)| pk == "DISK_ID")
+                        .and_then(|(_, d)| d.parse::<usize>().ok()),
+                    _ => None,
+                })
+                .max()
+                .map_or(0, |m| m + 1),
+        ),
+        None => return Ok(c.get_error(method, id)),
+    };
+    if state == HOLD || state == PENDING {
+        return Ok(failure(
+            c,
+            ACTION,
+            method,
+            "VM is not running in any host",
+            -1,
+        ));
+    }
+    if !((state == ACTIVE && lcm == RUNNING) || state == POWEROFF) {
+        let message = format!(
+            "Error performing action \"disk-attach\": This action is not available for state {}",
+            super::state_str(state, lcm)
+        );
+        return Ok(failure(c, ACTION, method, &message, -1));
+    }
+    let mut disk: BTreeMap<String, String> = BTreeMap::new();
+    for (k, v) in pairs {
+        disk.entry(k).or_insert(v);
+    }
+    if let Err(detail) = expand_disk(c, &mut disk, next_disk, uid, user.gid == 0) {
+        let code = if detail.contains("Not authorized") {
+            AUTHORIZATION
+        } else {
+            ACTION
+        };
+        return Ok(failure(c, code, method, &detail, -1));
+    }
+    if let Some(vm) = c.vms.get_mut(&id) {
+        vm.template.push((
+            "DISK".into(),
+            TemplateValue::Vector(disk.into_iter().collect()),
+        ));
+        vm.template.sort_by(|a, b| a.0.cmp(&b.0));
+    }
+    acquire_images(c, id);
+    hotplug(c, now, id, state);
+    Ok(success(Value::Int(id)))
+}
+
+/// HOTPLUG for one step (RUNNING VMs; a POWEROFF VM changes at once).
+fn hotplug(c: &mut ComputeState, now: i64, id: i64, state: i32) {
+    if state == ACTIVE {
+        if let Some(vm) = c.vms.get_mut(&id) {
+            vm.lcm = HOTPLUG;
+        }
+        c.plan(id, now, &[Ev::Running]);
+    }
+    c.touch(id);
+}
+
+fn detach(
+    c: &mut ComputeState,
+    now: i64,
+    user: &User,
+    method: &str,
+    params: &[Value],
+) -> Result<Value, Fault> {
+    let id = int_param(params, 1)?;
+    let disk_id = int_param(params, 2)?;
+    if let Err(reply) = vm_or_error(c, user, method, id, "MANAGE") {
+        return Ok(reply);
+    }
+    let Some((state, lcm)) = c.vms.get(&id).map(|vm| (vm.state, vm.lcm)) else {
+        return Ok(c.get_error(method, id));
+    };
+    if !((state == ACTIVE && lcm == RUNNING) || state == POWEROFF) {
+        let message = format!(
+            "Error performing action \"disk-detach\": This action is not available for state {}",
+            super::state_str(state, lcm)
+        );
+        return Ok(failure(c, ACTION, method, &message, -1));
+    }
+    let wanted = disk_id.to_string();
+    let mut removed = None;
+    if let Some(vm) = c.vms.get_mut(&id) {
+        let at = vm.template.iter().position(|(k, v)| {
+            k == "DISK"
+                && matches!(v, TemplateValue::Vector(p) if p.iter().any(|(pk, pv)| pk == "DISK_ID" && *pv == wanted))
+        });
+        if let Some(at) = at {
+            removed = Some(vm.template.remove(at));
+        }
+    }
+    let Some((_, TemplateValue::Vector(pairs))) = removed else {
+        return Ok(failure(c, ACTION, method, "VM disk does not exist", -1));
+    };
+    let image = pairs
+        .iter()
+        .find(|(k, _)| k == "IMAGE_ID")
+        .and_then(|(_, v)| v.parse::<i64>().ok());
+    if let (Some(iid), Some(plain)) = (image, c.plain.as_mut()) {
+        if let Some(i) = plain.images.get_mut(&iid) {
+            i.vms.remove(&id);
+        }
+    }
+    hotplug(c, now, id, state);
+    Ok(success(Value::Int(id)))
+}
+
+fn recover(
+    c: &mut ComputeState,
+    now: i64,
+    user: &User,
+    method: &str,
+    params: &[Value],
+) -> Result<Value, Fault> {
+    let id = int_param(params, 1)?;
+    let op = int_param(params, 2)?;
+    let Some((state, lcm)) = c.vms.get(&id).map(|vm| (vm.state, vm.lcm)) else {
+        return Ok(c.get_error(method, id));
+    };
+    if user.gid != 0 {
+        let message = format!(
+            "User [{}] : Not authorized to perform ADMIN VM [{id}].",
+            user.id
+        );
+        return Ok(failure(c, AUTHORIZATION, method, &message, -1));
+    }
+    if !(0..=5).contains(&op) {
+        return Ok(failure(
+            c,
+            ACTION,
+            method,
+            "Wrong recovery operation code",
+            -1,
+        ));
+    }
+    let wrong = |c: &ComputeState| {
+        let message = format!(
+            "Could not perform a recover operation on VM {id}, wrong state {}.",
+            super::state_str(state, lcm)
+        );
+        failure(c, ACTION, method, &message, -1)
+    };
+    let transient = state == ACTIVE && lcm != RUNNING && lcm != super::UNKNOWN;
+    match op {
+        // failure / success / retry: only for a VM stuck between two states.
+        0 | 1 | 2 if !transient => return Ok(wrong(c)),
+        0 => {
+            c.plan(id, now, &[]);
+            if let Some(vm) = c.vms.get_mut(&id) {
+                vm.lcm = BOOT_FAILURE;
+            }
+            c.touch(id);
+        }
+        1 | 2 => {
+            c.plan(id, now, &[]);
+            c.apply(id, now, Ev::Running);
+        }
+        // delete, delete-db: gone at once.
+        3 | 5 if state == DONE => return Ok(wrong(c)),
+        3 | 5 => {
+            c.plan(id, now, &[]);
+            c.apply(id, now, Ev::Done);
+        }
+        // delete-recreate: back to PENDING, deployed again.
+        _ => {
+            if state == DONE {
+                return Ok(wrong(c));
+            }
+            if let Some(vm) = c.vms.get_mut(&id) {
+                vm.state = PENDING;
+                vm.lcm = LCM_INIT;
+                super::close_history(vm, now / 1_000_000, 3);
+            }
+            c.deploy_plan(id, now, PROLOG, BOOT);
+            c.touch(id);
+        }
+    }
+    Ok(success(Value::Int(id)))
+}
+
+// ------------------------------------------------------------------------------------------
+// 7.x VM documents
+// ------------------------------------------------------------------------------------------
+
+/// `<VM>` of `one.vm.info` / `one.vmpool.infoextended` (`full`), or of `one.vmpool.info`.
+pub(super) fn write_vm(vm: &Vm, full: bool, out: &mut String) {
+    out.push_str("<VM>");
+    vmxml::num(out, "ID", vm.id);
+    vmxml::num(out, "UID", vm.uid);
+    vmxml::num(out, "GID", vm.gid);
+    vmxml::text_element(out, "UNAME", &vm.uname);
+    vmxml::text_element(out, "GNAME", &vm.gname);
+    vmxml::text_element(out, "NAME", &vm.name);
+    if full {
+        permissions(out, false);
+    }
+    vmxml::num(out, "LAST_POLL", vm.last_poll);
+    vmxml::num(out, "STATE", vm.state.into());
+    vmxml::num(out, "LCM_STATE", vm.lcm.into());
+    if full {
+        vmxml::num(out, "PREV_STATE", vm.state.into());
+        vmxml::num(out, "PREV_LCM_STATE", vm.lcm.into());
+    }
+    vmxml::num(out, "RESCHED", vm.resched.into());
+    vmxml::num(out, "STIME", vm.stime);
+    vmxml::num(out, "ETIME", vm.etime);
+    vmxml::text_element(out, "DEPLOY_ID", &vm.deploy_id);
+    if full {
+        out.push_str("<MONITORING></MONITORING><SCHED_ACTIONS></SCHED_ACTIONS>");
+        write_full_template(vm, out);
+    } else {
+        write_short_template(vm, out);
+        out.push_str("<MONITORING/><USER_TEMPLATE/>");
+    }
+    if vm.history.is_empty() {
+        out.push_str("<HISTORY_RECORDS/>");
+    } else {
+        out.push_str("<HISTORY_RECORDS>");
+        let current = vm.history.len().saturating_sub(1);
+        let records = if full {
+            &vm.history[..]
+        } else {
+            &vm.history[current..]
+        };
+        for h in records {
+            write_history(vm.id, h, full, out);
+        }
+        out.push_str("</HISTORY_RECORDS>");
+    }
+    if full {
+        out.push_str("<BACKUPS><BACKUP_CONFIG/><BACKUP_IDS></BACKUP_IDS></BACKUPS>");
+    }
+    out.push_str("</VM>");
+}
+
+fn write_full_template(vm: &Vm, out: &mut String) {
+    let mut known: Vec<(&str, &TemplateValue)> = Vec::new();
+    let mut user: Vec<(&str, &TemplateValue)> = Vec::new();
+    for (k, v) in &vm.template {
+        if k == "NAME" {
+            continue;
+        }
+        if TEMPLATE_KEYS.contains(&k.as_str()) {
+            known.push((k, v));
+        } else {
+            user.push((k, v));
+        }
+    }
+    let tm = TemplateValue::Single("dummy".into());
+    if !vm.history.is_empty() {
+        known.push(("TM_MAD_SYSTEM", &tm));
+    }
+    known.sort_by(|a, b| a.0.cmp(b.0));
+    out.push_str("<TEMPLATE>");
+    for (k, v) in known {
+        vmxml::write_attribute(k, v, out);
+    }
+    out.push_str("</TEMPLATE><USER_TEMPLATE>");
+    for (k, v) in user {
+        vmxml::write_attribute(k, v, out);
+    }
+    out.push_str("</USER_TEMPLATE>");
+}
+
+/// The short body's TEMPLATE: CPU, MEMORY, VCPU as text, and a few keys of each DISK and NIC
+/// in oned's order (`VirtualMachine::to_xml_short`).
+fn write_short_template(vm: &Vm, out: &mut String) {
+    let single = |key: &str| {
+        vm.template.iter().find_map(|(k, v)| match v {
+            TemplateValue::Single(s) if k == key => Some(s.as_str()),
+            _ => None,
+        })
+    };
+    out.push_str("<TEMPLATE>");
+    for key in ["CPU", "MEMORY", "VCPU"] {
+        let value = single(key).unwrap_or("");
+        let _ = write!(out, "<{key}>");
+        push_escaped(out, value);
+        let _ = write!(out, "</{key}>");
+    }
+    const DISK_KEYS: [&str; 11] = [
+        "DISK_ID",
+        "DATASTORE",
+        "DATASTORE_ID",
+        "IMAGE",
+        "IMAGE_ID",
+        "SIZE",
+        "TARGET",
+        "TYPE",
+        "CLONE",
+        "CLONE_TARGET",
+        "LN_TARGET",
+    ];
+    const NIC_KEYS: [&str; 6] = [
+        "IP",
+        "MAC",
+        "NETWORK",
+        "NETWORK_ID",
+        "NIC_ID",
+        "SECURITY_GROUPS",
+    ];
+    for (name, keys) in [("DISK", &DISK_KEYS[..]), ("NIC", &NIC_KEYS[..])] {
+        for (k, v) in &vm.template {
+            let TemplateValue::Vector(pairs) = v else {
+                continue;
+            };
+            if k != name {
+                continue;
+            }
+            vmxml::open_tag(out, name);
+            for key in keys {
+                if let Some((_, value)) = pairs.iter().find(|(pk, _)| pk == key) {
+                    vmxml::cdata_element(out, key, value);
+                }
+            }
+            vmxml::close_tag(out, name);
+        }
+    }
+    out.push_str("</TEMPLATE>");
+}
+
+fn push_escaped(out: &mut String, value: &str) {
+    for c in value.chars() {
+        match c {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            c => out.push(c),
+        }
+    }
+}
+
+fn write_history(oid: i64, h: &Hist, full: bool, out: &mut String) {
+    out.push_str("<HISTORY>");
+    vmxml::num(out, "OID", oid);
+    vmxml::num(out, "SEQ", h.seq);
+    if full {
+        vmxml::text_element(out, "HOSTNAME", &h.hostname);
+    } else {
+        vmxml::cdata_element(out, "HOSTNAME", &h.hostname);
+    }
+    vmxml::num(out, "HID", h.hid);
+    vmxml::num(out, "CID", 0);
+    if !full {
+        vmxml::num(out, "DS_ID", 0);
+        out.push_str("<VM_MAD><![CDATA[dummy]]></VM_MAD><TM_MAD><![CDATA[dummy]]></TM_MAD><ACTION><![CDATA[0]]></ACTION></HISTORY>");
+        return;
+    }
+    vmxml::num(out, "STIME", h.stime);
+    vmxml::num(out, "ETIME", h.etime);
+    out.push_str("<VM_MAD><![CDATA[dummy]]></VM_MAD><TM_MAD><![CDATA[dummy]]></TM_MAD>");
+    vmxml::num(out, "DS_ID", 0);
+    vmxml::num(out, "PLAN_ID", -1);
+    vmxml::num(out, "ACTION_ID", 0);
+    vmxml::num(out, "PSTIME", h.pstime);
+    vmxml::num(out, "PETIME", h.petime);
+    vmxml::num(out, "RSTIME", h.rstime);
+    vmxml::num(out, "RETIME", h.retime);
+    vmxml::num(out, "ESTIME", h.estime);
+    vmxml::num(out, "EETIME", h.eetime);
+    vmxml::num(out, "ACTION", 0);
+    vmxml::num(out, "UID", -1);
+    vmxml::num(out, "GID", -1);
+    vmxml::num(out, "REQUEST_ID", -1);
+    out.push_str("</HISTORY>");
+}
