@@ -284,7 +284,7 @@ fn pool(c: &ComputeState, user: &User, method: &str, filter: i64) -> String {
         _ => {
             out.push_str("<VNET_POOL>");
             for index in (0..c.networks.len()).rev() {
-                write_vnet(c, index, &mut out);
+                write_vnet(c, index, false, &mut out);
             }
             out.push_str("</VNET_POOL>");
         }
@@ -324,7 +324,7 @@ fn object_info(c: &ComputeState, user: &User, method: &str, id: i64) -> Value {
             .ok()
             .filter(|i| *i < c.networks.len())
             .map(|i| {
-                write_vnet(c, i, &mut out);
+                write_vnet(c, i, true, &mut out);
                 0
             }),
     };
@@ -421,7 +421,8 @@ fn write_template(t: &VmTemplate, out: &mut String) {
     out.push_str("</TEMPLATE></VMTEMPLATE>");
 }
 
-fn write_vnet(c: &ComputeState, index: usize, out: &mut String) {
+/// `<VNET>` of `one.vnpool.info`, or of `one.vn.info` (`full`: the range's end and leases).
+fn write_vnet(c: &ComputeState, index: usize, full: bool, out: &mut String) {
     let Some(n) = c.networks.get(index) else {
         return;
     };
@@ -446,7 +447,19 @@ fn write_vnet(c: &ComputeState, index: usize, out: &mut String) {
     vmxml::cdata_element(out, "NEXT_INDEX", &n.next.to_string());
     out.push_str("<SHARED><![CDATA[NO]]></SHARED>");
     vmxml::cdata_element(out, "SIZE", &n.count.to_string());
-    out.push_str("<TYPE><![CDATA[IP4]]></TYPE></AR></AR_POOL></VNET>");
+    out.push_str("<TYPE><![CDATA[IP4]]></TYPE>");
+    if full {
+        let last = std::net::Ipv4Addr::from(n.first.saturating_add(n.count.saturating_sub(1)));
+        let l = last.octets();
+        vmxml::cdata_element(
+            out,
+            "MAC_END",
+            &format!("02:00:{:02x}:{:02x}:{:02x}:{:02x}", l[0], l[1], l[2], l[3]),
+        );
+        vmxml::cdata_element(out, "IP_END", &last.to_string());
+        vmxml::num(out, "USED_LEASES", n.used.len() as i64);
+    }
+    out.push_str("</AR></AR_POOL></VNET>");
 }
 
 fn image_allocate(
