@@ -96,6 +96,7 @@ def test_reference_file_as_seen_through_the_driver() -> None:
         "pdisk_endpoint": "https://cloud.example.com/pdisk/pswd",
         "marketplace_endpoint": "https://marketplace.stratuslab.eu",
         "username": "username",
+        "site_type": "stratuslab",
         "endpoint_timeout": 5.0,
     }
     assert driver.key == "username"

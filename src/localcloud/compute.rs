@@ -1739,6 +1739,7 @@ mod tests {
                 }],
                 hosts: vec!["dummyhost".into()],
                 users: vec!["alice".into(), "bob".into()],
+                plain: false,
             },
         )
         .unwrap()

@@ -320,7 +320,7 @@ fn into_string(v: Value, method: &str) -> Result<String, OneError> {
 }
 
 /// `[ok, value, code]` → value, or the refusal.
-fn unpack(value: Value) -> Result<Value, OneError> {
+pub(crate) fn unpack(value: Value) -> Result<Value, OneError> {
     let Value::Array(items) = value else {
         return Err(OneError::UnexpectedReply {
             detail: format!("expected [ok, value, code], got a {}", value.type_name()),

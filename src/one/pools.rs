@@ -558,6 +558,132 @@ mod tests {
         assert_eq!(detached[0].disk_id, 0);
     }
 
+    /// A JSON capture (a reply array, or a fault struct) as an XML-RPC value.
+    fn json_value(v: &serde_json::Value) -> Value {
+        match v {
+            serde_json::Value::Bool(b) => Value::Bool(*b),
+            serde_json::Value::Number(n) => Value::Int(n.as_i64().unwrap_or_default()),
+            serde_json::Value::String(s) => Value::String(s.clone()),
+            serde_json::Value::Array(a) => Value::Array(a.iter().map(json_value).collect()),
+            serde_json::Value::Object(o) => {
+                Value::Struct(o.iter().map(|(k, v)| (k.clone(), json_value(v))).collect())
+            }
+            serde_json::Value::Null => Value::Nil,
+        }
+    }
+
+    /// Golden test over every capture of `tests/fixtures/opennebula-7.4.0/` (and `more/`):
+    /// each document reads with the reader of its root element (VMs and pools with the driver's
+    /// VM reader, images, templates and networks with this module's), each raw response
+    /// decodes, each reply array unpacks to a value or to the refusal with its code, each fault
+    /// is a fault.
+    #[test]
+    fn every_7_4_capture_reads() {
+        use crate::error::Classify;
+        let dir = format!(
+            "{}/tests/fixtures/opennebula-7.4.0",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let mut files: Vec<String> = Vec::new();
+        for sub in ["", "/more"] {
+            for entry in std::fs::read_dir(format!("{dir}{sub}")).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_file() {
+                    files.push(path.to_string_lossy().into_owned());
+                }
+            }
+        }
+        files.sort();
+        let (mut docs, mut replies, mut vms) = (0, 0, 0);
+        for path in &files {
+            let text = std::fs::read_to_string(path).unwrap();
+            let name = path.rsplit('/').next().unwrap();
+            if name.ends_with(".response.xml") {
+                let v = crate::xmlrpc::decode_response(text.as_bytes()).unwrap();
+                match crate::one::client::unpack(v) {
+                    Ok(Value::String(doc)) if doc.starts_with('<') => {
+                        xmltree::parse(&doc).unwrap();
+                    }
+                    Ok(_) => {}
+                    Err(e) => assert!(
+                        e.service_code().is_some() || e.kind() == crate::error::Kind::InvalidCreds,
+                        "{name}"
+                    ),
+                }
+                replies += 1;
+            } else if name.ends_with(".xml") {
+                let root = xmltree::parse(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+                match root.name.as_str() {
+                    "VM" => {
+                        let vm = crate::one::vm::parse_vm(text.as_bytes())
+                            .unwrap_or_else(|e| panic!("{name}: {e}"));
+                        assert_eq!(Some(vm.id), root.num("ID"), "{name}");
+                        assert_eq!(Some(vm.lcm_state), root.num("LCM_STATE"), "{name}");
+                        assert!(vm.name == text_of(&root, "NAME"), "{name}");
+                        parse_vm_disks(&text).unwrap();
+                        vms += 1;
+                    }
+                    "VM_POOL" => {
+                        let pool = crate::one::vm::parse_pool(text.as_bytes())
+                            .unwrap_or_else(|e| panic!("{name}: {e}"));
+                        let ids: Vec<i64> = root
+                            .children_named("VM")
+                            .filter_map(|v| v.num("ID"))
+                            .collect();
+                        assert_eq!(pool.iter().map(|v| v.id).collect::<Vec<_>>(), ids, "{name}");
+                        // Descending order, as 7.x lists.
+                        assert!(ids.windows(2).all(|w| w[0] > w[1]), "{name}");
+                        vms += pool.len();
+                    }
+                    "IMAGE" | "IMAGE_POOL" => {
+                        parse_images(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+                    }
+                    "VMTEMPLATE" | "VMTEMPLATE_POOL" => {
+                        parse_templates(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+                    }
+                    "VNET" | "VNET_POOL" => {
+                        parse_networks(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+                    }
+                    _ => {}
+                }
+                docs += 1;
+            } else if name.ends_with(".json")
+                && !name.contains("exercise-log")
+                && !name.contains("call-log")
+                && !name.starts_with("system-")
+                && !name.starts_with("state-transitions")
+            {
+                let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+                let value = json_value(&json);
+                if let Value::Struct(members) = &value {
+                    assert!(members.iter().any(|(k, _)| k == "faultCode"), "{name}");
+                } else if let Value::Array(items) = &value {
+                    let result = crate::one::client::unpack(value.clone());
+                    if items.first() == Some(&Value::Bool(false)) {
+                        let e = result.unwrap_err();
+                        assert_eq!(items.len(), 5, "{name}: 7.x errors have 5 elements");
+                        if items[2].as_i64() == Some(256) {
+                            assert_eq!(e.kind(), crate::error::Kind::InvalidCreds, "{name}");
+                        } else {
+                            assert_eq!(e.service_code(), items[2].as_i64(), "{name}");
+                        }
+                    } else {
+                        result.unwrap();
+                    }
+                }
+                replies += 1;
+            }
+        }
+        assert!(
+            docs > 100 && replies > 100 && vms > 100,
+            "{docs} {replies} {vms}"
+        );
+    }
+
+    fn text_of(el: &Element, name: &str) -> String {
+        el.text_of(name).unwrap_or_default().to_owned()
+    }
+
     #[test]
     fn wrong_documents_are_errors() {
         assert!(parse_images("<VM_POOL/>").is_err());
