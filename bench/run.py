@@ -303,7 +303,7 @@ def p1_seven(report: Report, vms: int, repeats: int) -> None:
     """P1 on a plain OpenNebula 7.4 site (``site_type = opennebula``, direct ``/RPC2``): the
     driver lists over ``one.vmpool.info``'s short body, which carries what a node needs (CPU,
     MEMORY, VCPU, DISK, NIC, history); the full ``vmpool.infoextended`` body is fetched too, to
-    show what the short one saves. Same target as P1: ≤ 1.5 × (floor + fetch)."""
+    show what the short one saves. Same target as P1: at most 1.5 times (floor + fetch)."""
     with local_cloud(["one"], version="7.4", site_type="opennebula") as cloud:
         cloud.seed(vms=vms)
         driver = make_driver(cloud)

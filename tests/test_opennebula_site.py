@@ -156,9 +156,7 @@ def test_create_node_from_a_template(
         ex_network="1",
         ex_context={"ROLE": "worker"},
     )
-    mdriver.wait_until_running(
-        [node], wait_period=0.05, timeout=10, ssh_interface="private_ips"
-    )
+    mdriver.wait_until_running([node], wait_period=0.05, timeout=10, ssh_interface="private_ips")
     vm = int(node.id.split("@")[0])
     info = rpc2(mixed).one.vm.info(SESSION, vm)[1]
     assert "<NAME>from-template</NAME>" in info
@@ -227,9 +225,7 @@ def test_volumes_attach_detach_destroy(
     # Locked while used: the daemon refuses to delete it, and a second VM cannot take it.
     with pytest.raises(StratusLabProviderError, match="VMs using it"):
         mdriver.destroy_volume(volume)
-    wait_for(
-        lambda: mdriver.ex_get_node(node.id).state == NodeState.RUNNING, what="hot-plug done"
-    )
+    wait_for(lambda: mdriver.ex_get_node(node.id).state == NodeState.RUNNING, what="hot-plug done")
     (again,) = mdriver.list_volumes(ex_location="one")
     assert again.state == StorageVolumeState.INUSE
     assert again.extra["attachments"] == [(node.id, 1, "sdc")]
@@ -299,14 +295,20 @@ def test_seven_replies_shapes(mixed: LocalCloud) -> None:
     pool = one.vmpool.info(SESSION, -2, -1, -1, -1)[1]
     assert pool.index("<ID>2</ID>") < pool.index("<ID>1</ID>") < pool.index("<ID>0</ID>")
     ok, message, code, *_ = one.vm.action(SESSION, "finalize", 0)
-    assert (ok, message, code) == (False, '[one.vm.action] Action "finalize" is not supported', 2048)
+    assert (ok, message, code) == (
+        False,
+        '[one.vm.action] Action "finalize" is not supported',
+        2048,
+    )
     # recover is for oneadmin's group only.
     assert one.vm.recover(SESSION, 0, 3)[2] == 512
 
 
 def test_seven_documents_validate_against_the_7_4_xsds(mixed: LocalCloud) -> None:
     one = rpc2(mixed).one
-    vm = one.vm.allocate(SESSION, 'NAME="x" CPU=1 MEMORY=64 DISK=[IMAGE_ID=0] NIC=[NETWORK_ID=0]')[1]
+    vm = one.vm.allocate(SESSION, 'NAME="x" CPU=1 MEMORY=64 DISK=[IMAGE_ID=0] NIC=[NETWORK_ID=0]')[
+        1
+    ]
     wait_for(lambda: "<LCM_STATE>3</LCM_STATE>" in one.vm.info(SESSION, vm)[1], what="RUNNING")
     image = one.image.allocate(SESSION, 'NAME="d" TYPE=DATABLOCK SIZE=8 PERSISTENT=YES', 1)[1]
     assert one.vm.attach(SESSION, vm, f'DISK=[IMAGE_ID="{image}"]')[0]

@@ -142,7 +142,7 @@ class LocalCloudServer:
         port: int,
         public_network: tuple[str, int] | None,
         marketplace: bool,
-        site_type: str = "stratuslab",
+        site_type: str = ...,
         site_options: list[tuple[str, str | None, str | None]] = ...,
     ) -> LocalCloudServer: ...
     def port(self) -> int: ...

@@ -1038,7 +1038,7 @@ fn recover(
     let transient = state == ACTIVE && lcm != RUNNING && lcm != super::UNKNOWN;
     match op {
         // failure / success / retry: only for a VM stuck between two states.
-        0 | 1 | 2 if !transient => return Ok(wrong(c)),
+        0..=2 if !transient => return Ok(wrong(c)),
         0 => {
             c.plan(id, now, &[]);
             if let Some(vm) = c.vms.get_mut(&id) {
