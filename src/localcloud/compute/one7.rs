@@ -1259,3 +1259,244 @@ fn write_history(oid: i64, h: &Hist, full: bool, out: &mut String) {
     vmxml::num(out, "REQUEST_ID", -1);
     out.push_str("</HISTORY>");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::ComputeOptions;
+    use super::*;
+
+    const T0: f64 = 1_796_530_229.0;
+
+    fn site() -> ComputeState {
+        ComputeState::new(
+            "7.4",
+            ComputeOptions {
+                boot_step: std::time::Duration::ZERO,
+                users: vec!["alice".into()],
+                plain: true,
+                ..ComputeOptions::default()
+            },
+        )
+        .unwrap()
+    }
+
+    fn capture(name: &str) -> Value {
+        let path = format!(
+            "{}/tests/fixtures/opennebula-7.4.0/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        fn conv(v: &serde_json::Value) -> Value {
+            match v {
+                serde_json::Value::Bool(b) => Value::Bool(*b),
+                serde_json::Value::Number(n) => Value::Int(n.as_i64().unwrap()),
+                serde_json::Value::String(s) => Value::String(s.clone()),
+                serde_json::Value::Array(a) => Value::Array(a.iter().map(conv).collect()),
+                _ => Value::Nil,
+            }
+        }
+        conv(&json)
+    }
+
+    fn call(c: &mut ComputeState, user: &str, method: &str, params: Vec<Value>) -> Value {
+        let mut all = vec![Value::String("s".into())];
+        all.extend(params);
+        c.call(T0, user, method, &all).unwrap()
+    }
+
+    fn s(v: &str) -> Value {
+        Value::String(v.into())
+    }
+
+    #[test]
+    fn refusals_equal_the_captures() {
+        let mut c = site();
+        let vm = call(
+            &mut c,
+            "oneadmin",
+            "one.vm.allocate",
+            vec![s("NAME=t CPU=1 MEMORY=64 DISK=[IMAGE_ID=0]")],
+        );
+        assert_eq!(vm, success(Value::Int(0)));
+        for (action, file) in [
+            ("shutdown-hard", "error-vm-action-old-name.json"),
+            ("cancel", "more/err-action-oldname-cancel.json"),
+            ("delete", "more/err-action-oldname-delete.json"),
+            ("finalize", "more/err-action-oldname-finalize.json"),
+            ("foo", "more/err-action-oldname-foo.json"),
+            ("reset", "more/err-action-oldname-reset.json"),
+            ("restart", "more/err-action-oldname-restart.json"),
+            ("resubmit", "more/err-action-oldname-resubmit.json"),
+            ("shutdown", "more/err-action-oldname-shutdown.json"),
+        ] {
+            let got = call(
+                &mut c,
+                "oneadmin",
+                "one.vm.action",
+                vec![s(action), Value::Int(0)],
+            );
+            assert_eq!(got, capture(file), "{action}");
+        }
+        let cases: Vec<(&str, Vec<Value>, &str)> = vec![
+            (
+                "one.vm.info",
+                vec![Value::Int(9999)],
+                "error-vm-info-nonexistent.json",
+            ),
+            (
+                "one.vm.info",
+                vec![Value::Int(999_999)],
+                "more/err-noexist-vm-info.json",
+            ),
+            (
+                "one.image.info",
+                vec![Value::Int(999_999)],
+                "more/err-noexist-image-info.json",
+            ),
+            (
+                "one.image.delete",
+                vec![Value::Int(999_999)],
+                "more/err-noexist-image-delete.json",
+            ),
+            (
+                "one.template.info",
+                vec![Value::Int(999_999)],
+                "more/err-noexist-template-info.json",
+            ),
+            (
+                "one.template.instantiate",
+                vec![Value::Int(999_999), s(""), Value::Bool(false), s("")],
+                "more/err-noexist-template-instantiate.json",
+            ),
+            (
+                "one.vn.info",
+                vec![Value::Int(999_999)],
+                "more/err-noexist-vnet-info.json",
+            ),
+            (
+                "one.vm.attach",
+                vec![Value::Int(999_999), s("DISK=[IMAGE_ID=1]")],
+                "more/err-noexist-vm-attach.json",
+            ),
+            (
+                "one.vm.detach",
+                vec![Value::Int(999_999), Value::Int(1)],
+                "more/err-detach-nonexistent-vm.json",
+            ),
+            (
+                "one.vm.detach",
+                vec![Value::Int(0), Value::Int(7)],
+                "more/err-detach-wrong-disk-id.json",
+            ),
+            (
+                "one.vm.recover",
+                vec![Value::Int(999_999), Value::Int(3)],
+                "more/err-recover-nonexistent.json",
+            ),
+            (
+                "one.vm.recover",
+                vec![Value::Int(0), Value::Int(9)],
+                "more/err-recover-op-9.json",
+            ),
+            (
+                "one.vmpool.info",
+                vec![
+                    Value::Int(-2),
+                    Value::Int(-1),
+                    Value::Int(-1),
+                    Value::Int(99),
+                ],
+                "more/err-vmpool-info-bad-state.json",
+            ),
+            (
+                "one.image.allocate",
+                vec![s("NAME=x TYPE=DATABLOCK SIZE=1"), Value::Int(999)],
+                "more/err-image-allocate-no-ds.json",
+            ),
+            (
+                "one.image.allocate",
+                vec![s("NAME=x TYPE=DATABLOCK SIZE=1"), Value::Int(0)],
+                "more/err-image-allocate-system-ds.json",
+            ),
+        ];
+        for (method, params, file) in cases {
+            assert_eq!(
+                call(&mut c, "oneadmin", method, params),
+                capture(file),
+                "{file}"
+            );
+        }
+    }
+
+    #[test]
+    fn persistent_images_are_locked_while_used_and_pools_descend() {
+        let mut c = site();
+        let image = call(
+            &mut c,
+            "alice",
+            "one.image.allocate",
+            vec![
+                s("NAME=pv TYPE=DATABLOCK SIZE=8 PERSISTENT=YES"),
+                Value::Int(1),
+            ],
+        );
+        assert_eq!(image, success(Value::Int(2)));
+        let template = "NAME=a CPU=1 MEMORY=64 DISK=[IMAGE_ID=0]";
+        for _ in 0..2 {
+            call(&mut c, "alice", "one.vm.allocate", vec![s(template)]);
+        }
+        let attach = |c: &mut ComputeState, vm| {
+            call(
+                c,
+                "alice",
+                "one.vm.attach",
+                vec![Value::Int(vm), s("DISK=[IMAGE_ID=2]")],
+            )
+        };
+        assert_eq!(attach(&mut c, 0), success(Value::Int(0)));
+        let refused = attach(&mut c, 1);
+        assert_eq!(
+            refused.as_array().unwrap()[1],
+            s("[one.vm.attach] Cannot acquire image 2, it is persistent and already in use")
+        );
+        let delete = call(&mut c, "alice", "one.image.delete", vec![Value::Int(2)]);
+        assert_eq!(
+            delete.as_array().unwrap()[1],
+            s("[one.image.delete] Cannot delete image. There are 1 VMs using it.")
+        );
+        // Terminating the VM frees the image.
+        call(
+            &mut c,
+            "alice",
+            "one.vm.action",
+            vec![s("terminate-hard"), Value::Int(0)],
+        );
+        c.advance(T0 + 1.0);
+        assert_eq!(
+            call(&mut c, "alice", "one.image.delete", vec![Value::Int(2)]),
+            success(Value::Int(2))
+        );
+        let pool = call(
+            &mut c,
+            "alice",
+            "one.imagepool.info",
+            vec![Value::Int(-2), Value::Int(-1), Value::Int(-1)],
+        );
+        let doc = pool.as_array().unwrap()[1].as_str().unwrap().to_owned();
+        assert!(doc.find("<ID>1</ID>").unwrap() < doc.find("<ID>0</ID>").unwrap());
+        let vms = call(
+            &mut c,
+            "alice",
+            "one.vmpool.info",
+            vec![
+                Value::Int(-2),
+                Value::Int(-1),
+                Value::Int(-1),
+                Value::Int(-2),
+            ],
+        );
+        let doc = vms.as_array().unwrap()[1].as_str().unwrap().to_owned();
+        assert!(doc.find("<ID>1</ID>").unwrap() < doc.find("<ID>0</ID>").unwrap());
+    }
+}
