@@ -272,6 +272,27 @@ def test_every_node_action(mdriver: StratusLabNodeDriver, ssh_public_key: str) -
     wait_for(lambda: mdriver.list_nodes(ex_location="one") == [], what="terminated")
 
 
+def test_seven_only_states_reach_the_node(
+    mixed: LocalCloud, mdriver: StratusLabNodeDriver, ssh_public_key: str
+) -> None:
+    node = mdriver.create_node(
+        "undeployed",
+        size(mdriver),
+        "image-0@one",
+        location="one",
+        auth=NodeAuthSSHKey(ssh_public_key),
+        ex_network="public",
+    )
+    mdriver.wait_until_running([node], wait_period=0.05, timeout=10)
+    vm = int(node.id.split("@")[0])
+    assert rpc2(mixed).one.vm.action(SESSION, "undeploy", vm)[0]
+    wait_for(lambda: mdriver.ex_get_node(node.id).extra["state"] == 9, what="UNDEPLOYED")
+    got = mdriver.ex_get_node(node.id)
+    assert (got.state, got.extra["state_name"]) == (NodeState.STOPPED, "UNDEPLOYED")
+    assert mdriver.start_node(got)
+    wait_for(lambda: mdriver.ex_get_node(node.id).state == NodeState.RUNNING, what="redeployed")
+
+
 def test_seven_replies_shapes(mixed: LocalCloud) -> None:
     one = rpc2(mixed).one
     assert one.system.version(SESSION) == [True, "7.4.0", 0]
