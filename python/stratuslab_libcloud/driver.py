@@ -37,7 +37,7 @@ from libcloud.compute.base import (
 )
 from libcloud.compute.types import NodeState, StorageVolumeState
 
-from . import _stratuslab
+from . import _opennebula, _stratuslab
 from . import fleet as _fleet
 from ._logging import install_libcloud_debug, warn_if_exposed
 from .errors import (
@@ -160,6 +160,7 @@ class StratusLabNodeDriver(NodeDriver):
         ex_config_file: ConfigSource | None = None,
         ex_default_location: str | None = None,
         ex_pdisk_endpoint: str | None = None,
+        ex_site_type: str | None = None,
         ex_marketplace_endpoint: str | None = None,
         ex_pem_certificate: str | None = None,
         ex_pem_key: str | None = None,
@@ -206,6 +207,7 @@ class StratusLabNodeDriver(NodeDriver):
             ("pem_certificate", ex_pem_certificate),
             ("pem_key", ex_pem_key),
             ("user_public_key_file", ex_public_key_file),
+            ("site_type", ex_site_type),
         ):
             if value is not None:
                 args[name] = value
@@ -862,6 +864,8 @@ class StratusLabNodeDriver(NodeDriver):
         endorsement. ``ex_os``, ``ex_arch`` (case-insensitive) and ``ex_endorser`` (e-mail)
         filter. Unreadable entries are skipped with a log warning."""
         loc = self._location(location)
+        if _opennebula.is_plain(self, loc.id):
+            return _opennebula.list_images(self, loc.id)
         # Each image is built as soon as its piece of the listing is read (cyclic GC paused),
         # while the core reads the rest on another thread.
         return self._core.list_images(
@@ -889,6 +893,8 @@ class StratusLabNodeDriver(NodeDriver):
         valid entry, or with ``ex_include_expired`` any entry (expired or deprecated) when none
         is valid. None → :class:`StratusLabProviderError` with ``http_code`` 404."""
         loc = self._location(location)
+        if _opennebula.is_plain(self, loc.id):
+            return _opennebula.get_image(self, loc.id, image_id)
         return self._to_image(self._core.get_image(loc.id, image_id, ex_include_expired))
 
     # ------------------------------------------------------------------ volumes
@@ -904,9 +910,10 @@ class StratusLabNodeDriver(NodeDriver):
         failed sites as in :meth:`list_nodes`."""
         site = None if ex_location is None else self._location(ex_location).id
         records, failures = self._core.list_volumes(site, ex_strict)
+        plain, plain_failures = _opennebula.list_volumes(self, site, ex_strict)
         asked = 1 if site is not None else len(self._locations)
-        self._site_failures("list_volumes", asked, failures, ex_partial)
-        return [self._to_volume(r) for r in records]
+        self._site_failures("list_volumes", asked, [*failures, *plain_failures], ex_partial)
+        return [self._to_volume(r) for r in records] + plain
 
     @_names_driver
     def create_volume(
@@ -916,6 +923,7 @@ class StratusLabNodeDriver(NodeDriver):
         location: NodeLocation | str | None = None,
         snapshot: Any = None,
         ex_visibility: str = "private",
+        ex_datastore: str | int | None = None,
     ) -> StorageVolume:
         """Creates a persistent disk of ``size`` GiB (1..1024) tagged ``name`` (1..40
         characters once surrounding space is removed); ``ex_visibility`` is ``private`` or
@@ -931,6 +939,8 @@ class StratusLabNodeDriver(NodeDriver):
         if not isinstance(name, str):
             raise TypeError(f"name must be a str, not {type(name).__name__}")
         loc = self._location(location)
+        if _opennebula.is_plain(self, loc.id):
+            return _opennebula.create_volume(self, loc.id, size, name, ex_datastore)
         return self._to_volume(self._core.create_volume(loc.id, size, name, ex_visibility))
 
     def _volume_site(self, volume: StorageVolume) -> str:
@@ -944,6 +954,8 @@ class StratusLabNodeDriver(NodeDriver):
     @_names_driver
     def destroy_volume(self, volume: StorageVolume) -> bool:
         """Deletes the disk (refused by pdisk while it is attached)."""
+        if _opennebula.is_plain(self, self._volume_site(volume)):
+            return _opennebula.destroy_volume(self, self._volume_site(volume), volume)
         self._core.destroy_volume(self._volume_site(volume), volume.id)
         return True
 
@@ -957,6 +969,8 @@ class StratusLabNodeDriver(NodeDriver):
             raise ValueError(
                 f"volume {volume.id} is at site {vsite!r} and node {node.id} at {site!r}"
             )
+        if _opennebula.is_plain(self, site):
+            return _opennebula.attach_volume(self, site, vm, volume, device)
         got = self._core.attach_volume(site, vm, volume.id)
         if device is not None and device.removeprefix("/dev/") != got.removeprefix("/dev/"):
             warnings.warn(
@@ -980,6 +994,8 @@ class StratusLabNodeDriver(NodeDriver):
         """Hot-unplugs the disk from every VM of the caller it is mounted on, in any state, and
         removes mounts left by VMs that no longer exist."""
         site = self._volume_site(volume)
+        if _opennebula.is_plain(self, site):
+            return _opennebula.detach_volume(self, site, volume)
         detached = self._core.detach_volume(site, volume.id)
         extra: dict[str, Any] = volume.extra if volume.extra is not None else {}
         volume.extra = extra
@@ -994,6 +1010,19 @@ class StratusLabNodeDriver(NodeDriver):
             extra.pop("node", None)
         volume.state = StorageVolumeState.INUSE if extra["count"] else StorageVolumeState.AVAILABLE
         return True
+
+    # ------------------------------------------------------------------ networks
+
+    def ex_list_networks(
+        self, location: NodeLocation | str | None = None, ex_strict: bool = False
+    ) -> list[_opennebula.OpenNebulaNetwork]:
+        """The virtual networks of every plain OpenNebula site (or of ``location``, which must
+        be one): id ``<vnet id>@<site>``, name, and in ``extra`` the address ranges and leases
+        used. ``create_node``'s ``ex_network`` takes their names or ids."""
+        site = None if location is None else self._location(location).id
+        networks, failures = _opennebula.list_networks(self, site, ex_strict)
+        self._warn_failures("ex_list_networks", failures)
+        return networks
 
 
 def _endpoint(host: str, port: int | None, secure: bool) -> str:

@@ -40,7 +40,13 @@ class LocalCloud:
 
     :param sites: site names (one configuration section each).
     :param users: user name → password accepted at every site.
-    :param version: OpenNebula version knob: ``"3.2"``, ``"3.8"`` (default), ``"4.x"``, ``"5.x"``.
+    :param version: OpenNebula version knob: ``"3.2"``, ``"3.8"`` (default), ``"4.x"``, ``"5.x"``,
+        ``"7.4"``.
+    :param site_type: ``"stratuslab"`` (default: one-proxy, pdisk, Marketplace) or
+        ``"opennebula"`` (a plain daemon at ``/<site>/RPC2`` with image, template and vnet pools;
+        its configuration section says ``site_type = opennebula``).
+    :param site_options: per-site ``{"version": ..., "site_type": ...}`` overriding the two
+        above, so that one local cloud mixes kinds and versions.
     :param boot_step: seconds per lifecycle step (PENDING → PROLOG → BOOT → RUNNING).
     :param latency: seconds added to every reply.
     :param tls: serve HTTPS with a CA generated at start (``ca_file``).
@@ -62,6 +68,8 @@ class LocalCloud:
         port: int = 0,
         public_network: tuple[str, int] | None = None,
         marketplace: bool = True,
+        site_type: str = "stratuslab",
+        site_options: dict[str, dict[str, str]] | None = None,
     ) -> None:
         if isinstance(sites, str):
             sites = [s for s in sites.split(",") if s]
@@ -80,6 +88,11 @@ class LocalCloud:
             "port": port,
             "public_network": public_network,
             "marketplace": marketplace,
+            "site_type": site_type,
+            "site_options": [
+                (site, opts.get("version"), opts.get("site_type"))
+                for site, opts in (site_options or {}).items()
+            ],
         }
         self._server: Any = None
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
