@@ -34,6 +34,7 @@ lint: build
 
 mypy:
 	$(PYTHON) -m mypy --strict python/stratuslab_libcloud examples
+	$(PYTHON) -m mypy --strict tests/typing/user_script.py
 
 stubtest:
 	$(PYTHON) -m mypy.stubtest stratuslab_libcloud._stratuslab --allowlist stubtest-allowlist.txt

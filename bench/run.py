@@ -300,6 +300,48 @@ def p1(report: Report, cloud: Any, vms: int, repeats: int, slow_repeats: int) ->
     report.check(w, "pyone / driver", paired(slow["pyone"], slow["ours"]), op=">=", limit=20)
 
 
+def p1_seven(report: Report, vms: int, repeats: int) -> None:
+    """P1 on a plain OpenNebula 7.4 site (``site_type = opennebula``, direct ``/RPC2``): the
+    driver lists over ``one.vmpool.info``'s short body, which carries what a node needs (CPU,
+    MEMORY, VCPU, DISK, NIC, history); the full ``vmpool.infoextended`` body is fetched too, to
+    show what the short one saves. Same target as P1: at most 1.5 times (floor + fetch)."""
+    with local_cloud(["one"], version="7.4", site_type="opennebula") as cloud:
+        cloud.seed(vms=vms)
+        driver = make_driver(cloud)
+        reference = driver.list_nodes()
+        require(None if len(reference) == vms else f"{len(reference)} nodes", "7.x listing")
+        tuples = bl.node_tuples_from_nodes(reference)
+        require(same_nodes(reference, bl.build_nodes(driver, tuples)), "7.x floor")
+        del reference
+        fetch = bl.Fetch(bl.Endpoint(cloud.endpoints("one")["rpc2"]))
+        short = bl.xmlrpc_body("one.vmpool.info", SESSION, -3, -1, -1, -1)
+        extended = bl.xmlrpc_body("one.vmpool.infoextended", SESSION, -3, -1, -1, -1)
+        sizes = (len(fetch.request("POST", short)), len(fetch.request("POST", extended)))
+        runs = interleaved(
+            {
+                "ours": driver.list_nodes,
+                "floor": lambda: bl.build_nodes(driver, tuples),
+                "fetch": lambda: fetch.request("POST", short),
+                "fetch-ext": lambda: fetch.request("POST", extended),
+            },
+            repeats,
+        )
+        fetch.close()
+    w = "P1-7x"
+    what = f"{vms:,} VMs, {sizes[0] / 1e6:.1f} MB short / {sizes[1] / 1e6:.1f} MB extended"
+    report.time(w, "driver.list_nodes() (7.4, vmpool.info)", runs["ours"], what)
+    report.time(w, "floor: objects from tuples", runs["floor"])
+    report.time(w, "fetch: vmpool.info, raw", runs["fetch"])
+    report.time(w, "fetch: vmpool.infoextended, raw", runs["fetch-ext"])
+    report.check(
+        w,
+        "driver / (floor + fetch)",
+        paired(runs["ours"], summed(runs["floor"], runs["fetch"])),
+        op="<=",
+        limit=1.5,
+    )
+
+
 def p4(report: Report, cloud: Any, repeats: int) -> None:
     """Peak RSS of list_nodes in a fresh process against a process that holds the same fetched
     bytes and the floor's objects (the local cloud stays in this process)."""
@@ -537,6 +579,86 @@ def p5(report: Report, total: int, blocks: int) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# P8, P9: fleets (ex_create_nodes, ex_destroy_nodes) against the ideal and a loop
+
+
+def p8_p9(
+    report: Report, nodes: int, sites: int, latency: float, sample: int, repeats: int
+) -> None:
+    """The fleet against the ideal time given the per-site limit (requests per node * latency *
+    nodes / (sites * limit): 2 requests per created node, allocate and read-back; 1 per
+    destroyed node) and against a loop of create_node / destroy_node. The loop is timed on
+    ``sample`` nodes per repetition and extrapolated to ``nodes`` (the whole loop would take
+    minutes); the table says so."""
+    from stratuslab_libcloud import _stratuslab
+
+    names = [f"site{i}" for i in range(sites)]
+    limit = _stratuslab.DEFAULT_MAX_IN_FLIGHT
+    with local_cloud(names, latency=latency, boot_step=0.0) as cloud:
+        driver = make_driver(cloud)
+        size = driver.list_sizes()[0]
+        auth = NodeAuthSSHKey(SSH_KEY)
+        image = driver.list_images()[0]
+        warm = driver.ex_create_nodes(names, size, image, location=names, auth=auth)
+        driver.ex_destroy_nodes(warm.nodes)
+        fleet_c, fleet_d, loop_c, loop_d = [], [], [], []
+        for r in range(repeats):
+            wanted = [f"fleet-{r}-{i}" for i in range(nodes)]
+            t = time.perf_counter()
+            made = driver.ex_create_nodes(wanted, size, image, location=names, auth=auth)
+            fleet_c.append(time.perf_counter() - t)
+            if not made.ok or len(made.nodes) != nodes:
+                raise SystemExit(f"P8: {len(made.nodes)} of {nodes} created: {made.failures[:3]}")
+            t = time.perf_counter()
+            gone = driver.ex_destroy_nodes(made.nodes)
+            fleet_d.append(time.perf_counter() - t)
+            if not gone.ok:
+                raise SystemExit(f"P9: {gone.failures[:3]}")
+            t = time.perf_counter()
+            looped = [
+                driver.create_node(
+                    f"loop-{r}-{i}", size, image, location=names[i % sites], auth=auth
+                )
+                for i in range(sample)
+            ]
+            loop_c.append((time.perf_counter() - t) / sample * nodes)
+            t = time.perf_counter()
+            for n in looped:
+                driver.destroy_node(n)
+            loop_d.append((time.perf_counter() - t) / sample * nodes)
+    ideal_c = 2 * latency * nodes / (sites * limit)
+    ideal_d = 1 * latency * nodes / (sites * limit)
+    where = f"{nodes} nodes, {sites} sites, {latency:g} s latency, {limit} per site"
+    loop_note = f"loop timed on {sample} nodes, extrapolated to {nodes}"
+    report.time("P8", "ex_create_nodes", fleet_c, where)
+    report.time("P8", "create_node loop", loop_c, loop_note)
+    report.check(
+        "P8",
+        "ex_create_nodes / ideal",
+        [t / ideal_c for t in fleet_c],
+        op="<=",
+        limit=1.3,
+        note=f"ideal {ideal_c:.2f} s",
+    )
+    report.check(
+        "P8", "create_node loop / ex_create_nodes", paired(loop_c, fleet_c), op=">=", limit=50
+    )
+    report.time("P9", "ex_destroy_nodes", fleet_d, where)
+    report.time("P9", "destroy_node loop", loop_d, loop_note)
+    report.check(
+        "P9",
+        "ex_destroy_nodes / ideal",
+        [t / ideal_d for t in fleet_d],
+        op="<=",
+        limit=1.3,
+        note=f"ideal {ideal_d:.2f} s",
+    )
+    report.check(
+        "P9", "destroy_node loop / ex_destroy_nodes", paired(loop_d, fleet_d), op=">=", limit=50
+    )
+
+
+# ---------------------------------------------------------------------------------------------
 # P6: cold import
 
 
@@ -585,10 +707,13 @@ class Plan:
     slow_repeats: int
     rss_repeats: int
     import_repeats: int
+    fleet: int = 1_000
+    fleet_sample: int = 20
+    fleet_repeats: int = 3
 
 
 FULL = Plan(10_000, 5_000, 8, 0.2, 50, 1_000, 7, 3, 3, 15)
-QUICK = Plan(1_000, 500, 8, 0.2, 50, 100, 3, 1, 1, 5)
+QUICK = Plan(1_000, 500, 8, 0.2, 50, 100, 3, 1, 1, 5, fleet=480, fleet_sample=4, fleet_repeats=1)
 
 
 def machine() -> str:
@@ -633,7 +758,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="small smoke version (CI)")
-    parser.add_argument("--only", default="P1,P2,P3,P4,P5,P6", help="workloads to run")
+    parser.add_argument("--only", default="P1,P1-7X,P2,P3,P4,P5,P6,P8", help="workloads to run")
     parser.add_argument("--repeats", type=int, help="repetitions of the fast contenders")
     parser.add_argument("--markdown", metavar="PATH", help="also write the table there")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
@@ -664,12 +789,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             cloud.seed(vms=plan.vms)
             step("P1", lambda: p1(report, cloud, plan.vms, plan.repeats, plan.slow_repeats))
             step("P4", lambda: p4(report, cloud, plan.rss_repeats))
+    step("P1-7X", lambda: p1_seven(report, plan.vms, plan.repeats))
     step("P2", lambda: p2(report, plan.images, plan.repeats))
     step(
         "P3", lambda: p3(report, plan.sites, plan.latency, plan.site_vms, max(3, plan.repeats // 2))
     )
     step("P5", lambda: p5(report, plan.round_trips, 10))
     step("P6", lambda: p6(report, plan.import_repeats))
+    if only & {"P8", "P9"}:
+        step(
+            "P8",
+            lambda: p8_p9(
+                report, plan.fleet, plan.sites, plan.latency, plan.fleet_sample, plan.fleet_repeats
+            ),
+        )
 
     table = report.table()
     print(table)

@@ -11,7 +11,7 @@ use futures_util::future::join_all;
 use crate::config::{InstanceType, Settings, SiteSettings};
 use crate::error::Classify;
 use crate::error::{Context, Error, Result};
-use crate::http::{HttpClient, HttpOptions, TlsOptions};
+use crate::http::{HttpClient, HttpOptions, ProxyOptions, TlsOptions};
 use crate::marketplace::{self, ImageEntry, ListQuery, MarketplaceClient, StatusFilter};
 use crate::one::client::{
     read_pool_reply, OneClient, OneError, PoolPiece, PoolSink, Version, POOL_MINE, POOL_STATE_ANY,
@@ -23,6 +23,10 @@ use crate::one::template::{self, NicSpec, RootDisk, VmSpec};
 use crate::one::vm::{parse_pool, parse_vm, VmRecord};
 use crate::pdisk::{self, PdiskClient, Visibility};
 use crate::pieces::Work;
+use crate::runtime::AbortOnDrop;
+
+mod opennebula;
+pub use opennebula::{parse_ref, PlainImage, PlainRef, PlainVolume, SiteKind, SITE_TYPE_KEY};
 
 /// OpenNebula `STATE` of a deleted VM.
 const VM_STATE_DONE: i32 = 6;
@@ -34,6 +38,7 @@ pub struct DriverOptions {
     pub timeout: Option<Duration>,
     pub tls: TlsOptions,
     pub retry: crate::http::RetryPolicy,
+    pub proxy: ProxyOptions,
 }
 
 /// One site: its settings and clients.
@@ -43,9 +48,13 @@ pub struct Site {
     pub display_name: String,
     pub country: String,
     pub settings: SiteSettings,
+    /// Where the site's images and volumes come from.
+    pub kind: SiteKind,
     pub one: OneClient,
     pub pdisk: PdiskClient,
     pub marketplace: MarketplaceClient,
+    /// The HTTP client the three share.
+    pub http: HttpClient,
 }
 
 /// A node as the driver reports it.
@@ -107,6 +116,8 @@ fn apply_mounts(record: &mut NodeRecord, mounts: Option<&MountsByVm>) {
 pub struct NodeStream {
     pub sites: Vec<String>,
     pub events: tokio::sync::mpsc::UnboundedReceiver<NodeEvent>,
+    /// Cancels the listing when dropped before its end.
+    pub producer: AbortOnDrop,
 }
 
 /// The error of a site whose listing stopped without its [`NodeEvent::Done`].
@@ -136,6 +147,8 @@ pub enum ImageEvent {
 pub struct ImageStream {
     pub listings: usize,
     pub events: tokio::sync::mpsc::UnboundedReceiver<ImageEvent>,
+    /// Cancels the listings when dropped before their end.
+    pub producer: AbortOnDrop,
 }
 
 /// A volume as the driver reports it.
@@ -145,6 +158,40 @@ pub struct VolumeRecord {
     pub disk: pdisk::DiskSummary,
     /// Where the disk is mounted (read for disks whose `count` is not 0).
     pub mounts: Vec<pdisk::Mount>,
+}
+
+/// A create with the caller's values checked and the image resolved ([`Driver::prepare_create`]):
+/// only the node's name and client token remain to be rendered.
+#[derive(Debug, Clone)]
+pub struct PreparedCreate {
+    pub spec: VmSpec,
+    pub dialect: template::Dialect,
+}
+
+impl PreparedCreate {
+    /// The allocate template of one node: its name and, as a top-level attribute that oned keeps
+    /// (TEMPLATE on 3.x, USER_TEMPLATE from 4.0), its client token.
+    pub fn render(&self, name: &str, token: &str) -> Result<String> {
+        check_node_name(name)?;
+        let mut spec = self.spec.clone();
+        name.clone_into(&mut spec.name);
+        spec.raw_extra
+            .push((crate::fleet::TOKEN_ATTRIBUTE.to_owned(), token.to_owned()));
+        template::render_for(&spec, self.dialect).map_err(|e| Error::invalid(e.to_string()))
+    }
+}
+
+/// A node name OpenNebula keeps as given.
+pub fn check_node_name(name: &str) -> Result<()> {
+    if name.trim().is_empty() {
+        return Err(Error::invalid("node name must not be empty"));
+    }
+    if name.trim() != name {
+        return Err(Error::invalid(format!(
+            "node name {name:?} starts or ends with white space, which OpenNebula's VM listing does not keep"
+        )));
+    }
+    Ok(())
 }
 
 /// What a `create_node` needs besides the site.
@@ -217,6 +264,8 @@ pub struct Driver {
     sites: Vec<Site>,
     default_site: String,
     instance_types: Vec<InstanceType>,
+    /// Attempts of the retry policy: how often a create may send its allocate.
+    attempts: u32,
 }
 
 fn site_auth(s: &SiteSettings) -> Result<Auth> {
@@ -279,6 +328,7 @@ impl Driver {
                 timeout,
                 tls,
                 retry: options.retry.clone(),
+                proxy: options.proxy.clone(),
                 ..HttpOptions::api()
             })
             .map_err(|e| Error::remote(ctx(&s.name, "(TLS setup)", "configure"), e))?;
@@ -292,6 +342,8 @@ impl Driver {
             })?;
             let one = OneClient::new(&s.name, endpoint, auth.clone(), http.clone())
                 .map_err(|e| Error::remote(ctx(&s.name, endpoint, "configure"), e))?;
+            let kind = SiteKind::of(&s)?;
+            opennebula::check_endpoint(&s, kind, &one)?;
             let cert_mode = matches!(auth, Auth::Certificate { .. });
             let pdisk_url = pdisk::pdisk_base_url(s.get("pdisk_endpoint"), endpoint, cert_mode)
                 .map_err(|e| Error::remote(ctx(&s.name, endpoint, "configure pdisk"), e))?;
@@ -314,20 +366,34 @@ impl Driver {
                 display_name: s.display_name(),
                 country: s.country(),
                 settings: s,
+                kind,
                 one,
                 pdisk,
                 marketplace,
+                http,
             });
         }
         Ok(Driver {
             sites,
             default_site: settings.default_site,
             instance_types: settings.instance_types,
+            attempts: options.retry.attempts.max(1),
         })
     }
 
     pub fn sites(&self) -> &[Site] {
         &self.sites
+    }
+
+    /// Routes the next requests of every site through other proxies (libcloud's
+    /// `connection.set_http_proxy`); on a bad proxy URL nothing changes.
+    pub fn set_proxy(&self, proxy: &ProxyOptions) -> Result<()> {
+        for s in &self.sites {
+            s.http
+                .set_proxy(proxy.clone())
+                .map_err(|e| Error::remote(ctx(&s.name, "(proxy setup)", "set_http_proxy"), e))?;
+        }
+        Ok(())
     }
 
     pub fn default_site(&self) -> &str {
@@ -336,6 +402,14 @@ impl Driver {
 
     pub fn instance_types(&self) -> &[InstanceType] {
         &self.instance_types
+    }
+
+    /// How creates resolve lost replies: retries as the driver's policy, this settle period.
+    pub fn create_options(&self, settle: Option<Duration>) -> crate::fleet::CreateOptions {
+        crate::fleet::CreateOptions {
+            settle: settle.unwrap_or(crate::fleet::DEFAULT_SETTLE),
+            attempts: self.attempts,
+        }
     }
 
     /// The site with this name, or an error listing the known ones.
@@ -371,7 +445,11 @@ impl Driver {
         self: &Arc<Self>,
         site: Option<&str>,
     ) -> Result<Vec<(String, Result<Vec<NodeRecord>>)>> {
-        let NodeStream { sites, mut events } = self.stream_nodes(site, true)?;
+        let NodeStream {
+            sites,
+            mut events,
+            producer: _producer,
+        } = self.stream_nodes(site, true)?;
         let mut results: Vec<Option<Result<Vec<NodeRecord>>>> =
             sites.iter().map(|_| None).collect();
         let mut records: Vec<Vec<NodeRecord>> = sites.iter().map(|_| Vec::new()).collect();
@@ -415,7 +493,7 @@ impl Driver {
             .collect();
         let (tx, events) = tokio::sync::mpsc::unbounded_channel();
         let driver = Arc::clone(self);
-        crate::runtime::spawn(async move {
+        let producer = crate::runtime::spawn(async move {
             join_all(indices.into_iter().enumerate().map(|(n, i)| {
                 let tx = tx.clone();
                 let driver = Arc::clone(&driver);
@@ -427,7 +505,11 @@ impl Driver {
             }))
             .await;
         })?;
-        Ok(NodeStream { sites, events })
+        Ok(NodeStream {
+            sites,
+            events,
+            producer: AbortOnDrop(producer.abort_handle()),
+        })
     }
 
     /// One site of [`stream_nodes`](Self::stream_nodes): the pool reply and the volume mounts
@@ -505,6 +587,10 @@ impl Driver {
     /// The caller's mounted disks by VM (uuid → device); any pdisk failure makes them unknown
     /// (the error names `operation`).
     async fn site_mounts(&self, site: &Site, operation: &str) -> Result<MountsByVm> {
+        if site.kind == SiteKind::OpenNebula {
+            // Plain sites have no pdisk: their volumes are images, attached as VM disks.
+            return Ok(MountsByVm::new());
+        }
         let context = |op: &str| ctx(&site.name, site.pdisk.base_url(), op);
         let disks = site
             .pdisk
@@ -536,7 +622,7 @@ impl Driver {
         Ok(by_vm)
     }
 
-    async fn vm(&self, site: &Site, vm_id: i64, operation: &str) -> Result<VmRecord> {
+    pub(crate) async fn vm(&self, site: &Site, vm_id: i64, operation: &str) -> Result<VmRecord> {
         let context = || ctx(&site.name, site.one.url(), operation);
         let xml = site
             .one
@@ -642,27 +728,43 @@ impl Driver {
         Ok(())
     }
 
-    /// `create_node`: checks every caller value (name, key, context, size, network, bus) by
-    /// rendering the template before any request, resolves the image, renders for the site's
-    /// version, allocates exactly once and reads the VM back (its IP is leased already).
-    pub async fn create_node(&self, site: &str, req: CreateNode) -> Result<NodeRecord> {
+    /// `create_node`: checks every caller value (name, key, context, size, network, bus, client
+    /// token) by rendering the template before any request, resolves the image, renders for the
+    /// site's version with the client token, allocates exactly once ([`crate::fleet`]: a lost
+    /// reply is resolved by looking the token up) and reads the VM back (its IP is leased
+    /// already).
+    pub async fn create_node(
+        &self,
+        site: &str,
+        req: CreateNode,
+        token: Option<String>,
+        options: &crate::fleet::CreateOptions,
+    ) -> Result<NodeRecord> {
         let s = self.site(site)?;
-        if req.name.trim().is_empty() {
-            return Err(Error::invalid("node name must not be empty"));
+        if s.kind == SiteKind::OpenNebula {
+            return self.plain_create_node(s, req).await;
         }
-        if req.name.trim() != req.name {
-            return Err(Error::invalid(format!(
-                "node name {:?} starts or ends with white space, which OpenNebula's VM listing does not keep",
-                req.name
-            )));
-        }
+        let given = token.is_some();
+        let token = crate::fleet::token_or_new(token)?;
+        let prepared = self.prepare_create(s, &req).await?;
+        crate::fleet::create_one(self, s, &prepared, &req.name, &token, given, options).await
+    }
+
+    /// Everything of a create that does not depend on the node's name and token: the caller's
+    /// values checked, the image resolved, the site's template dialect.
+    pub(crate) async fn prepare_create(
+        &self,
+        s: &Site,
+        req: &CreateNode,
+    ) -> Result<PreparedCreate> {
+        check_node_name(&req.name)?;
         if req.cpu == 0 || req.ram_mib == 0 {
             return Err(Error::invalid(format!(
                 "size '{}' has no CPU or RAM",
                 req.size_name
             )));
         }
-        let public_key = self.public_key(s, &req)?;
+        let public_key = self.public_key(s, req)?;
         let network = req.network.clone().unwrap_or_else(|| "public".to_owned());
         if !matches!(network.as_str(), "public" | "private" | "local") {
             return Err(Error::invalid(format!(
@@ -747,27 +849,48 @@ impl Driver {
         } else {
             template::Dialect::StratusLab
         };
-        let text =
-            template::render_for(&spec, dialect).map_err(|e| Error::invalid(e.to_string()))?;
-        let vm_id = s
-            .one
-            .allocate(&text)
-            .await
-            .map_err(|e| Error::remote(context("create_node (one.vm.allocate)"), e))?;
+        Ok(PreparedCreate { spec, dialect })
+    }
+
+    /// Reads a VM just allocated back (its IP is leased already); when that fails the VM still
+    /// exists, so a record with its id, name and token is returned rather than an error.
+    pub(crate) async fn read_back(
+        &self,
+        s: &Site,
+        vm_id: i64,
+        name: &str,
+        token: &str,
+    ) -> NodeRecord {
         match self.vm(s, vm_id, "create_node (one.vm.info)").await {
-            Ok(vm) => Ok(node_record(site, vm, &self.instance_types)),
+            Ok(vm) => node_record(&s.name, vm, &self.instance_types),
             Err(e) => {
-                // The VM exists: report it rather than lose its id.
                 log::warn!(target: "stratuslab_libcloud", "site '{}': VM {vm_id} was created but reading it back failed: {e}", s.name);
-                let vm = VmRecord {
+                let mut vm = VmRecord {
                     id: vm_id,
-                    name: req.name.clone(),
+                    name: name.to_owned(),
                     state: 1,
                     ..VmRecord::default()
                 };
-                Ok(node_record(site, vm, &self.instance_types))
+                vm.template.client_token = Some(token.to_owned());
+                node_record(&s.name, vm, &self.instance_types)
             }
         }
+    }
+
+    /// Destroys a VM whose id and site are known to exist (duplicate clean-up, fleets): one
+    /// `one.vm.action` in the site version's vocabulary.
+    pub(crate) async fn destroy_vm(&self, s: &Site, vm_id: i64, operation: &str) -> Result<()> {
+        let context = |op: &str| ctx(&s.name, s.one.url(), op);
+        let version =
+            s.one.version().await.map_err(|e| {
+                Error::remote(context(&format!("{operation} (one.system.version)")), e)
+            })?;
+        let name = action_name(NodeAction::Destroy, version, 0)
+            .ok_or_else(|| Error::internal("no destroy action for this version"))?;
+        s.one
+            .action(name, vm_id)
+            .await
+            .map_err(|e| Error::remote(context(&format!("{operation} (one.vm.action {name})")), e))
     }
 
     fn public_key(&self, s: &Site, req: &CreateNode) -> Result<String> {
@@ -902,7 +1025,7 @@ impl Driver {
         };
         let (tx, events) = tokio::sync::mpsc::unbounded_channel();
         let driver = Arc::clone(self);
-        crate::runtime::spawn(async move {
+        let producer = crate::runtime::spawn(async move {
             join_all(statuses.into_iter().enumerate().map(|(listing, status)| {
                 let tx = tx.clone();
                 let driver = Arc::clone(&driver);
@@ -920,7 +1043,11 @@ impl Driver {
             }))
             .await;
         })?;
-        Ok(ImageStream { listings, events })
+        Ok(ImageStream {
+            listings,
+            events,
+            producer: AbortOnDrop(producer.abort_handle()),
+        })
     }
 
     /// One listing of [`stream_images`](Self::stream_images): fetched, then read on a
@@ -1068,7 +1195,9 @@ impl Driver {
         &self,
         site: Option<&str>,
     ) -> Result<Vec<(String, Result<Vec<VolumeRecord>>)>> {
-        let sites = self.selected(site)?;
+        let mut sites = self.selected(site)?;
+        // Plain OpenNebula sites have no pdisk: their volumes are `plain_list_volumes`'.
+        sites.retain(|s| s.kind == SiteKind::StratusLab);
         let results = join_all(sites.iter().map(|s| self.list_site_volumes(s))).await;
         Ok(sites.iter().map(|s| s.name.clone()).zip(results).collect())
     }

@@ -50,6 +50,70 @@ impl fmt::Debug for TlsOptions {
     }
 }
 
+/// Proxies, as the caller resolved them (the Python driver reads libcloud's `proxy_url`, and
+/// the environment's `HTTPS_PROXY`/`HTTP_PROXY`/`NO_PROXY`); nothing is read from the
+/// environment here. Proxy URLs may carry `user:password@` (sent as `Proxy-Authorization`,
+/// never shown).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct ProxyOptions {
+    /// Every request goes through this proxy, whatever `no_proxy` says (libcloud's `proxy_url`).
+    pub all: Option<String>,
+    /// Proxy of `https://` URLs (when `all` is not set).
+    pub https: Option<String>,
+    /// Proxy of `http://` URLs (when `all` is not set).
+    pub http: Option<String>,
+    /// Hosts reached directly instead of through `https`/`http` (`NO_PROXY` syntax: a
+    /// comma-separated list of domains, which match their subdomains too, IP addresses, CIDR
+    /// ranges, or `*`).
+    pub no_proxy: Option<String>,
+}
+
+impl fmt::Debug for ProxyOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let shown = |url: &Option<String>| url.as_deref().map(|u| redact_url(u).into_owned());
+        f.debug_struct("ProxyOptions")
+            .field("all", &shown(&self.all))
+            .field("https", &shown(&self.https))
+            .field("http", &shown(&self.http))
+            .field("no_proxy", &self.no_proxy)
+            .finish()
+    }
+}
+
+impl ProxyOptions {
+    /// The reqwest proxies (none: direct connections).
+    fn proxies(&self) -> Result<Vec<reqwest::Proxy>, TransportError> {
+        let bad = |what: &str, url: &str, e: reqwest::Error| TransportError::Setup {
+            detail: redact_urls(&format!(
+                "bad proxy URL{what} '{}': {}",
+                redact_url(url),
+                error_chain(&e)
+            ))
+            .into_owned(),
+        };
+        if let Some(url) = &self.all {
+            return Ok(vec![
+                reqwest::Proxy::all(url.as_str()).map_err(|e| bad("", url, e))?
+            ]);
+        }
+        let no_proxy = || {
+            self.no_proxy
+                .as_deref()
+                .and_then(reqwest::NoProxy::from_string)
+        };
+        let mut proxies = Vec::new();
+        if let Some(url) = &self.https {
+            let proxy = reqwest::Proxy::https(url.as_str()).map_err(|e| bad(" (HTTPS)", url, e))?;
+            proxies.push(proxy.no_proxy(no_proxy()));
+        }
+        if let Some(url) = &self.http {
+            let proxy = reqwest::Proxy::http(url.as_str()).map_err(|e| bad(" (HTTP)", url, e))?;
+            proxies.push(proxy.no_proxy(no_proxy()));
+        }
+        Ok(proxies)
+    }
+}
+
 /// Retries: reads on connection errors, broken or missing replies, timeouts and 502/503/504;
 /// writes only when the connection could not be opened (the request never left).
 #[derive(Debug, Clone, PartialEq)]
@@ -86,6 +150,8 @@ pub struct HttpOptions {
     /// A 2xx reply that is an HTML page (a portal, a proxy's page, a web UI) is an error.
     pub reject_html: bool,
     pub user_agent: String,
+    /// The proxies the client starts with (see [`HttpClient::set_proxy`]).
+    pub proxy: ProxyOptions,
 }
 
 impl HttpOptions {
@@ -113,6 +179,7 @@ impl Default for HttpOptions {
                 "stratuslab-libcloud/{} (rust core)",
                 env!("CARGO_PKG_VERSION")
             ),
+            proxy: ProxyOptions::default(),
         }
     }
 }
@@ -355,6 +422,29 @@ pub fn redact_urls(text: &str) -> std::borrow::Cow<'_, str> {
     out.into()
 }
 
+/// Whether request lines also go to the `_libcloud_debug` target ([`set_libcloud_debug`]).
+static LIBCLOUD_DEBUG: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Turns on (or off) the copy of every request line sent to the
+/// `stratuslab_libcloud::_libcloud_debug` log target, which the Python side writes to
+/// libcloud's debug file (`LIBCLOUD_DEBUG`, `libcloud.enable_debug`) whatever the application's
+/// logging levels say.
+pub fn set_libcloud_debug(on: bool) {
+    LIBCLOUD_DEBUG.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// One request line: a DEBUG record of the `stratuslab_libcloud` target (the application's
+/// logging decides where it goes) and, while libcloud's debug output is on, the same on
+/// `stratuslab_libcloud::_libcloud_debug`.
+macro_rules! request_line {
+    ($($arg:tt)+) => {{
+        log::debug!(target: "stratuslab_libcloud", $($arg)+);
+        if LIBCLOUD_DEBUG.load(std::sync::atomic::Ordering::Relaxed) {
+            log::debug!(target: "stratuslab_libcloud::_libcloud_debug", $($arg)+);
+        }
+    }};
+}
+
 /// A pooled client (keep-alive) for one site and its options. Cheap to clone (clones share the
 /// pool). Safe across `fork()`: a child process gets a fresh pool on its first request.
 #[derive(Clone)]
@@ -369,10 +459,11 @@ pub struct HttpClient {
 /// Replies at least this large are read into a recycled buffer when there is one.
 const LARGE_BODY: usize = 8 << 20;
 
-/// The reqwest client and the process it was built in.
+/// The reqwest client, the process it was built in, and its proxies.
 struct Pool {
     pid: u32,
     client: reqwest::Client,
+    proxy: ProxyOptions,
 }
 
 impl fmt::Debug for HttpClient {
@@ -383,7 +474,10 @@ impl fmt::Debug for HttpClient {
     }
 }
 
-fn build_client(options: &HttpOptions) -> Result<reqwest::Client, TransportError> {
+fn build_client(
+    options: &HttpOptions,
+    proxy: &ProxyOptions,
+) -> Result<reqwest::Client, TransportError> {
     let tls = tls_config(&options.tls)?;
     let mut headers = HeaderMap::new();
     headers.insert(
@@ -392,28 +486,32 @@ fn build_client(options: &HttpOptions) -> Result<reqwest::Client, TransportError
             detail: e.to_string(),
         })?,
     );
-    reqwest::Client::builder()
+    let mut builder = reqwest::Client::builder()
         .tls_backend_preconfigured(tls)
         .default_headers(headers)
         .timeout(options.timeout)
         .connect_timeout(options.timeout)
         .pool_idle_timeout(Duration::from_secs(30))
         .redirect(reqwest::redirect::Policy::limited(5))
-        .no_proxy()
-        .build()
-        .map_err(|e| TransportError::Setup {
-            detail: error_chain(&e),
-        })
+        // Only the proxies given: reqwest would read the environment its own way.
+        .no_proxy();
+    for p in proxy.proxies()? {
+        builder = builder.proxy(p);
+    }
+    builder.build().map_err(|e| TransportError::Setup {
+        detail: error_chain(&e),
+    })
 }
 
 impl HttpClient {
     /// Builds the client (reads the TLS files now, so their problems show at once).
     pub fn new(options: HttpOptions) -> Result<Self, TransportError> {
-        let client = build_client(&options)?;
+        let client = build_client(&options, &options.proxy)?;
         Ok(HttpClient {
             pool: Arc::new(Mutex::new(Pool {
                 pid: std::process::id(),
                 client,
+                proxy: options.proxy.clone(),
             })),
             options: Arc::new(options),
             spare: Arc::new(Mutex::new(None)),
@@ -451,6 +549,25 @@ impl HttpClient {
         &self.options
     }
 
+    /// Routes the next requests of this client and its clones through other proxies (libcloud's
+    /// `connection.set_http_proxy`): a new connection pool is built (requests under way finish
+    /// on the old one). A bad proxy URL changes nothing.
+    pub fn set_proxy(&self, proxy: ProxyOptions) -> Result<(), TransportError> {
+        let client = build_client(&self.options, &proxy)?;
+        let mut pool = self.pool.lock().map_err(|_| TransportError::Setup {
+            detail: "the HTTP client's lock is poisoned".to_owned(),
+        })?;
+        if pool.pid != std::process::id() {
+            // Forked child: the parent's pool is not ours to drop (see `client`).
+            std::mem::forget(std::mem::replace(&mut pool.client, client));
+            pool.pid = std::process::id();
+        } else {
+            pool.client = client;
+        }
+        pool.proxy = proxy;
+        Ok(())
+    }
+
     /// The reqwest client of this process. In a forked child the parent's pooled connections
     /// are served by runtime threads that do not exist there (a request on them would wait for
     /// the timeout): they are abandoned, unclosed (the sockets are the parent's), for a new pool.
@@ -460,7 +577,7 @@ impl HttpClient {
             detail: "the HTTP client's lock is poisoned".to_owned(),
         })?;
         if pool.pid != pid {
-            let fresh = build_client(&self.options)?;
+            let fresh = build_client(&self.options, &pool.proxy)?;
             std::mem::forget(std::mem::replace(&mut pool.client, fresh));
             log::debug!(
                 target: "stratuslab_libcloud",
@@ -499,8 +616,7 @@ impl HttpClient {
                     other => other,
                 };
             }
-            log::debug!(
-                target: "stratuslab_libcloud",
+            request_line!(
                 "{}: retrying {} {} (attempt {} of {}) in {:.2} s",
                 request.label,
                 request.method,
@@ -539,8 +655,7 @@ impl HttpClient {
         let result = self.execute(builder, limit).await;
         let elapsed = started.elapsed().as_secs_f64() * 1000.0;
         match &result {
-            Ok(r) => log::debug!(
-                target: "stratuslab_libcloud",
+            Ok(r) => request_line!(
                 "{}: {} {} -> {} in {:.1} ms, {} bytes",
                 request.label,
                 request.method,
@@ -549,8 +664,7 @@ impl HttpClient {
                 elapsed,
                 r.body.len()
             ),
-            Err(e) => log::debug!(
-                target: "stratuslab_libcloud",
+            Err(e) => request_line!(
                 "{}: {} {} -> error after {:.1} ms: {}",
                 request.label,
                 request.method,
@@ -1073,6 +1187,154 @@ mod tests {
             }
         }
         cloud.stop().await;
+    }
+
+    /// A "proxy" on loopback that answers each connection's first request with `200 proxied`
+    /// and records that request's first line.
+    async fn fake_proxy() -> (String, Arc<Mutex<Vec<String>>>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let lines = Arc::clone(&seen);
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                let lines = Arc::clone(&lines);
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut buf = [0u8; 1024];
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match conn.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => head.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let text = String::from_utf8_lossy(&head);
+                    lines
+                        .lock()
+                        .unwrap()
+                        .push(text.lines().next().unwrap().to_owned());
+                    let _ = conn
+                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 7\r\nconnection: close\r\n\r\nproxied")
+                        .await;
+                });
+            }
+        });
+        (url, seen)
+    }
+
+    #[tokio::test]
+    async fn requests_go_through_the_proxies_given_and_no_proxy_bypasses_them() {
+        let (proxy, seen) = fake_proxy().await;
+        let (direct, direct_seen) = fake_proxy().await;
+        let direct_port = direct.rsplit(':').next().unwrap().to_owned();
+        let get = |http: &HttpClient, url: String| {
+            let http = http.clone();
+            async move { http.send(Request::new(Method::GET, url, "t")).await }
+        };
+        // `all`: every scheme, whatever no_proxy says.
+        let http = HttpClient::new(HttpOptions {
+            proxy: ProxyOptions {
+                all: Some(proxy.clone()),
+                no_proxy: Some("*".to_owned()),
+                ..ProxyOptions::default()
+            },
+            ..HttpOptions::default()
+        })
+        .unwrap();
+        let reply = get(&http, "http://cloud.invalid:2634/x".to_owned())
+            .await
+            .unwrap();
+        assert_eq!(&reply.body[..], b"proxied");
+        // An https URL: a CONNECT (the fake proxy then answers 200 and no TLS: an error here).
+        assert!(get(&http, "https://cloud.invalid/y".to_owned())
+            .await
+            .is_err());
+        assert_eq!(
+            *seen.lock().unwrap(),
+            [
+                "GET http://cloud.invalid:2634/x HTTP/1.1",
+                "CONNECT cloud.invalid:443 HTTP/1.1"
+            ]
+        );
+        // Per scheme, with no_proxy: 127.0.0.1 is reached directly.
+        seen.lock().unwrap().clear();
+        let http = HttpClient::new(HttpOptions {
+            proxy: ProxyOptions {
+                http: Some(proxy.clone()),
+                no_proxy: Some("example.org, 127.0.0.1".to_owned()),
+                ..ProxyOptions::default()
+            },
+            ..HttpOptions::default()
+        })
+        .unwrap();
+        get(&http, format!("http://127.0.0.1:{direct_port}/d"))
+            .await
+            .unwrap();
+        let localhost = HttpClient::new(HttpOptions {
+            proxy: ProxyOptions {
+                https: Some(proxy.clone()),
+                http: Some(proxy.clone()),
+                no_proxy: Some(".localhost".to_owned()),
+                ..ProxyOptions::default()
+            },
+            ..HttpOptions::default()
+        })
+        .unwrap();
+        get(&localhost, format!("http://localhost:{direct_port}/l"))
+            .await
+            .unwrap();
+        get(&http, "http://cloud.invalid/f".to_owned())
+            .await
+            .unwrap();
+        assert_eq!(
+            *seen.lock().unwrap(),
+            ["GET http://cloud.invalid/f HTTP/1.1"]
+        );
+        assert_eq!(
+            *direct_seen.lock().unwrap(),
+            ["GET /d HTTP/1.1", "GET /l HTTP/1.1"]
+        );
+        // set_proxy: the clones follow; None = direct again.
+        let clone = http.clone();
+        http.set_proxy(ProxyOptions {
+            all: Some(proxy.clone()),
+            ..ProxyOptions::default()
+        })
+        .unwrap();
+        get(&clone, format!("http://127.0.0.1:{direct_port}/g"))
+            .await
+            .unwrap();
+        assert_eq!(seen.lock().unwrap().len(), 2);
+        http.set_proxy(ProxyOptions::default()).unwrap();
+        get(&clone, format!("http://127.0.0.1:{direct_port}/h"))
+            .await
+            .unwrap();
+        assert_eq!(seen.lock().unwrap().len(), 2);
+        assert_eq!(direct_seen.lock().unwrap().len(), 3);
+    }
+
+    #[test]
+    fn a_bad_proxy_url_is_a_setup_error_without_its_password() {
+        let err = HttpClient::new(HttpOptions {
+            proxy: ProxyOptions {
+                https: Some("http://u:hunter2@[::1".to_owned()),
+                ..ProxyOptions::default()
+            },
+            ..HttpOptions::default()
+        })
+        .unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("proxy URL (HTTPS)") && !text.contains("hunter2"),
+            "{text}"
+        );
+        assert_eq!(err.kind(), Kind::Config);
+        let options = ProxyOptions {
+            all: Some("http://u:hunter2@proxy:3128".to_owned()),
+            ..ProxyOptions::default()
+        };
+        assert!(!format!("{options:?}").contains("hunter2"));
     }
 
     #[tokio::test]

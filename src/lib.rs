@@ -13,6 +13,7 @@
 pub mod config;
 pub mod driver;
 pub mod error;
+pub mod fleet;
 pub mod http;
 pub mod localcloud;
 pub mod marketplace;

@@ -599,6 +599,7 @@ def test_the_template_of_a_full_create_on_3_2(ssh_public_key: str) -> None:
             'target = "hdd"\n'
             "]\n"
             'INBOUND_PORTS = "22,80,443"\n'
+            f'CLIENT_TOKEN = "{node.extra["client_token"]}"\n'
         )
         # Attribute by attribute, as the daemon parsed and stored it.
         stored = daemon_template(cloud, "grnet", 0)
@@ -663,7 +664,7 @@ def test_the_template_of_a_create_on_3_8_types_every_disk(ssh_public_key: str) -
     debian = "PpELY8k_6QKYLhpe1JOXFMfeOva"  # raw, disks bus virtio, inbound port 22
     with LocalCloud(sites=SITES, boot_step=0.02, version="3.8") as cloud:
         driver = make_driver(cloud)
-        driver.create_node(
+        node = driver.create_node(
             name="debian",
             size=small(driver),
             image=debian,
@@ -697,6 +698,7 @@ def test_the_template_of_a_create_on_3_8_types_every_disk(ssh_public_key: str) -
             'target = "hdd"\n'
             "]\n"
             'INBOUND_PORTS = "22"\n'
+            f'CLIENT_TOKEN = "{node.extra["client_token"]}"\n'
         )
         stored = daemon_template(cloud, "lal", 0)
         root, swap = stored.findall("DISK")

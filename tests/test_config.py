@@ -106,6 +106,7 @@ def test_reference_file_as_seen_through_the_driver(tmp_path: Path) -> None:
         "pdisk_endpoint": "https://cloud.example.com/pdisk/pswd",
         "marketplace_endpoint": "https://marketplace.stratuslab.eu",
         "username": "username",
+        "site_type": "stratuslab",
         "endpoint_timeout": 5.0,
     }
     assert driver.key == "username"
@@ -312,6 +313,7 @@ def test_per_site_settings_inherit_default_and_override_it(tmp_path: Path) -> No
         "pdisk_endpoint": "https://a.example.org:8445/pswd",
         "marketplace_endpoint": "https://marketplace.stratuslab.eu",
         "username": "bob",
+        "site_type": "stratuslab",
         "endpoint_timeout": 2.5,
     }
     assert extras["b"] == {
@@ -319,6 +321,7 @@ def test_per_site_settings_inherit_default_and_override_it(tmp_path: Path) -> No
         "pdisk_endpoint": "https://b.example.org:8445/pswd",
         "marketplace_endpoint": "https://marketplace.stratuslab.eu",
         "username": "alice",
+        "site_type": "stratuslab",
         "endpoint_timeout": 7.0,
     }
     assert driver.key == "alice"

@@ -47,6 +47,7 @@ def test_without_a_file_the_arguments_make_one_site_named_default(cloud: LocalCl
         "pdisk_endpoint": f"{cloud.base_url}/grnet/pdisk/pswd",
         "marketplace_endpoint": ends["marketplace"],
         "username": DEFAULT_USER,
+        "site_type": "stratuslab",
         "endpoint_timeout": None,
     }
     assert driver.ex_default_location is location
@@ -171,6 +172,7 @@ def expected_extra(tag: str, user: str) -> dict[str, Any]:
         "pdisk_endpoint": f"https://pdisk-{tag}.example.org:8445/pswd",
         "marketplace_endpoint": f"https://mp-{tag}.example.org",
         "username": user,
+        "site_type": "stratuslab",
         "endpoint_timeout": 9.0,
     }
 
@@ -180,6 +182,7 @@ B_EXTRA = {
     "pdisk_endpoint": "https://b.example.org:8445/pswd",
     "marketplace_endpoint": "https://marketplace.stratuslab.eu",
     "username": "fileuser",
+    "site_type": "stratuslab",
     "endpoint_timeout": 9.0,
 }
 

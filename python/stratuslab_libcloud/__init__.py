@@ -31,9 +31,12 @@ from .errors import (
     StratusLabTimeoutError,
     StratusLabUnsupportedError,
 )
+from .fleet import FleetInterrupted, FleetResult
 
 __all__ = [
     "PROVIDER",
+    "FleetInterrupted",
+    "FleetResult",
     "LocalCloud",
     "StratusLabAuthError",
     "StratusLabConfigError",

@@ -5,19 +5,25 @@ from collections.abc import Callable
 from typing import Any, TypeAlias, TypeVar, final
 
 __all__ = [
+    "DEFAULT_MAX_IN_FLIGHT",
+    "DEFAULT_SETTLE",
     "Core",
     "LocalCloudServer",
+    "PlainSites",
     "__version__",
     "_debug_build",
     "_panic_for_tests",
     "default_config_path",
     "read_config_file",
     "reset_log_cache",
+    "set_libcloud_debug",
 ]
 
 __version__: str
 _T = TypeVar("_T")  # what a listing's `build` callback returns
 _debug_build: bool  # built without optimisations (maturin develop)
+DEFAULT_MAX_IN_FLIGHT: int  # fleet requests in flight per site
+DEFAULT_SETTLE: float  # seconds a create waits for a VM whose request may be in flight
 
 _SizeTuple: TypeAlias = tuple[str, int, int, int]  # name, cpu, ram MiB, swap MiB
 _NodeTuple: TypeAlias = tuple[
@@ -36,8 +42,23 @@ _ImageTuple: TypeAlias = tuple[str, str, dict[str, Any]]  # id, name, extra
 _VolumeTuple: TypeAlias = tuple[str, str, int, str, dict[str, Any]]  # uuid, name, GiB, state, extra
 _LocationTuple: TypeAlias = tuple[str, str, str, dict[str, Any]]  # id, name, country, extra
 _Failures: TypeAlias = list[tuple[str, BaseException]]  # (site, exception) per failed site
+# size, cpu, ram MiB, swap MiB, image, public key, key file, network, context, bus, volatile GiB
+_CreateArgs: TypeAlias = tuple[
+    str,
+    int,
+    int,
+    int,
+    str,
+    str | None,
+    str | None,
+    str | None,
+    list[tuple[str, str]],
+    str | None,
+    int | None,
+]
 
 def reset_log_cache() -> None: ...
+def set_libcloud_debug(on: bool) -> None: ...
 def _panic_for_tests() -> None: ...  # raises StratusLabError from a Rust panic
 def default_config_path() -> str | None: ...
 def read_config_file(path: str) -> bytes: ...
@@ -58,7 +79,18 @@ class Core:
         retry_attempts: int,
         retry_delay: float,
         backoff: float,
+        proxy_all: str | None = None,
+        proxy_https: str | None = None,
+        proxy_http: str | None = None,
+        no_proxy: str | None = None,
     ) -> Core: ...
+    def set_proxy(
+        self,
+        proxy_all: str | None = None,
+        proxy_https: str | None = None,
+        proxy_http: str | None = None,
+        no_proxy: str | None = None,
+    ) -> None: ...
     def site_names(self) -> list[str]: ...
     def default_site(self) -> str: ...
     def locations(self) -> list[_LocationTuple]: ...
@@ -70,21 +102,29 @@ class Core:
         then the sites whose volumes are unknown."""
         ...
     def get_node(self, site: str, vm_id: int) -> tuple[_NodeTuple, BaseException | None]: ...
+    def create_nodes(
+        self,
+        sites: list[str],
+        names: list[str],
+        tokens: list[str | None],
+        args: _CreateArgs,
+        max_in_flight: int,
+        settle: float | None,
+        sink: Callable[[int, _NodeTuple | None, BaseException | None], object],
+    ) -> tuple[list[tuple[_NodeTuple | None, BaseException | None]], BaseException | None]: ...
+    def destroy_nodes(
+        self,
+        nodes: list[tuple[str, int]],
+        max_in_flight: int,
+        sink: Callable[[int, bool | None, BaseException | None], object],
+    ) -> tuple[list[tuple[bool | None, BaseException | None]], BaseException | None]: ...
     def create_node(
         self,
         site: str,
         name: str,
-        size_name: str,
-        cpu: int,
-        ram_mib: int,
-        swap_mib: int,
-        image: str,
-        public_key: str | None,
-        public_key_file: str | None,
-        network: str | None,
-        context: list[tuple[str, str]],
-        disks_bus: str | None,
-        volatile_disk_gib: int | None,
+        args: _CreateArgs,
+        client_token: str | None,
+        settle: float | None,
     ) -> _NodeTuple: ...
     def node_action(self, site: str, vm_id: int, action: str) -> BaseException | None: ...
     def list_images(
@@ -107,6 +147,26 @@ class Core:
     def destroy_volume(self, site: str, uuid: str) -> None: ...
     def attach_volume(self, site: str, vm_id: int, uuid: str) -> str: ...
     def detach_volume(self, site: str, uuid: str) -> list[tuple[int, str]]: ...
+    def opennebula(self) -> PlainSites: ...
+
+@final
+class PlainSites:
+    def list_images(self, site: str) -> list[_ImageTuple]: ...
+    def get_image(self, site: str, image_id: str) -> _ImageTuple: ...
+    def list_networks(
+        self, site: str | None, strict: bool
+    ) -> tuple[list[_ImageTuple], _Failures]: ...  # (id, name, extra) per network
+    def list_volumes(
+        self, site: str | None, strict: bool
+    ) -> tuple[list[_VolumeTuple], _Failures]: ...
+    def create_volume(
+        self, site: str, size: int, name: str, datastore: str | None
+    ) -> _VolumeTuple: ...
+    def destroy_volume(self, site: str, volume_id: str) -> None: ...
+    def attach_volume(
+        self, site: str, vm_id: int, volume_id: str, device: str | None
+    ) -> _VolumeTuple: ...
+    def detach_volume(self, site: str, volume_id: str) -> list[tuple[int, int]]: ...
 
 @final
 class LocalCloudServer:
@@ -122,6 +182,8 @@ class LocalCloudServer:
         port: int,
         public_network: tuple[str, int] | None,
         marketplace: bool,
+        site_type: str = ...,
+        site_options: list[tuple[str, str | None, str | None]] = ...,
     ) -> LocalCloudServer: ...
     def port(self) -> int: ...
     def base_url(self) -> str: ...

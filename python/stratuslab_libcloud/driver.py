@@ -14,7 +14,9 @@ import logging
 import os
 import sys
 import time
+import urllib.parse
 import warnings
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -35,7 +37,8 @@ from libcloud.compute.base import (
 )
 from libcloud.compute.types import NodeState, StorageVolumeState
 
-from . import _stratuslab
+from . import _opennebula, _stratuslab
+from . import fleet as _fleet
 from ._logging import install_libcloud_debug, warn_if_exposed
 from .errors import (
     StratusLabConfigError,
@@ -116,6 +119,9 @@ class StratusLabNodeDriver(NodeDriver):
     features: dict[str, list[str]] = {"create_node": ["ssh_key"]}
 
     NODE_STATE_MAP: dict[str, NodeState] = {s.value: s for s in NodeState}
+    # libcloud's HTTP connection is not used (the Rust core makes the requests): this object
+    # carries what scripts use of it, set_http_proxy().
+    connection: _Connection  # type: ignore[assignment]
 
     def __init__(
         self,
@@ -128,6 +134,7 @@ class StratusLabNodeDriver(NodeDriver):
         ex_config_file: ConfigSource | None = None,
         ex_default_location: str | None = None,
         ex_pdisk_endpoint: str | None = None,
+        ex_site_type: str | None = None,
         ex_marketplace_endpoint: str | None = None,
         ex_pem_certificate: str | None = None,
         ex_pem_key: str | None = None,
@@ -138,6 +145,7 @@ class StratusLabNodeDriver(NodeDriver):
         retry_delay: float | None = None,
         backoff: float | None = None,
         ex_retries: int | None = None,
+        proxy_url: str | None = None,
         stratuslab_user_config: ConfigSource | None = None,
         stratuslab_default_location: str | None = None,
     ) -> None:
@@ -147,7 +155,8 @@ class StratusLabNodeDriver(NodeDriver):
 
         :param key: user name (overrides the file's ``username`` for the default site).
         :param secret: password (likewise ``password``).
-        :param secure: kept for libcloud compatibility; the scheme comes from the endpoint.
+        :param secure: ``False`` makes a bare ``host`` a plain-HTTP endpoint (``http://host:port``);
+            a URL keeps its own scheme.
         :param host: compute endpoint (host or URL); with no configuration file it defines a single
             site named ``default``.
         :param port: port for a bare ``host``.
@@ -155,6 +164,8 @@ class StratusLabNodeDriver(NodeDriver):
             ``~/.stratuslab/stratuslab-user.cfg`` when it exists.
         :param ex_default_location: the site used when a call names no location.
         :param ex_pdisk_endpoint: pdisk endpoint for the default site.
+        :param ex_site_type: ``"stratuslab"`` (default) or ``"opennebula"`` (a plain OpenNebula
+            daemon, ``host`` its ``/RPC2`` URL) for the default site, like the file's ``site_type``.
         :param ex_marketplace_endpoint: Marketplace endpoint for the default site.
         :param ex_pem_certificate: PEM client certificate (certificate mode when no password).
         :param ex_pem_key: PEM key of that certificate.
@@ -167,6 +178,8 @@ class StratusLabNodeDriver(NodeDriver):
         :param backoff: multiplier of that delay.
         :param ex_retries: attempts for idempotent reads (default 3 when
             ``LIBCLOUD_RETRY_FAILED_HTTP_REQUESTS`` is set, else 1).
+        :param proxy_url: ``http(s)://host:port`` of a proxy every request goes through (libcloud's
+            argument); else ``https_proxy``/``http_proxy``/``no_proxy`` (either case) apply.
         :param stratuslab_user_config: alias of ``ex_config_file`` (2014 driver).
         :param stratuslab_default_location: alias of ``ex_default_location`` (2014 driver).
         """
@@ -195,13 +208,14 @@ class StratusLabNodeDriver(NodeDriver):
         if secret is not None:
             args["password"] = secret
         if host is not None:
-            args["endpoint"] = f"{host}:{port}" if port is not None and "/" not in host else host
+            args["endpoint"] = _endpoint(host, port, secure)
         for name, value in (
             ("pdisk_endpoint", ex_pdisk_endpoint),
             ("marketplace_endpoint", ex_marketplace_endpoint),
             ("pem_certificate", ex_pem_certificate),
             ("pem_key", ex_pem_key),
             ("user_public_key_file", ex_public_key_file),
+            ("site_type", ex_site_type),
         ):
             if value is not None:
                 args[name] = value
@@ -243,6 +257,9 @@ class StratusLabNodeDriver(NodeDriver):
             )
         attempts = ex_retries if ex_retries is not None else (3 if retry_on else 1)
         env = {k: v for k, v in os.environ.items() if k.startswith(_ENV_PREFIX)}
+        proxies = _env_proxies(os.environ)
+        if proxy_url is not None:
+            proxies["proxy_all"] = _check_proxy_url(proxy_url)
         install_libcloud_debug()
         self._core = _stratuslab.Core(
             config=text,
@@ -256,6 +273,7 @@ class StratusLabNodeDriver(NodeDriver):
             retry_attempts=attempts,
             retry_delay=1.0 if retry_delay is None else retry_delay,
             backoff=1.0 if backoff is None else backoff,
+            **proxies,
         )
         self._sizes = [self._to_size(s) for s in self._core.sizes()]
         self._locations = [
@@ -265,9 +283,65 @@ class StratusLabNodeDriver(NodeDriver):
         if key is None:
             # libcloud's ``key`` is the user name: the default site's, from the file or environment.
             self.key = self._location(None).extra["username"]
+        self.connection = _Connection(self, proxy_url)
+        # What a pickle holds: the arguments that are no secret (see __reduce__).
+        self._pickled_args: dict[str, Any] = {
+            "key": key,
+            "secure": secure,
+            "host": host,
+            "port": port,
+            "ex_config_file": _config_path(config, origin),
+            "ex_default_location": default_location,
+            "ex_pdisk_endpoint": ex_pdisk_endpoint,
+            "ex_marketplace_endpoint": ex_marketplace_endpoint,
+            "ex_pem_certificate": ex_pem_certificate,
+            "ex_pem_key": ex_pem_key,
+            "ex_public_key_file": ex_public_key_file,
+            "ex_ca_cert": ex_ca_cert,
+            "ex_verify_ssl": ex_verify_ssl,
+            "timeout": timeout,
+            "retry_delay": retry_delay,
+            "backoff": backoff,
+            "ex_retries": ex_retries,
+        }
+        self._not_rebuildable = _secret_source(secret, env, config)
+        self._remember_proxy(proxy_url)
 
     def __repr__(self) -> str:
-        return f"<StratusLabNodeDriver sites={self._core.site_names()!r} user={self.key!r}>"
+        sites = [loc.id for loc in self._locations]
+        return f"<StratusLabNodeDriver sites={sites!r} user={self.key!r}>"
+
+    # ------------------------------------------------------------------ pickling and copies
+
+    def _remember_proxy(self, proxy_url: str | None) -> None:
+        """Keeps an explicit proxy for the pickle, unless its URL carries a password."""
+        if proxy_url is not None and urllib.parse.urlsplit(proxy_url).password is not None:
+            self._pickled_args.pop("proxy_url", None)
+            self._not_rebuildable = self._not_rebuildable or ("its proxy URL carries a password")
+        elif proxy_url is not None:
+            self._pickled_args["proxy_url"] = proxy_url
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """A pickle holds no secret: the configuration file's path and the other arguments, from
+        which the driver is built again on unpickling. A driver whose password came as an
+        argument or from the environment (or whose configuration was an open file) unpickles
+        into one that raises :class:`StratusLabConfigError` on first use of a site."""
+        offline = (self._core_sizes(), self._core_locations(), self.key)
+        return (_unpickle_driver, (self._pickled_args, self._not_rebuildable, offline))
+
+    def __copy__(self) -> StratusLabNodeDriver:
+        return self  # a driver is a handle on its sites (thread-safe): copies share it
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> StratusLabNodeDriver:
+        return self
+
+    def _core_sizes(self) -> list[tuple[str, int, int, int]]:
+        return [
+            (s.id, int(s.extra["cpu"]), int(s.ram), int(s.extra["swap_mib"])) for s in self._sizes
+        ]
+
+    def _core_locations(self) -> list[tuple[str, str, str, dict[str, Any]]]:
+        return [(loc.id, loc.name, loc.country, dict(loc.extra)) for loc in self._locations]
 
     # ------------------------------------------------------------------ helpers
 
@@ -296,7 +370,7 @@ class StratusLabNodeDriver(NodeDriver):
         known = ", ".join(loc.id for loc in self._locations)
         raise ValueError(f"unknown location {wanted!r} (known sites: {known})")
 
-    def _site_of_node(self, node: Node | str) -> tuple[str, int]:
+    def _site_of_node(self, node: Node | str | None) -> tuple[str, int]:
         node_id = node.id if isinstance(node, Node) else node
         if not isinstance(node_id, str):
             raise TypeError(f"node must be a Node or a node id, not {node!r}")
@@ -460,9 +534,10 @@ class StratusLabNodeDriver(NodeDriver):
         return nodes
 
     @_names_driver
-    def ex_get_node(self, node_id: str) -> Node:
-        """One node by id (``<vm id>@<site>``), fresh from ``one.vm.info``; its
-        ``extra["volumes"]`` as :meth:`list_nodes` gives them."""
+    def ex_get_node(self, node_id: Node | str | None) -> Node:
+        """One node, by id (``<vm id>@<site>``) or as a :class:`Node`, fresh from
+        ``one.vm.info``. (``None`` is accepted by the type only because libcloud types
+        ``Node.id`` as optional: it raises ``TypeError``.)"""
         site, vm = self._site_of_node(node_id)
         rec, volumes_error = self._core.get_node(site, vm)
         if volumes_error is not None:
@@ -536,17 +611,54 @@ class StratusLabNodeDriver(NodeDriver):
         ex_public_key_file: str | None = None,
         ex_disks_bus: str | None = None,
         ex_volatile_disk_gib: int | None = None,
+        ex_client_token: str | None = None,
+        ex_settle: float | None = None,
     ) -> Node:
-        """Allocates one VM and returns at once (use ``wait_until_running`` to wait).
+        """Allocates one VM, exactly once, and returns at once (use ``wait_until_running`` to
+        wait).
 
         ``image`` is a Marketplace image (27-character identifier); the SSH public key comes from
         ``auth`` (a :class:`NodeAuthSSHKey`), else ``ex_public_key_file``, else the site's
         ``user_public_key_file``. ``ex_network`` is ``public`` (default), ``private`` or
         ``local``; ``ex_context`` adds context variables.
+
+        ``ex_client_token`` (1 to 128 of ``A-Za-z0-9._:-``; a fresh one when not given) is stored
+        in the VM's template and shown in ``node.extra["client_token"]``: a VM that already
+        carries it is returned instead of creating another. ``ex_settle`` (seconds, default
+        ``stratuslab_libcloud.fleet.DEFAULT_SETTLE``, 30) is how long a create whose request
+        may still be in flight (a timeout) waits for its VM before sending again or giving up.
+        See the README's "Exactly-once creation and fleets".
         """
         if not isinstance(name, str):
             raise TypeError(f"name must be a str, not {type(name).__name__}")
         loc = self._location(location)
+        args = self._create_args(
+            size,
+            image,
+            auth,
+            ex_network,
+            ex_context,
+            ex_public_key_file,
+            ex_disks_bus,
+            ex_volatile_disk_gib,
+        )
+        rec = self._core.create_node(
+            loc.id, name, args, _fleet._token(ex_client_token), _fleet._settle(ex_settle)
+        )
+        return self._to_node(rec)
+
+    def _create_args(
+        self,
+        size: NodeSize,
+        image: NodeImage | str,
+        auth: NodeAuthSSHKey | NodeAuthPassword | None,
+        ex_network: str | None,
+        ex_context: Mapping[str, str] | None,
+        ex_public_key_file: str | None,
+        ex_disks_bus: str | None,
+        ex_volatile_disk_gib: int | None,
+    ) -> _stratuslab._CreateArgs:
+        """What every node of a create shares, checked."""
         known = self._known_size(size)
         if auth is not None and not isinstance(auth, NodeAuthSSHKey):
             raise ValueError(
@@ -562,26 +674,142 @@ class StratusLabNodeDriver(NodeDriver):
             image_id = image
         if not isinstance(image_id, str):
             raise TypeError(f"image must be a NodeImage or an image id, not {image!r}")
-        public_key = auth.pubkey if auth is not None else None
-        context = list((ex_context or {}).items())
-        rec = self._core.create_node(
-            loc.id,
-            name,
+        return (
             known.id,
             int(known.extra["cpu"]),
             int(known.ram),
             int(known.extra["swap_mib"]),
             image_id,
-            public_key,
+            auth.pubkey if auth is not None else None,
             ex_public_key_file,
             ex_network,
-            context,
+            list((ex_context or {}).items()),
             ex_disks_bus,
             None
             if ex_volatile_disk_gib is None
             else _count(ex_volatile_disk_gib, "ex_volatile_disk_gib"),
         )
-        return self._to_node(rec)
+
+    # ------------------------------------------------------------------ fleets
+
+    def ex_create_nodes(
+        self,
+        names: Sequence[str],
+        size: NodeSize,
+        image: NodeImage | str,
+        location: NodeLocation | str | Sequence[NodeLocation | str] | None = None,
+        auth: NodeAuthSSHKey | NodeAuthPassword | None = None,
+        ex_network: str | None = None,
+        ex_context: Mapping[str, str] | None = None,
+        ex_public_key_file: str | None = None,
+        ex_disks_bus: str | None = None,
+        ex_volatile_disk_gib: int | None = None,
+        ex_client_tokens: Sequence[str] | None = None,
+        ex_max_in_flight: int = _stratuslab.DEFAULT_MAX_IN_FLIGHT,
+        ex_settle: float | None = None,
+        ex_progress: _fleet.Progress | None = None,
+    ) -> _fleet.FleetResult:
+        """Creates one node per name, concurrently, each exactly once (as ``create_node``).
+
+        With several locations the nodes are spread over them in turn (``names[i]`` goes to
+        ``location[i % len(location)]``). At most ``ex_max_in_flight`` requests are in flight
+        per site (default ``stratuslab_libcloud.fleet.DEFAULT_MAX_IN_FLIGHT``, 10: below the
+        15 connections oned serves at once by default). ``ex_client_tokens`` gives each node its
+        token (as ``ex_client_token``). ``ex_progress(done, total, node_or_exception)`` is
+        called in this thread as each node ends. Returns a :class:`FleetResult`; nothing raises
+        for a single node. Ctrl-C stops sending, waits for the requests in flight and raises
+        :class:`FleetInterrupted` (a ``KeyboardInterrupt``) carrying the result so far.
+        """
+        names = _fleet._names(names)
+        sites = [loc.id for loc in self._locations_of(location)]
+        node_sites = [sites[i % len(sites)] for i in range(len(names))]
+        tokens: list[str | None]
+        if ex_client_tokens is None:
+            tokens = [None] * len(names)
+        else:
+            tokens = [_fleet._token(t) for t in ex_client_tokens]
+            if len(tokens) != len(names):
+                raise ValueError("ex_client_tokens must give one token per name")
+            if len(set(tokens)) != len(tokens):
+                raise ValueError("ex_client_tokens must not repeat a token (one VM per token)")
+        args = self._create_args(
+            size,
+            image,
+            auth,
+            ex_network,
+            ex_context,
+            ex_public_key_file,
+            ex_disks_bus,
+            ex_volatile_disk_gib,
+        )
+        progress = _fleet._Progress(len(names), ex_progress, self._to_node)
+        outcomes, stopped = self._core.create_nodes(
+            node_sites,
+            names,
+            tokens,
+            args,
+            _count(ex_max_in_flight, "ex_max_in_flight"),
+            _fleet._settle(ex_settle),
+            progress,
+        )
+        result = _fleet.FleetResult()
+        for name, (rec, exc) in zip(names, outcomes):
+            if rec is not None:
+                result.nodes.append(self._to_node(rec))
+            elif exc is not None:
+                result.failures.append((name, exc))
+            else:
+                result.not_sent.append(name)
+        return _fleet._finish("ex_create_nodes", result, stopped)
+
+    def ex_destroy_nodes(
+        self,
+        nodes: Sequence[Node | str],
+        ex_max_in_flight: int = _stratuslab.DEFAULT_MAX_IN_FLIGHT,
+        ex_progress: _fleet.Progress | None = None,
+    ) -> _fleet.FleetResult:
+        """Destroys the nodes concurrently, at most ``ex_max_in_flight`` requests in flight per
+        site: one ``one.vm.action`` each. Returns a :class:`FleetResult` (``nodes``: those
+        destroyed; ``failures``: ``(node id, exception)``). Progress and Ctrl-C as
+        ``ex_create_nodes``."""
+        given = list(nodes)
+        ids = [self._site_of_node(n) for n in given]
+        as_nodes = [n if isinstance(n, Node) else self._stub_node(n) for n in given]
+        progress = _fleet._Progress(len(given), ex_progress, lambda _: None, as_nodes)
+        outcomes, stopped = self._core.destroy_nodes(
+            ids, _count(ex_max_in_flight, "ex_max_in_flight"), progress
+        )
+        result = _fleet.FleetResult()
+        for node, (done, exc) in zip(as_nodes, outcomes):
+            if done:
+                result.nodes.append(node)
+            elif exc is not None:
+                result.failures.append((str(node.id), exc))
+            else:
+                result.not_sent.append(str(node.id))
+        return _fleet._finish("ex_destroy_nodes", result, stopped)
+
+    def _stub_node(self, node_id: str) -> Node:
+        site, vm = self._site_of_node(node_id)
+        return Node(
+            id=node_id,
+            name=node_id,
+            state=NodeState.UNKNOWN,
+            public_ips=[],
+            private_ips=[],
+            driver=self,
+            extra={"location": site, "vm_id": vm},
+        )
+
+    def _locations_of(
+        self, location: NodeLocation | str | Sequence[NodeLocation | str] | None
+    ) -> list[NodeLocation]:
+        if location is None or isinstance(location, (NodeLocation, str)):
+            return [self._location(location)]
+        locs = [self._location(loc) for loc in location]
+        if not locs:
+            raise ValueError("location must name at least one site")
+        return locs
 
     def _known_size(self, size: NodeSize) -> NodeSize:
         """This driver's instance type with ``size``'s id (its CPU, RAM and swap are used, not
@@ -644,6 +872,8 @@ class StratusLabNodeDriver(NodeDriver):
         endorsement. ``ex_os``, ``ex_arch`` (case-insensitive) and ``ex_endorser`` (e-mail)
         filter. Unreadable entries are skipped with a log warning."""
         loc = self._location(location)
+        if _opennebula.is_plain(self, loc.id):
+            return _opennebula.list_images(self, loc.id)
         # Each image is built as soon as its piece of the listing is read (cyclic GC paused),
         # while the core reads the rest on another thread.
         return self._core.list_images(
@@ -671,6 +901,8 @@ class StratusLabNodeDriver(NodeDriver):
         valid entry, or with ``ex_include_expired`` any entry (expired or deprecated) when none
         is valid. None → :class:`StratusLabProviderError` with ``http_code`` 404."""
         loc = self._location(location)
+        if _opennebula.is_plain(self, loc.id):
+            return _opennebula.get_image(self, loc.id, image_id)
         return self._to_image(self._core.get_image(loc.id, image_id, ex_include_expired))
 
     # ------------------------------------------------------------------ volumes
@@ -686,9 +918,10 @@ class StratusLabNodeDriver(NodeDriver):
         failed sites as in :meth:`list_nodes`."""
         site = None if ex_location is None else self._location(ex_location).id
         records, failures = self._core.list_volumes(site, ex_strict)
+        plain, plain_failures = _opennebula.list_volumes(self, site, ex_strict)
         asked = 1 if site is not None else len(self._locations)
-        self._site_failures("list_volumes", asked, failures, ex_partial)
-        return [self._to_volume(r) for r in records]
+        self._site_failures("list_volumes", asked, [*failures, *plain_failures], ex_partial)
+        return [self._to_volume(r) for r in records] + plain
 
     @_names_driver
     def create_volume(
@@ -698,6 +931,7 @@ class StratusLabNodeDriver(NodeDriver):
         location: NodeLocation | str | None = None,
         snapshot: Any = None,
         ex_visibility: str = "private",
+        ex_datastore: str | int | None = None,
     ) -> StorageVolume:
         """Creates a persistent disk of ``size`` GiB (1..1024) tagged ``name`` (1..40
         characters once surrounding space is removed); ``ex_visibility`` is ``private`` or
@@ -713,6 +947,8 @@ class StratusLabNodeDriver(NodeDriver):
         if not isinstance(name, str):
             raise TypeError(f"name must be a str, not {type(name).__name__}")
         loc = self._location(location)
+        if _opennebula.is_plain(self, loc.id):
+            return _opennebula.create_volume(self, loc.id, size, name, ex_datastore)
         return self._to_volume(self._core.create_volume(loc.id, size, name, ex_visibility))
 
     def _volume_site(self, volume: StorageVolume) -> str:
@@ -726,6 +962,8 @@ class StratusLabNodeDriver(NodeDriver):
     @_names_driver
     def destroy_volume(self, volume: StorageVolume) -> bool:
         """Deletes the disk (refused by pdisk while it is attached)."""
+        if _opennebula.is_plain(self, self._volume_site(volume)):
+            return _opennebula.destroy_volume(self, self._volume_site(volume), volume)
         self._core.destroy_volume(self._volume_site(volume), volume.id)
         return True
 
@@ -739,6 +977,8 @@ class StratusLabNodeDriver(NodeDriver):
             raise ValueError(
                 f"volume {volume.id} is at site {vsite!r} and node {node.id} at {site!r}"
             )
+        if _opennebula.is_plain(self, site):
+            return _opennebula.attach_volume(self, site, vm, volume, device)
         got = self._core.attach_volume(site, vm, volume.id)
         if device is not None and device.removeprefix("/dev/") != got.removeprefix("/dev/"):
             warnings.warn(
@@ -762,6 +1002,8 @@ class StratusLabNodeDriver(NodeDriver):
         """Hot-unplugs the disk from every VM of the caller it is mounted on, in any state, and
         removes mounts left by VMs that no longer exist."""
         site = self._volume_site(volume)
+        if _opennebula.is_plain(self, site):
+            return _opennebula.detach_volume(self, site, volume)
         detached = self._core.detach_volume(site, volume.id)
         extra: dict[str, Any] = volume.extra if volume.extra is not None else {}
         volume.extra = extra
@@ -776,6 +1018,170 @@ class StratusLabNodeDriver(NodeDriver):
             extra.pop("node", None)
         volume.state = StorageVolumeState.INUSE if extra["count"] else StorageVolumeState.AVAILABLE
         return True
+
+    # ------------------------------------------------------------------ networks
+
+    def ex_list_networks(
+        self, location: NodeLocation | str | None = None, ex_strict: bool = False
+    ) -> list[_opennebula.OpenNebulaNetwork]:
+        """The virtual networks of every plain OpenNebula site (or of ``location``, which must
+        be one): id ``<vnet id>@<site>``, name, and in ``extra`` the address ranges and leases
+        used. ``create_node``'s ``ex_network`` takes their names or ids."""
+        site = None if location is None else self._location(location).id
+        networks, failures = _opennebula.list_networks(self, site, ex_strict)
+        self._warn_failures("ex_list_networks", failures)
+        return networks
+
+
+def _endpoint(host: str, port: int | None, secure: bool) -> str:
+    """The ``endpoint`` a ``host``/``port``/``secure`` triple means: a bare host with
+    ``secure=False`` is plain HTTP (as in libcloud's drivers), on one-proxy's port by default."""
+    if "/" in host:
+        if not secure and host.lower().startswith("https://"):
+            raise ValueError(f"secure=False contradicts the https URL {host!r}")
+        return host
+    address = f"{host}:{port}" if port is not None else host
+    if secure:
+        return address  # the bare-host rules: https (a bare localhost: a local daemon)
+    if port is None and host in ("localhost", "127.0.0.1"):
+        return f"http://{host}:2633/RPC2"  # the bare-host rule, its pdisk on http too
+    return f"http://{address}" if ":" in address else f"http://{address}:2634"
+
+
+def _check_proxy_url(proxy_url: str) -> str:
+    """libcloud's rule for ``proxy_url``: ``http(s)://host:port`` (ValueError otherwise)."""
+    if not isinstance(proxy_url, str):
+        raise TypeError(f"proxy_url must be a str, not {type(proxy_url).__name__}")
+    parts = urllib.parse.urlsplit(proxy_url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if parts.scheme not in ("http", "https"):
+        raise ValueError("Only http and https proxies are supported")
+    if not parts.hostname or port is None:
+        raise ValueError(
+            "proxy_url must be in the following format: <scheme>://<proxy host>:<proxy port>"
+        )
+    return proxy_url
+
+
+def _env_proxies(environ: Mapping[str, str]) -> dict[str, str | None]:
+    """The proxies of the environment, as libcloud's drivers use them: ``https_proxy`` for https
+    endpoints and ``http_proxy`` for http ones (lower case first, then upper case; the upper-case
+    ``HTTP_PROXY`` is ignored under CGI), each standing in for the other when alone (libcloud
+    sends everything through whichever is set), and ``no_proxy`` hosts reached directly."""
+
+    def first(*names: str) -> str | None:
+        return next((environ[n] for n in names if environ.get(n)), None)
+
+    http = first("http_proxy") or (None if "REQUEST_METHOD" in environ else first("HTTP_PROXY"))
+    https = first("https_proxy", "HTTPS_PROXY")
+    no_proxy = first("no_proxy", "NO_PROXY")
+    if no_proxy is not None and "*" in (entry.strip() for entry in no_proxy.split(",")):
+        http = https = None  # every host, IP addresses included (the Rust matcher: names only)
+    return {"proxy_https": https or http, "proxy_http": http or https, "no_proxy": no_proxy}
+
+
+class _Connection:
+    """The part of libcloud's ``driver.connection`` that scripts use with this driver: its
+    proxy (``set_http_proxy``). Requests themselves are made by the Rust core."""
+
+    def __init__(self, driver: StratusLabNodeDriver, proxy_url: str | None) -> None:
+        self._driver = weakref.ref(driver)  # no cycle: a dropped driver is freed at once
+        self.http_proxy_used = False
+        self.proxy_scheme: str | None = None
+        self.proxy_host: str | None = None
+        self.proxy_port: int | None = None
+        self.proxy_username: str | None = None
+        self.proxy_url: str | None = None  # without its password, if it had one
+        if proxy_url is not None:
+            self._note(proxy_url)
+
+    def _note(self, proxy_url: str) -> None:
+        parts = urllib.parse.urlsplit(proxy_url)
+        self.http_proxy_used = True
+        self.proxy_scheme = parts.scheme
+        self.proxy_host = parts.hostname
+        self.proxy_port = parts.port
+        self.proxy_username = parts.username  # the password is not kept
+        netloc = parts.netloc.rpartition("@")[2]
+        if parts.username is not None:
+            netloc = f"{parts.username}@{netloc}"
+        self.proxy_url = urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+    def set_http_proxy(self, proxy_url: str) -> None:
+        """Sends every later request of the driver through this proxy
+        (``http(s)://[user:password@]host:port``), as libcloud's connections do."""
+        driver = self._driver()
+        if driver is None:
+            raise ReferenceError("the driver of this connection is gone")
+        driver._core.set_proxy(proxy_all=_check_proxy_url(proxy_url))
+        self._note(proxy_url)
+        driver._remember_proxy(proxy_url)
+
+
+def _config_path(config: ConfigSource | None, origin: str | None) -> str | None:
+    """The absolute path of the configuration file read (given or the default one), None when
+    there was none or it came as an open file."""
+    if origin is None or not (config is None or isinstance(config, (str, os.PathLike))):
+        return None
+    return os.path.abspath(origin)
+
+
+def _secret_source(secret: str | None, env: Mapping[str, str], config: Any) -> str | None:
+    """Why a pickle of the driver cannot rebuild it (None: it can)."""
+    if secret is not None:
+        return "its password was given as an argument"
+    if env.get("STRATUSLAB_PASSWORD") or env.get("STRATUSLAB_PDISK_PASSWORD"):
+        return "its password came from the environment (STRATUSLAB_*PASSWORD)"
+    if config is not None and not isinstance(config, (str, os.PathLike)):
+        return "its configuration was given as an open file"
+    return None
+
+
+class _Unpickled:
+    """The core of a driver unpickled without its password: every use raises."""
+
+    def __init__(self, reason: str) -> None:
+        self._reason = reason
+
+    def __getattr__(self, name: str) -> Any:
+        raise StratusLabConfigError(
+            f"this StratusLabNodeDriver was unpickled and {self._reason}: a pickle never holds "
+            "a password, so it cannot reach its sites; build a new driver (a driver built from "
+            "a configuration file pickles as the file's path and works once unpickled)"
+        )
+
+
+def _unpickle_driver(
+    args: dict[str, Any],
+    not_rebuildable: str | None,
+    offline: tuple[
+        list[tuple[str, int, int, int]], list[tuple[str, str, str, dict[str, Any]]], str | None
+    ],
+) -> StratusLabNodeDriver:
+    if not_rebuildable is None:
+        return StratusLabNodeDriver(**args)
+    driver = StratusLabNodeDriver.__new__(StratusLabNodeDriver)
+    sizes, locations, driver.key = offline
+    driver.secret = None
+    driver.secure = args["secure"]
+    driver.host = args["host"]
+    driver.port = args["port"]
+    driver.region = None
+    driver.api_version = None
+    driver.timeout = args["timeout"]
+    driver._core = _Unpickled(not_rebuildable)  # type: ignore[assignment]  # raises on use
+    driver._sizes = [driver._to_size(s) for s in sizes]
+    driver._locations = [
+        NodeLocation(id=i, name=n, country=c, driver=driver, extra=extra)
+        for (i, n, c, extra) in locations
+    ]
+    driver.connection = _Connection(driver, None)
+    driver._pickled_args = dict(args)
+    driver._not_rebuildable = not_rebuildable
+    return driver
 
 
 def _count(value: Any, what: str) -> int:

@@ -40,7 +40,13 @@ class LocalCloud:
 
     :param sites: site names (one configuration section each).
     :param users: user name → password accepted at every site.
-    :param version: OpenNebula version knob: ``"3.2"``, ``"3.8"`` (default), ``"4.x"``, ``"5.x"``.
+    :param version: OpenNebula version knob: ``"3.2"``, ``"3.8"`` (default), ``"4.x"``, ``"5.x"``,
+        ``"7.4"``.
+    :param site_type: ``"stratuslab"`` (default: one-proxy, pdisk, Marketplace) or
+        ``"opennebula"`` (a plain daemon at ``/<site>/RPC2`` with image, template and vnet pools;
+        its configuration section says ``site_type = opennebula``).
+    :param site_options: per-site ``{"version": ..., "site_type": ...}`` overriding the two
+        above, so that one local cloud mixes kinds and versions.
     :param boot_step: seconds per lifecycle step (PENDING → PROLOG → BOOT → RUNNING).
     :param latency: seconds added to every reply.
     :param tls: serve HTTPS with a CA generated at start (``ca_file``).
@@ -62,6 +68,8 @@ class LocalCloud:
         port: int = 0,
         public_network: tuple[str, int] | None = None,
         marketplace: bool = True,
+        site_type: str = "stratuslab",
+        site_options: dict[str, dict[str, str]] | None = None,
     ) -> None:
         if isinstance(sites, str):
             sites = [s for s in sites.split(",") if s]
@@ -80,10 +88,15 @@ class LocalCloud:
             "port": port,
             "public_network": public_network,
             "marketplace": marketplace,
+            "site_type": site_type,
+            "site_options": [
+                (site, opts.get("version"), opts.get("site_type"))
+                for site, opts in (site_options or {}).items()
+            ],
         }
         self._server: Any = None
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
-        self.config_file: str | None = None
+        self._config_file: str | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -96,7 +109,7 @@ class LocalCloud:
         path = Path(self._tmp.name) / "stratuslab-user.cfg"
         path.write_text(self.config_text, encoding="utf-8")
         os.chmod(path, 0o600)
-        self.config_file = str(path)
+        self._config_file = str(path)
         return self
 
     def stop(self) -> None:
@@ -107,7 +120,7 @@ class LocalCloud:
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None
-        self.config_file = None
+        self._config_file = None
 
     def __enter__(self) -> LocalCloud:
         return self.start()
@@ -131,6 +144,14 @@ class LocalCloud:
         return self._server
 
     # ------------------------------------------------------------------ facts
+
+    @property
+    def config_file(self) -> str:
+        """Path of a ``stratuslab-user.cfg`` for this cloud (see ``config_text``), written at
+        start and removed at stop (``RuntimeError`` when the cloud is not running)."""
+        if self._config_file is None:
+            raise RuntimeError("the local cloud is not running (use start() or a with block)")
+        return self._config_file
 
     @property
     def port(self) -> int:
@@ -235,6 +256,11 @@ class LocalCloud:
         ``kind``: ``status`` (HTTP ``status``), ``malformed``, ``truncated``, ``drop``,
         ``reset``, ``slow`` (``seconds``), ``one_error`` (``code``, ``message``), ``fault``
         (XML-RPC ``code``, ``message``), ``content_type``, ``huge`` (``size`` bytes).
+        Lost replies after the request was carried out: ``status_after`` (the call is carried
+        out, then HTTP ``status`` is answered), ``drop_after`` (carried out, then the connection
+        is closed without a reply), and ``reset``/``truncated`` (which act too); before it:
+        ``drop`` and ``status``. ``late`` (``seconds``): the call is carried out only after that
+        delay, even if the client has given up waiting (a request still in flight).
         ``service``: ``compute``, ``pdisk``, ``marketplace`` or ``any``; ``op``: an XML-RPC
         method name or a REST ``"GET /disks"``-style operation; ``times``: how many requests.
         """

@@ -47,6 +47,15 @@ pub enum FaultKind {
     /// HTTP 200 with a well-formed reply of about this many bytes (an XML-RPC string for
     /// compute, JSON or RDF padding otherwise).
     HugeBody(usize),
+    /// Lost reply after acting: the request is carried out, then the proxy answers this HTTP
+    /// status instead of the reply (a 502/503/504 from one-proxy after oned acted).
+    StatusAfter(u16),
+    /// Lost reply after acting: the request is carried out, then the connection is closed
+    /// without any reply.
+    DropAfter,
+    /// Delay before acting: the request is carried out only after this long, whether or not the
+    /// client is still waiting (a request still in flight when the client timed out).
+    Late(Duration),
 }
 
 /// One fault-injection rule; `None` fields match everything.

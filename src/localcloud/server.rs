@@ -520,6 +520,10 @@ async fn dispatch(
     let mut delivery = Delivery::Normal;
     match &fault {
         Some(FaultKind::Slow(delay)) => tokio::time::sleep(*delay).await,
+        // Compute runs the delayed call as a task of its own (below).
+        Some(FaultKind::Late(delay)) if service != Service::Compute => {
+            tokio::time::sleep(*delay).await
+        }
         Some(FaultKind::Status(status)) => {
             let reply = if *status == 401 {
                 unauthorized()
@@ -560,9 +564,21 @@ async fn dispatch(
     }
 
     let mut reply = match route {
-        Route::Compute { site, auth } => match call {
-            Some(call) => compute(&shared, &conn, &parts.headers, site, auth, call),
-            None => html_error(500),
+        Route::Compute { site, auth } => match (call, &fault) {
+            (Some(call), Some(FaultKind::Late(delay))) => {
+                // Carried out after the delay even when the client has gone (a request in
+                // flight when its client timed out): the work is a task of its own.
+                let (shared, conn, headers) =
+                    (Arc::clone(&shared), conn.clone(), parts.headers.clone());
+                let (site, delay) = (site.to_owned(), *delay);
+                let task = tokio::spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    compute(&shared, &conn, &headers, &site, auth, call)
+                });
+                task.await.unwrap_or_else(|_| html_error(500))
+            }
+            (Some(call), _) => compute(&shared, &conn, &parts.headers, site, auth, call),
+            (None, _) => html_error(500),
         },
         Route::Pdisk { site, cert, path } => {
             let user = if cert {
@@ -610,6 +626,11 @@ async fn dispatch(
     };
 
     match fault {
+        Some(FaultKind::StatusAfter(status)) => return to_response(html_error(status)),
+        Some(FaultKind::DropAfter) => {
+            conn.control.kill.notify_one();
+            return std::future::pending().await;
+        }
         Some(FaultKind::Truncated) => {
             let half = reply.body.len() / 2;
             reply.body.truncate(half);
@@ -1253,6 +1274,69 @@ mod tests {
         );
         assert_eq!(cloud.vm_ids("lal"), vec![0, 1]);
         assert_eq!(cloud.vm_ids("grnet"), vec![0]);
+        cloud.stop().await;
+    }
+
+    #[tokio::test]
+    async fn lost_reply_faults_act_before_the_reply_is_lost() {
+        let cloud = start(options(&["lal"], 0)).await;
+        let url = pswd(&cloud, "lal");
+        let allocate = |client: HttpClient| {
+            let url = url.clone();
+            async move {
+                let params = [
+                    s("alice:secret-pw"),
+                    s("NAME = \"f\"\nCPU = 1\nMEMORY = 64\n"),
+                ];
+                post(
+                    &client,
+                    &url,
+                    Some(("alice", "secret-pw")),
+                    "one.vm.allocate",
+                    &params,
+                )
+                .await
+            }
+        };
+        let rule = |kind| {
+            FaultRule::new(Service::Compute, kind)
+                .at_site("lal")
+                .for_op("one.vm.allocate")
+                .times(1)
+        };
+
+        cloud
+            .inject_fault(rule(FaultKind::StatusAfter(503)))
+            .unwrap();
+        assert_eq!(allocate(client()).await.unwrap().status, 503);
+        assert_eq!(cloud.vm_ids("lal").len(), 1);
+
+        cloud.inject_fault(rule(FaultKind::DropAfter)).unwrap();
+        assert!(allocate(client()).await.is_err());
+        assert_eq!(cloud.vm_ids("lal").len(), 2);
+
+        // In flight: the client gives up first, the VM appears after the delay all the same.
+        cloud
+            .inject_fault(rule(FaultKind::Late(Duration::from_millis(300))))
+            .unwrap();
+        let impatient = HttpClient::new(HttpOptions {
+            timeout: Duration::from_millis(100),
+            ..HttpOptions::default()
+        })
+        .unwrap();
+        let err = allocate(impatient).await.unwrap_err();
+        assert!(err.to_string().contains("no reply within"), "{err}");
+        assert_eq!(cloud.vm_ids("lal").len(), 2);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while cloud.vm_ids("lal").len() < 3 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the late call never acted"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(allocate(client()).await.unwrap().status, 200);
+        assert_eq!(cloud.vm_ids("lal").len(), 4);
         cloud.stop().await;
     }
 

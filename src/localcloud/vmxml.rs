@@ -192,7 +192,7 @@ fn write_history(h: &HistoryDoc, out: &mut String) {
 
 /// `<NAME>v</NAME>` (decimal, without going through `fmt`: this runs for every number of every
 /// VM of a pool listing).
-fn num(out: &mut String, name: &str, v: i64) {
+pub(super) fn num(out: &mut String, name: &str, v: i64) {
     out.push('<');
     out.push_str(name);
     out.push('>');
@@ -234,7 +234,7 @@ fn write_template(attrs: &[(String, TemplateValue)], out: &mut String) {
     out.push_str("</TEMPLATE>");
 }
 
-fn write_attribute(name: &str, value: &TemplateValue, out: &mut String) {
+pub(super) fn write_attribute(name: &str, value: &TemplateValue, out: &mut String) {
     match value {
         TemplateValue::Single(v) => cdata_element(out, name, v),
         TemplateValue::Vector(entries) => {
@@ -299,19 +299,19 @@ const NAME_OK: [bool; 256] = {
     t
 };
 
-fn open_tag(out: &mut String, name: &str) {
+pub(super) fn open_tag(out: &mut String, name: &str) {
     out.push('<');
     push_name(out, name);
     out.push('>');
 }
 
-fn close_tag(out: &mut String, name: &str) {
+pub(super) fn close_tag(out: &mut String, name: &str) {
     out.push_str("</");
     push_name(out, name);
     out.push('>');
 }
 
-fn cdata_element(out: &mut String, name: &str, value: &str) {
+pub(super) fn cdata_element(out: &mut String, name: &str, value: &str) {
     open_tag(out, name);
     out.push_str("<![CDATA[");
     if suspicious(value, b']') {
@@ -331,7 +331,7 @@ fn cdata_element(out: &mut String, name: &str, value: &str) {
     close_tag(out, name);
 }
 
-fn text_element(out: &mut String, name: &'static str, value: &str) {
+pub(super) fn text_element(out: &mut String, name: &'static str, value: &str) {
     out.push('<');
     out.push_str(name);
     out.push('>');

@@ -170,6 +170,11 @@ impl OneClient {
         &self.inner.site
     }
 
+    /// A direct `oned` endpoint (session string, no one-proxy).
+    pub fn is_direct(&self) -> bool {
+        self.inner.endpoint.direct
+    }
+
     /// Calls `method(session, params…)` and returns element 1 of a successful reply.
     pub async fn call(
         &self,
@@ -266,6 +271,29 @@ impl OneClient {
         into_string(v, "one.vmpool.info")
     }
 
+    /// The pool with every VM's whole document, `USER_TEMPLATE` included:
+    /// `one.vmpool.infoextended` from OpenNebula 5.10 on (its `one.vmpool.info` answers a short
+    /// body without the user template, `VirtualMachine::to_xml_short`), `one.vmpool.info`
+    /// before, and also when the daemon has no `infoextended` (fault -506).
+    pub async fn vm_pool_full(&self, filter: i64, state: i64) -> Result<String, OneError> {
+        let version = self.version().await?;
+        if (version.major, version.minor) >= (5, 10) {
+            let params = vec![
+                Value::Int(filter),
+                Value::Int(-1),
+                Value::Int(-1),
+                Value::Int(state),
+            ];
+            match self.call("one.vmpool.infoextended", params, true).await {
+                Ok(v) => return into_string(v, "one.vmpool.infoextended"),
+                Err(OneError::XmlRpc(XmlRpcError::Fault { code, .. }))
+                    if code == i64::from(xmlrpc::FAULT_NO_SUCH_METHOD) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.vm_pool(filter, state).await
+    }
+
     /// Gives back a reply's body its reader is done with ([`HttpClient::recycle`]).
     pub fn recycle(&self, body: bytes::Bytes) {
         self.inner.http.recycle(body);
@@ -320,7 +348,7 @@ fn into_string(v: Value, method: &str) -> Result<String, OneError> {
 }
 
 /// `[ok, value, code]` → value, or the refusal.
-fn unpack(value: Value) -> Result<Value, OneError> {
+pub(crate) fn unpack(value: Value) -> Result<Value, OneError> {
     let Value::Array(items) = value else {
         return Err(OneError::UnexpectedReply {
             detail: format!("expected [ok, value, code], got a {}", value.type_name()),

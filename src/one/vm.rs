@@ -88,6 +88,9 @@ pub struct VmTemplate {
     /// `TEMPLATE/ERROR/MESSAGE`, set by oned when something failed.
     pub error_message: Option<String>,
     pub inbound_ports: Option<String>,
+    /// The driver's client token (`CLIENT_TOKEN`): in `TEMPLATE` on OpenNebula 3.x, in
+    /// `USER_TEMPLATE` from 4.0 on (where the short pool body of 5.8+ leaves it out).
+    pub client_token: Option<String>,
 }
 
 /// One `TEMPLATE/DISK`.
@@ -369,6 +372,8 @@ enum Tag {
     HistoryRecords,
     History,
     HistField(HistField),
+    /// `VM/USER_TEMPLATE` (OpenNebula ≥ 4.0): only the client token is read from it.
+    UserTemplate,
     Skip,
 }
 
@@ -394,6 +399,7 @@ enum TplField {
     Memory,
     Name,
     InboundPorts,
+    ClientToken,
 }
 
 #[derive(Clone, Copy, PartialEq, Debug)]
@@ -450,6 +456,11 @@ impl Tag {
                 "DEPLOY_ID" => Tag::VmField(VmField::DeployId),
                 "TEMPLATE" => Tag::Template,
                 "HISTORY_RECORDS" => Tag::HistoryRecords,
+                "USER_TEMPLATE" => Tag::UserTemplate,
+                _ => Tag::Skip,
+            },
+            Tag::UserTemplate => match name {
+                "CLIENT_TOKEN" => Tag::TplField(TplField::ClientToken),
                 _ => Tag::Skip,
             },
             Tag::Template => match name {
@@ -458,6 +469,7 @@ impl Tag {
                 "MEMORY" => Tag::TplField(TplField::Memory),
                 "NAME" => Tag::TplField(TplField::Name),
                 "INBOUND_PORTS" => Tag::TplField(TplField::InboundPorts),
+                "CLIENT_TOKEN" => Tag::TplField(TplField::ClientToken),
                 "DISK" => Tag::Disk,
                 "NIC" => Tag::Nic,
                 "CONTEXT" => Tag::Context,
@@ -644,6 +656,7 @@ impl Building {
             TplField::Memory => t.memory_mib = v.parse().ok(),
             TplField::Name => t.name = opt_string(v),
             TplField::InboundPorts => t.inbound_ports = opt_string(v),
+            TplField::ClientToken => t.client_token = opt_string(v),
         }
     }
 
@@ -1353,6 +1366,7 @@ mod tests {
             ]),
             error_message: None,
             inbound_ports: None,
+            client_token: None,
         }
     }
 
@@ -1463,6 +1477,7 @@ mod tests {
                 context: ctx(&[("DISK_ID", "1"), ("SSH_PUBLIC_KEY", KEY), ("TARGET", "hdd")]),
                 error_message: None,
                 inbound_ports: None,
+                client_token: None,
             },
             history: vec![History {
                 seq: 0,
@@ -1728,6 +1743,22 @@ mod tests {
         assert_eq!(ip6, vec![s("2001:db8::1"), s("fec0::2"), None]);
         assert_eq!(vm.template.error_message, s("boom"));
         assert_eq!(vm.template.inbound_ports, s("22,80"));
+    }
+
+    #[test]
+    fn client_token_from_template_or_user_template() {
+        // Synthetic documents in the two shapes oned stores a custom top-level attribute in:
+        // TEMPLATE (3.x) and USER_TEMPLATE (4.0 on; see src/fleet.rs for the source check).
+        let v3 = b"<VM><ID>1</ID><STATE>1</STATE><LCM_STATE>0</LCM_STATE><TEMPLATE>\
+            <CLIENT_TOKEN><![CDATA[tok-3]]></CLIENT_TOKEN></TEMPLATE></VM>";
+        assert_eq!(parse_vm(v3).unwrap().template.client_token, s("tok-3"));
+        let v7 = b"<VM_POOL><VM><ID>2</ID><STATE>1</STATE><LCM_STATE>0</LCM_STATE><TEMPLATE/>\
+            <USER_TEMPLATE><LABELS>x</LABELS><CLIENT_TOKEN><![CDATA[tok-7]]></CLIENT_TOKEN>\
+            </USER_TEMPLATE></VM><VM><ID>3</ID><STATE>1</STATE><LCM_STATE>0</LCM_STATE>\
+            <USER_TEMPLATE/></VM></VM_POOL>";
+        let pool = parse_pool(v7).unwrap();
+        assert_eq!(pool[0].template.client_token, s("tok-7"));
+        assert_eq!(pool[1].template.client_token, None);
     }
 
     #[test]

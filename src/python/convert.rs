@@ -88,12 +88,20 @@ pub fn node<'py>(
     extra.set_item(intern!(py, "state"), vm.state)?;
     extra.set_item(
         intern!(py, "state_name"),
-        strings.opt(2, states::state_name(vm.state)),
+        strings.opt(
+            2,
+            // 3.x names, else those 4.x–7.x added (UNDEPLOYED, CLONING, LCM 23..=71).
+            states::state_name(vm.state).or_else(|| states::state_name_in(7, vm.state)),
+        ),
     )?;
     extra.set_item(intern!(py, "lcm_state"), vm.lcm_state)?;
     extra.set_item(
         intern!(py, "lcm_state_name"),
-        strings.opt(3, states::lcm_state_name(vm.lcm_state)),
+        strings.opt(
+            3,
+            states::lcm_state_name(vm.lcm_state)
+                .or_else(|| states::lcm_state_name_in(7, vm.lcm_state)),
+        ),
     )?;
     extra.set_item(
         intern!(py, "summary"),
@@ -117,6 +125,9 @@ pub fn node<'py>(
     extra.set_item(intern!(py, "volumes"), (&r.volumes).into_pyobject(py)?)?;
     if let Some(m) = &vm.template.error_message {
         extra.set_item(intern!(py, "error_message"), m)?;
+    }
+    if let Some(t) = &vm.template.client_token {
+        extra.set_item(intern!(py, "client_token"), t)?;
     }
     extra.set_item(intern!(py, "location"), &site)?;
     extra.set_item(intern!(py, "vm_id"), vm.id)?;

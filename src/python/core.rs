@@ -10,13 +10,14 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyModule};
 
 use super::convert;
-use super::errors::{block, run, to_py};
+use super::errors::{block, run, to_py, SIGNAL_CHECK};
 use crate::config::{self, Overrides};
 use crate::driver::{
     ended_early, CreateNode, Driver, DriverOptions, NodeAction, NodeEvent, NodeStream,
 };
-use crate::http::{RetryPolicy, TlsOptions};
+use crate::http::{ProxyOptions, RetryPolicy, TlsOptions};
 use crate::pieces::Work;
+use crate::runtime::{recv_for, Received};
 use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::mpsc::UnboundedReceiver;
 
@@ -67,7 +68,7 @@ type LocationTuple<'py> = (String, String, String, Bound<'py, PyDict>);
 #[pymethods]
 impl Core {
     #[new]
-    #[pyo3(signature = (*, config, origin, env, args, default_site, timeout, verify, ca_file, retry_attempts, retry_delay, backoff))]
+    #[pyo3(signature = (*, config, origin, env, args, default_site, timeout, verify, ca_file, retry_attempts, retry_delay, backoff, proxy_all=None, proxy_https=None, proxy_http=None, no_proxy=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -82,6 +83,10 @@ impl Core {
         retry_attempts: u32,
         retry_delay: f64,
         backoff: f64,
+        proxy_all: Option<String>,
+        proxy_https: Option<String>,
+        proxy_http: Option<String>,
+        no_proxy: Option<String>,
     ) -> PyResult<Self> {
         if let Some(t) = timeout {
             if !(t.is_finite() && t > 0.0) {
@@ -125,11 +130,45 @@ impl Core {
                     delay: Duration::from_secs_f64(retry_delay),
                     backoff,
                 },
+                proxy: ProxyOptions {
+                    all: proxy_all,
+                    https: proxy_https,
+                    http: proxy_http,
+                    no_proxy,
+                },
             };
             Ok(Core {
                 driver: Arc::new(Driver::new(settings, &options)?),
             })
         })
+    }
+
+    /// Sends every later request of every site through these proxies (`proxy_all`: all of
+    /// them, as libcloud's `set_http_proxy`; all `None`: direct connections).
+    #[pyo3(signature = (proxy_all=None, proxy_https=None, proxy_http=None, no_proxy=None))]
+    fn set_proxy(
+        &self,
+        py: Python<'_>,
+        proxy_all: Option<String>,
+        proxy_https: Option<String>,
+        proxy_http: Option<String>,
+        no_proxy: Option<String>,
+    ) -> PyResult<()> {
+        let proxy = ProxyOptions {
+            all: proxy_all,
+            https: proxy_https,
+            http: proxy_http,
+            no_proxy,
+        };
+        let driver = Arc::clone(&self.driver);
+        run(py, move || driver.set_proxy(&proxy))
+    }
+
+    /// The operations of plain OpenNebula sites (images, volumes, networks).
+    fn opennebula(&self) -> super::opennebula::PlainSites {
+        super::opennebula::PlainSites {
+            driver: Arc::clone(&self.driver),
+        }
     }
 
     fn site_names(&self) -> Vec<String> {
@@ -152,6 +191,7 @@ impl Core {
                 extra.set_item("pdisk_endpoint", s.pdisk.base_url())?;
                 extra.set_item("marketplace_endpoint", s.marketplace.endpoint())?;
                 extra.set_item("username", s.settings.get("username"))?;
+                extra.set_item("site_type", s.kind.name())?;
                 let timeout = s
                     .settings
                     .endpoint_timeout()
@@ -191,8 +231,11 @@ impl Core {
         volumes: bool,
     ) -> PyResult<(Bound<'py, PyList>, Failures<'py>, Failures<'py>)> {
         let driver = Arc::clone(&self.driver);
-        let NodeStream { sites, mut events } =
-            run(py, move || driver.stream_nodes(site.as_deref(), volumes))?;
+        let NodeStream {
+            sites,
+            mut events,
+            producer: _producer,
+        } = run(py, move || driver.stream_nodes(site.as_deref(), volumes))?;
         let _paused = GcPaused::new(py)?;
         let mut strings = convert::Strings::new(py);
         let mut nodes: Vec<Vec<Bound<'py, PyAny>>> = sites.iter().map(|_| Vec::new()).collect();
@@ -268,41 +311,23 @@ impl Core {
         ))
     }
 
-    #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (site, name, size_name, cpu, ram_mib, swap_mib, image, public_key, public_key_file, network, context, disks_bus, volatile_disk_gib))]
+    /// One node, created exactly once ([`crate::fleet`]); `args` are [`super::fleet::CreateArgs`].
+    #[pyo3(signature = (site, name, args, client_token, settle))]
     fn create_node<'py>(
         &self,
         py: Python<'py>,
         site: String,
         name: String,
-        size_name: String,
-        cpu: u32,
-        ram_mib: u64,
-        swap_mib: u64,
-        image: String,
-        public_key: Option<String>,
-        public_key_file: Option<String>,
-        network: Option<String>,
-        context: Vec<(String, String)>,
-        disks_bus: Option<String>,
-        volatile_disk_gib: Option<u32>,
+        args: super::fleet::CreateArgs,
+        client_token: Option<String>,
+        settle: Option<f64>,
     ) -> PyResult<convert::NodeTuple<'py>> {
         let driver = Arc::clone(&self.driver);
-        let req = CreateNode {
-            name,
-            size_name,
-            cpu,
-            ram_mib,
-            swap_mib,
-            image,
-            public_key,
-            public_key_file,
-            network,
-            context,
-            disks_bus,
-            volatile_disk_gib,
-        };
-        let r = block(py, async move { driver.create_node(&site, req).await })?;
+        let options = driver.create_options(super::fleet::settle(settle)?);
+        let req: CreateNode = super::fleet::request(args, name);
+        let r = block(py, async move {
+            driver.create_node(&site, req, client_token, &options).await
+        })?;
         convert::node(py, &r, &mut convert::Strings::new(py))
     }
 
@@ -345,6 +370,7 @@ impl Core {
         let ImageStream {
             listings,
             mut events,
+            producer: _producer,
         } = run(py, move || {
             driver.stream_images(&site, email.as_deref(), include_expired, include_deprecated)
         })?;
@@ -490,9 +516,50 @@ impl Core {
         let driver = Arc::clone(&self.driver);
         block(py, async move { driver.detach_volume(&site, &uuid).await })
     }
+
+    /// Many nodes (`sites[i]`, `names[i]`, `tokens[i]`), at most `max_in_flight` requests at
+    /// once per site; `sink(index, node_tuple, exception)` as each ends.
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (sites, names, tokens, args, max_in_flight, settle, sink))]
+    fn create_nodes<'py>(
+        &self,
+        py: Python<'py>,
+        sites: Vec<String>,
+        names: Vec<String>,
+        tokens: Vec<Option<String>>,
+        args: super::fleet::CreateArgs,
+        max_in_flight: usize,
+        settle: Option<f64>,
+        sink: Bound<'py, PyAny>,
+    ) -> PyResult<super::fleet::Returned<'py, convert::NodeTuple<'py>>> {
+        super::fleet::create_nodes(
+            py,
+            &self.driver,
+            sites,
+            names,
+            tokens,
+            args,
+            max_in_flight,
+            settle,
+            &sink,
+        )
+    }
+
+    /// Destroys `(site, vm_id)` nodes, at most `max_in_flight` at once per site;
+    /// `sink(index, True, exception)` as each ends.
+    fn destroy_nodes<'py>(
+        &self,
+        py: Python<'py>,
+        nodes: Vec<(String, i64)>,
+        max_in_flight: usize,
+        sink: Bound<'py, PyAny>,
+    ) -> PyResult<super::fleet::Returned<'py, bool>> {
+        super::fleet::destroy_nodes(py, &self.driver, nodes, max_in_flight, &sink)
+    }
 }
 
-/// Receives a listing's events until their sender is gone, giving each to `handle`; while
+/// Receives a listing's events until their sender is gone, giving each to `handle`, checking
+/// Python's signals while it waits (an exception from a signal handler is returned); while
 /// none waits, reads a piece of a reply being read in pieces (`work_of` says which events bring
 /// one) itself, without the GIL, instead of sleeping.
 fn consume<E: Send>(
@@ -512,9 +579,14 @@ fn consume<E: Send>(
                     run(py, move || Ok(pool.read_one()))?;
                     continue;
                 }
-                match py.detach(|| events.blocking_recv()) {
-                    Some(event) => event,
-                    None => return Ok(()),
+                match run(py, || recv_for(events, SIGNAL_CHECK))? {
+                    Received::Item(event) => event,
+                    Received::Closed => return Ok(()),
+                    Received::Pending => {
+                        // Ctrl-C: the caller drops the stream, which cancels its producer.
+                        py.check_signals()?;
+                        continue;
+                    }
                 }
             }
         };

@@ -2,6 +2,7 @@
 //! `stratuslab_libcloud.errors`, which subclass libcloud's), and where panics are caught.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::Duration;
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -9,6 +10,7 @@ use pyo3::types::PyDict;
 
 use crate::error::{Classify, Error, Kind};
 use crate::http::redact_urls;
+use crate::runtime::Task;
 
 /// Runs `f` with the GIL released, catching panics, and maps its error to Python.
 pub fn run<T, F>(py: Python<'_>, f: F) -> PyResult<T>
@@ -34,13 +36,25 @@ where
     }
 }
 
-/// Blocks on a future on the process runtime with the GIL released.
+/// How often a thread waiting for the runtime checks Python's signals (Ctrl-C).
+pub const SIGNAL_CHECK: Duration = Duration::from_millis(50);
+
+/// Runs a future on the process runtime and waits for it with the GIL released, checking
+/// Python's signals every [`SIGNAL_CHECK`]: a `KeyboardInterrupt` (or any exception a signal
+/// handler raises) cancels the future, whose connections are then closed, and is raised.
 pub fn block<T, Fut>(py: Python<'_>, fut: Fut) -> PyResult<T>
 where
-    Fut: std::future::Future<Output = Result<T, Error>> + Send,
-    T: Send,
+    Fut: std::future::Future<Output = Result<T, Error>> + Send + 'static,
+    T: Send + 'static,
 {
-    run(py, move || crate::runtime::block_on(fut)?)
+    let mut task = Task::spawn(fut).map_err(|e| to_py(py, &e))?;
+    loop {
+        if let Some(result) = run(py, || task.wait(SIGNAL_CHECK))? {
+            return result.map_err(|e| to_py(py, &e));
+        }
+        // Dropping `task` (on return) cancels it.
+        py.check_signals()?;
+    }
 }
 
 /// Builds the Python exception for an error.

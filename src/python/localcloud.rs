@@ -68,7 +68,7 @@ fn lc<T>(r: Result<T, crate::localcloud::cloud::LocalCloudError>) -> Result<T, E
 #[pymethods]
 impl LocalCloudServer {
     #[new]
-    #[pyo3(signature = (*, sites, users, version, boot_step, latency, tls, port, public_network, marketplace))]
+    #[pyo3(signature = (*, sites, users, version, boot_step, latency, tls, port, public_network, marketplace, site_type="stratuslab".to_owned(), site_options=Vec::new()))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -81,6 +81,8 @@ impl LocalCloudServer {
         port: u16,
         public_network: Option<(String, u32)>,
         marketplace: bool,
+        site_type: String,
+        site_options: Vec<(String, Option<String>, Option<String>)>,
     ) -> PyResult<Self> {
         let mut options = LocalCloudOptions {
             sites,
@@ -91,6 +93,16 @@ impl LocalCloudServer {
             tls,
             port,
             marketplace_seed: marketplace,
+            site_type,
+            site_options: site_options
+                .into_iter()
+                .map(|(site, version, site_type)| {
+                    (
+                        site,
+                        crate::localcloud::cloud::SiteKnobs { version, site_type },
+                    )
+                })
+                .collect(),
             ..LocalCloudOptions::default()
         };
         if let Some((first, count)) = public_network {
@@ -262,6 +274,12 @@ impl LocalCloudServer {
             ),
             "content_type" => FaultKind::WrongContentType,
             "huge" => FaultKind::HugeBody(size.ok_or_else(|| need("size"))?),
+            "status_after" => FaultKind::StatusAfter(status.ok_or_else(|| need("status"))?),
+            "drop_after" => FaultKind::DropAfter,
+            "late" => FaultKind::Late(self::seconds(
+                seconds.ok_or_else(|| need("seconds"))?,
+                "seconds",
+            )?),
             other => {
                 return Err(PyValueError::new_err(format!(
                     "unknown fault kind '{other}'"

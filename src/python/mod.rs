@@ -6,7 +6,9 @@
 mod convert;
 mod core;
 mod errors;
+mod fleet;
 mod localcloud;
+mod opennebula;
 
 use std::sync::OnceLock;
 
@@ -20,6 +22,13 @@ fn reset_log_cache() {
     if let Some(handle) = LOG_RESET.get() {
         handle.reset();
     }
+}
+
+/// Sends each request line to the `stratuslab_libcloud._libcloud_debug` logger too (libcloud's
+/// debug output is on), whatever the application's logging levels.
+#[pyfunction]
+fn set_libcloud_debug(on: bool) {
+    crate::http::set_libcloud_debug(on);
 }
 
 /// `~/.stratuslab/stratuslab-user.cfg`, or None without a home directory.
@@ -76,11 +85,15 @@ fn _stratuslab(m: &Bound<'_, PyModule>) -> PyResult<()> {
     }
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("_debug_build", cfg!(debug_assertions))?;
+    m.add("DEFAULT_MAX_IN_FLIGHT", crate::fleet::DEFAULT_MAX_IN_FLIGHT)?;
+    m.add("DEFAULT_SETTLE", crate::fleet::DEFAULT_SETTLE.as_secs_f64())?;
     m.add_function(wrap_pyfunction!(_panic_for_tests, m)?)?;
     m.add_function(wrap_pyfunction!(reset_log_cache, m)?)?;
+    m.add_function(wrap_pyfunction!(set_libcloud_debug, m)?)?;
     m.add_function(wrap_pyfunction!(default_config_path, m)?)?;
     m.add_function(wrap_pyfunction!(read_config_file, m)?)?;
     m.add_class::<core::Core>()?;
     m.add_class::<localcloud::LocalCloudServer>()?;
+    m.add_class::<opennebula::PlainSites>()?;
     Ok(())
 }

@@ -1,0 +1,242 @@
+//! Fleet operations for Python, thin over [`crate::fleet`]: the fleet runs on the process
+//! runtime while the calling thread waits for its events in slices of [`SLICE`] with the GIL
+//! released, hands each event to Python (`sink`, which builds the node and reports progress) and
+//! checks signals between slices. Ctrl-C (or an exception from `sink`) stops new requests; the
+//! requests in flight finish, and the interruption is returned with every outcome.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use tokio::sync::mpsc::error::TryRecvError;
+use tokio::sync::mpsc::{self, UnboundedReceiver};
+
+use super::convert;
+use super::errors::{run, to_py};
+use crate::driver::{CreateNode, Driver, NodeRecord};
+use crate::error::Error;
+use crate::fleet::{self, FleetEvent, FleetNode, FleetOptions, Outcome};
+
+/// How long the waiting thread goes without checking signals.
+const SLICE: Duration = Duration::from_millis(100);
+
+/// The arguments of a create shared by every node, as `driver.py` passes them: size name, CPU,
+/// RAM MiB, swap MiB, image, public key, public key file, network, context, disks bus, volatile
+/// disk GiB. (A plain tuple: its items' own extraction errors, such as the `UnicodeEncodeError`
+/// of a lone surrogate, reach the caller unchanged.)
+pub type CreateArgs = (
+    String,
+    u32,
+    u64,
+    u64,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Vec<(String, String)>,
+    Option<String>,
+    Option<u32>,
+);
+
+/// The create of the node `name`.
+pub fn request(args: CreateArgs, name: String) -> CreateNode {
+    let (
+        size_name,
+        cpu,
+        ram_mib,
+        swap_mib,
+        image,
+        public_key,
+        public_key_file,
+        network,
+        context,
+        disks_bus,
+        volatile_disk_gib,
+    ) = args;
+    CreateNode {
+        name,
+        size_name,
+        cpu,
+        ram_mib,
+        swap_mib,
+        image,
+        public_key,
+        public_key_file,
+        network,
+        context,
+        disks_bus,
+        volatile_disk_gib,
+    }
+}
+
+/// A settle period in seconds (None = [`fleet::DEFAULT_SETTLE`]).
+pub fn settle(seconds: Option<f64>) -> PyResult<Option<Duration>> {
+    match seconds {
+        None => Ok(None),
+        Some(s) if s.is_finite() && s >= 0.0 => Ok(Some(Duration::from_secs_f64(s))),
+        Some(s) => Err(PyValueError::new_err(format!(
+            "ex_settle must be ≥ 0 seconds, not {s}"
+        ))),
+    }
+}
+
+/// What a fleet returns to Python: per input item `(value, exception)` (both None when it was
+/// never sent), and the interruption that stopped it, if any.
+pub type Returned<'py, V> = (Vec<(Option<V>, Option<Py<PyAny>>)>, Option<Py<PyAny>>);
+
+/// The events ready now, waiting up to one slice for the first; false once the fleet has ended.
+async fn next_batch<T>(
+    events: &mut UnboundedReceiver<FleetEvent<T>>,
+) -> (Vec<FleetEvent<T>>, bool) {
+    let first = match tokio::time::timeout(SLICE, events.recv()).await {
+        Err(_) => return (Vec::new(), true),
+        Ok(None) => return (Vec::new(), false),
+        Ok(Some(e)) => e,
+    };
+    let mut batch = vec![first];
+    loop {
+        match events.try_recv() {
+            Ok(e) => batch.push(e),
+            Err(TryRecvError::Empty) => return (batch, true),
+            Err(TryRecvError::Disconnected) => return (batch, false),
+        }
+    }
+}
+
+/// Runs a fleet to its end (see the module documentation).
+fn drive<'py, T, V, Fut>(
+    py: Python<'py>,
+    fleet: Fut,
+    mut events: UnboundedReceiver<FleetEvent<T>>,
+    cancel: &AtomicBool,
+    convert: impl Fn(Python<'py>, &T) -> PyResult<V>,
+    sink: &Bound<'py, PyAny>,
+) -> PyResult<Returned<'py, V>>
+where
+    T: Send + 'static,
+    V: IntoPyObject<'py> + Clone,
+    Fut: Future<Output = Vec<Outcome<T>>> + Send + 'static,
+{
+    let handle = crate::runtime::spawn(fleet).map_err(|e| to_py(py, &e))?;
+    let mut stopped: Option<PyErr> = None;
+    let stop = |e: PyErr, stopped: &mut Option<PyErr>| {
+        cancel.store(true, Ordering::SeqCst);
+        if stopped.is_none() {
+            *stopped = Some(e);
+        }
+    };
+    let outcome_of = |outcome: &Outcome<T>| -> PyResult<(Option<V>, Option<Py<PyAny>>)> {
+        Ok(match outcome {
+            Outcome::Done(v) => (Some(convert(py, v)?), None),
+            Outcome::Failed(e) => (None, Some(to_py(py, e).into_value(py).into_any())),
+            Outcome::NotSent => (None, None),
+        })
+    };
+    loop {
+        let (batch, open) = match run(py, || crate::runtime::block_on(next_batch(&mut events))) {
+            Ok(b) => b,
+            Err(e) => {
+                stop(e, &mut stopped);
+                continue;
+            }
+        };
+        for (i, outcome) in &batch {
+            let (value, error) = outcome_of(outcome)?;
+            if let Err(e) = sink.call1((*i, value, error)) {
+                stop(e, &mut stopped);
+            }
+        }
+        if !open {
+            break;
+        }
+        if let Err(e) = py.check_signals() {
+            stop(e, &mut stopped);
+        }
+    }
+    let outcomes = run(py, move || {
+        crate::runtime::block_on(handle)?
+            .map_err(|e| Error::internal(format!("a fleet task failed: {e}")))
+    })?;
+    let returned = outcomes
+        .iter()
+        .map(outcome_of)
+        .collect::<PyResult<Vec<_>>>()?;
+    Ok((returned, stopped.map(|e| e.into_value(py).into_any())))
+}
+
+/// `Core.create_nodes`.
+#[allow(clippy::too_many_arguments)]
+pub fn create_nodes<'py>(
+    py: Python<'py>,
+    driver: &Arc<Driver>,
+    sites: Vec<String>,
+    names: Vec<String>,
+    tokens: Vec<Option<String>>,
+    args: CreateArgs,
+    max_in_flight: usize,
+    settle_seconds: Option<f64>,
+    sink: &Bound<'py, PyAny>,
+) -> PyResult<Returned<'py, convert::NodeTuple<'py>>> {
+    if sites.len() != names.len() || tokens.len() != names.len() {
+        return Err(PyValueError::new_err(
+            "sites, names and tokens must have the same length",
+        ));
+    }
+    if max_in_flight == 0 {
+        return Err(PyValueError::new_err("ex_max_in_flight must be at least 1"));
+    }
+    let options = FleetOptions {
+        create: driver.create_options(settle(settle_seconds)?),
+        max_in_flight,
+    };
+    let nodes: Vec<FleetNode> = sites
+        .into_iter()
+        .zip(names)
+        .zip(tokens)
+        .map(|((site, name), token)| FleetNode { site, name, token })
+        .collect();
+    let cancel = Arc::new(AtomicBool::new(false));
+    let (tx, rx) = mpsc::unbounded_channel();
+    let fleet = fleet::create_nodes(
+        Arc::clone(driver),
+        request(args, String::new()),
+        nodes,
+        options,
+        Arc::clone(&cancel),
+        tx,
+    );
+    drive(
+        py,
+        fleet,
+        rx,
+        &cancel,
+        |py, r: &NodeRecord| convert::node(py, r, &mut convert::Strings::new(py)),
+        sink,
+    )
+}
+
+/// `Core.destroy_nodes`.
+pub fn destroy_nodes<'py>(
+    py: Python<'py>,
+    driver: &Arc<Driver>,
+    nodes: Vec<(String, i64)>,
+    max_in_flight: usize,
+    sink: &Bound<'py, PyAny>,
+) -> PyResult<Returned<'py, bool>> {
+    if max_in_flight == 0 {
+        return Err(PyValueError::new_err("ex_max_in_flight must be at least 1"));
+    }
+    let cancel = Arc::new(AtomicBool::new(false));
+    let (tx, rx) = mpsc::unbounded_channel();
+    let fleet = fleet::destroy_nodes(
+        Arc::clone(driver),
+        nodes,
+        max_in_flight,
+        Arc::clone(&cancel),
+        tx,
+    );
+    drive(py, fleet, rx, &cancel, |_, ()| Ok(true), sink)
+}
