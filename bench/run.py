@@ -520,6 +520,9 @@ def p5(report: Report, total: int, blocks: int) -> None:
             raise SystemExit("P5: cannot read back the driver's template")
         proxy = proxy_for(cloud, "lal")
         mp = bl.Fetch(bl.Endpoint(f"{cloud.endpoints('lal')['marketplace']}/metadata/{image.id}"))
+        disks = bl.Fetch(
+            bl.Endpoint(f"{cloud.endpoints('lal')['pdisk']}/pswd/disks/", USER, PASSWORD)
+        )
         per_block = max(1, total // blocks)
 
         def ours() -> None:
@@ -533,7 +536,7 @@ def p5(report: Report, total: int, blocks: int) -> None:
 
         def round_trip(i: int) -> None:
             # The driver's requests: the image's Marketplace entry, allocate, read back; then
-            # for destroy_node, read (the VM's state) and finalize.
+            # for destroy_node, read (the VM's state), finalize and list pdisk's disks.
             mp.request("GET", accept="application/xml")
             ok, vm_id, code = proxy.one.vm.allocate(
                 SESSION, template.replace("bench-0", f"bench-{i}")
@@ -545,6 +548,8 @@ def p5(report: Report, total: int, blocks: int) -> None:
             ok, msg, code = proxy.one.vm.action(SESSION, "finalize", vm_id)
             if not ok:
                 raise RuntimeError(f"one.vm.action refused ({code}): {msg}")
+            # destroy_node then looks for pdisk mounts left for the VM (issue 14).
+            disks.request("GET", accept="application/json")
 
         def requests(run: Callable[[], object]) -> dict[tuple[str, str, str], int]:
             keys = [("", "marketplace", "GET /metadata"), ("lal", "pdisk", "GET /disks")] + [
