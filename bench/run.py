@@ -599,7 +599,9 @@ def p8_p9(
 
     names = [f"site{i}" for i in range(sites)]
     limit = _stratuslab.DEFAULT_MAX_IN_FLIGHT
-    with local_cloud(names, latency=latency, boot_step=0.0) as cloud:
+    # Leases for every node of the run (the default public network has 100 per site).
+    leases = ("10.0.0.1", 4 * nodes + 100)
+    with local_cloud(names, latency=latency, boot_step=0.0, public_network=leases) as cloud:
         driver = make_driver(cloud)
         size = driver.list_sizes()[0]
         auth = NodeAuthSSHKey(SSH_KEY)
