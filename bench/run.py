@@ -7,8 +7,9 @@
 Every figure is a ratio against a baseline measured in the same run: contenders run interleaved
 (the order rotates each repetition), each repetition gives one paired ratio, and the table shows
 the median (and the min..max) of those. Times are wall-clock (time.perf_counter) with the
-garbage collector left on, after a gc.collect(). Measure a RELEASE build of the extension
-(`maturin develop --release`). Baselines are in bench/baselines.py.
+garbage collector left on, after a gc.collect(). Measure an optimized build of the extension:
+`maturin develop --profile profiling` (the release build with line tables, for perf; shipped
+wheels have no debug info) or `--release`. Baselines are in bench/baselines.py.
 """
 
 from __future__ import annotations
@@ -299,6 +300,48 @@ def p1(report: Report, cloud: Any, vms: int, repeats: int, slow_repeats: int) ->
     report.check(w, "pyone / driver", paired(slow["pyone"], slow["ours"]), op=">=", limit=20)
 
 
+def p1_seven(report: Report, vms: int, repeats: int) -> None:
+    """P1 on a plain OpenNebula 7.4 site (``site_type = opennebula``, direct ``/RPC2``): the
+    driver lists over ``one.vmpool.info``'s short body, which carries what a node needs (CPU,
+    MEMORY, VCPU, DISK, NIC, history); the full ``vmpool.infoextended`` body is fetched too, to
+    show what the short one saves. Same target as P1: at most 1.5 times (floor + fetch)."""
+    with local_cloud(["one"], version="7.4", site_type="opennebula") as cloud:
+        cloud.seed(vms=vms)
+        driver = make_driver(cloud)
+        reference = driver.list_nodes()
+        require(None if len(reference) == vms else f"{len(reference)} nodes", "7.x listing")
+        tuples = bl.node_tuples_from_nodes(reference)
+        require(same_nodes(reference, bl.build_nodes(driver, tuples)), "7.x floor")
+        del reference
+        fetch = bl.Fetch(bl.Endpoint(cloud.endpoints("one")["rpc2"]))
+        short = bl.xmlrpc_body("one.vmpool.info", SESSION, -3, -1, -1, -1)
+        extended = bl.xmlrpc_body("one.vmpool.infoextended", SESSION, -3, -1, -1, -1)
+        sizes = (len(fetch.request("POST", short)), len(fetch.request("POST", extended)))
+        runs = interleaved(
+            {
+                "ours": driver.list_nodes,
+                "floor": lambda: bl.build_nodes(driver, tuples),
+                "fetch": lambda: fetch.request("POST", short),
+                "fetch-ext": lambda: fetch.request("POST", extended),
+            },
+            repeats,
+        )
+        fetch.close()
+    w = "P1-7x"
+    what = f"{vms:,} VMs, {sizes[0] / 1e6:.1f} MB short / {sizes[1] / 1e6:.1f} MB extended"
+    report.time(w, "driver.list_nodes() (7.4, vmpool.info)", runs["ours"], what)
+    report.time(w, "floor: objects from tuples", runs["floor"])
+    report.time(w, "fetch: vmpool.info, raw", runs["fetch"])
+    report.time(w, "fetch: vmpool.infoextended, raw", runs["fetch-ext"])
+    report.check(
+        w,
+        "driver / (floor + fetch)",
+        paired(runs["ours"], summed(runs["floor"], runs["fetch"])),
+        op="<=",
+        limit=1.5,
+    )
+
+
 def p4(report: Report, cloud: Any, repeats: int) -> None:
     """Peak RSS of list_nodes in a fresh process against a process that holds the same fetched
     bytes and the floor's objects (the local cloud stays in this process)."""
@@ -477,6 +520,9 @@ def p5(report: Report, total: int, blocks: int) -> None:
             raise SystemExit("P5: cannot read back the driver's template")
         proxy = proxy_for(cloud, "lal")
         mp = bl.Fetch(bl.Endpoint(f"{cloud.endpoints('lal')['marketplace']}/metadata/{image.id}"))
+        disks = bl.Fetch(
+            bl.Endpoint(f"{cloud.endpoints('lal')['pdisk']}/pswd/disks/", USER, PASSWORD)
+        )
         per_block = max(1, total // blocks)
 
         def ours() -> None:
@@ -490,7 +536,7 @@ def p5(report: Report, total: int, blocks: int) -> None:
 
         def round_trip(i: int) -> None:
             # The driver's requests: the image's Marketplace entry, allocate, read back; then
-            # for destroy_node, read (the VM's state) and finalize.
+            # for destroy_node, read (the VM's state), finalize and list pdisk's disks.
             mp.request("GET", accept="application/xml")
             ok, vm_id, code = proxy.one.vm.allocate(
                 SESSION, template.replace("bench-0", f"bench-{i}")
@@ -502,6 +548,8 @@ def p5(report: Report, total: int, blocks: int) -> None:
             ok, msg, code = proxy.one.vm.action(SESSION, "finalize", vm_id)
             if not ok:
                 raise RuntimeError(f"one.vm.action refused ({code}): {msg}")
+            # destroy_node then looks for pdisk mounts left for the VM (issue 14).
+            disks.request("GET", accept="application/json")
 
         def requests(run: Callable[[], object]) -> dict[tuple[str, str, str], int]:
             keys = [("", "marketplace", "GET /metadata"), ("lal", "pdisk", "GET /disks")] + [
@@ -715,7 +763,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="small smoke version (CI)")
-    parser.add_argument("--only", default="P1,P2,P3,P4,P5,P6,P8", help="workloads to run")
+    parser.add_argument("--only", default="P1,P1-7X,P2,P3,P4,P5,P6,P8", help="workloads to run")
     parser.add_argument("--repeats", type=int, help="repetitions of the fast contenders")
     parser.add_argument("--markdown", metavar="PATH", help="also write the table there")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
@@ -746,6 +794,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             cloud.seed(vms=plan.vms)
             step("P1", lambda: p1(report, cloud, plan.vms, plan.repeats, plan.slow_repeats))
             step("P4", lambda: p4(report, cloud, plan.rss_repeats))
+    step("P1-7X", lambda: p1_seven(report, plan.vms, plan.repeats))
     step("P2", lambda: p2(report, plan.images, plan.repeats))
     step(
         "P3", lambda: p3(report, plan.sites, plan.latency, plan.site_vms, max(3, plan.repeats // 2))

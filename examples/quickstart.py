@@ -1,7 +1,7 @@
 """A tour of the StratusLab Libcloud driver.
 
 With no arguments it starts an embedded local StratusLab cloud with two sites and walks through
-locations, sizes, images, a node (created with a fresh SSH key, waited for, listed, destroyed)
+locations, sizes, images, a node (created with a demo SSH public key, waited for, listed, destroyed)
 and a volume (created, attached, listed, detached, destroyed). With ``--config PATH`` it talks to
 a real StratusLab/OpenNebula site instead: read-only listings unless ``--create`` is given.
 
@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any, TypeVar
 
 from libcloud.compute.base import Node, NodeAuthSSHKey, NodeDriver, StorageVolume
@@ -47,25 +45,12 @@ def step(title: str, action: Callable[[], T]) -> T:
     return result
 
 
-def new_ssh_key(directory: Path) -> tuple[str, Path]:
-    """A fresh Ed25519 key pair: (public key text, private key path)."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ed25519
-
-    key = ed25519.Ed25519PrivateKey.generate()
-    private = directory / "id_ed25519"
-    private.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.OpenSSH,
-            serialization.NoEncryption(),
-        )
-    )
-    private.chmod(0o600)
-    public = key.public_key().public_bytes(
-        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
-    )
-    return public.decode() + " quickstart@stratuslab-libcloud", private
+# The public half of an Ed25519 key pair whose private half was thrown away: the local cloud only
+# puts it in the VM context, so the tour needs no key generator (and nobody can log in with it).
+DEMO_PUBLIC_KEY = (
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAII50iyNhIFuFYlY7vsP7hLZhPIfx1P6JE9DGyEfR77Hn"
+    " quickstart@stratuslab-libcloud"
+)
 
 
 def show_listings(driver: NodeDriver) -> None:
@@ -121,52 +106,50 @@ def tour(driver: StratusLabNodeDriver, location: str | None) -> None:
     loc = driver.list_locations()[0] if location is None else location
     size = next(s for s in driver.list_sizes() if s.id == "m1.small")
     image = driver.list_images(location=loc)[0]
-    with tempfile.TemporaryDirectory() as tmp:
-        public_key, _private = new_ssh_key(Path(tmp))
-        node = step(
-            f"Create node 'quickstart' ({size.id}, image {image.name!r})",
-            lambda: driver.create_node(
-                name="quickstart",
-                size=size,
-                image=image,
-                location=loc,
-                auth=NodeAuthSSHKey(public_key),
-            ),
-        )
-        print(f"   node {node.id}: {node.state}, ips {node.public_ips + node.private_ips}")
+    node = step(
+        f"Create node 'quickstart' ({size.id}, image {image.name!r})",
+        lambda: driver.create_node(
+            name="quickstart",
+            size=size,
+            image=image,
+            location=loc,
+            auth=NodeAuthSSHKey(DEMO_PUBLIC_KEY),
+        ),
+    )
+    print(f"   node {node.id}: {node.state}, ips {node.public_ips + node.private_ips}")
 
-        def wait() -> Any:
-            print("   waiting for RUNNING", end="", flush=True)
-            started = time.monotonic()
-            while True:
-                current = next(n for n in driver.list_nodes() if n.id == node.id)
-                print(f" {current.state}", end="", flush=True)
-                if current.state == "running":
-                    break
-                if time.monotonic() - started > 60:
-                    raise TimeoutError("node did not reach RUNNING in 60 s")
-                time.sleep(0.2)
-            print(flush=True)
-            return driver.wait_until_running([node], wait_period=0.2, timeout=60)
+    def wait() -> Any:
+        print("   waiting for RUNNING", end="", flush=True)
+        started = time.monotonic()
+        while True:
+            current = next(n for n in driver.list_nodes() if n.id == node.id)
+            print(f" {current.state}", end="", flush=True)
+            if current.state == "running":
+                break
+            if time.monotonic() - started > 60:
+                raise TimeoutError("node did not reach RUNNING in 60 s")
+            time.sleep(0.2)
+        print(flush=True)
+        return driver.wait_until_running([node], wait_period=0.2, timeout=60)
 
-        ((running, ips),) = step("wait_until_running", wait)
-        print(f"   {running.id} is running on host {running.extra['host']}, ips {ips}")
-        volume = step(
-            "Create a 10 GiB volume",
-            lambda: driver.create_volume(10, "quickstart-data", location=loc),
-        )
-        print(f"   volume {volume.id} ({volume.size} GiB, {volume.state})")
-        step("Attach it to the node", lambda: driver.attach_volume(running, volume))
-        print(f"   attached as {(volume.extra or {}).get('device')}")
-        nodes = step("List nodes", driver.list_nodes)
-        print_nodes(nodes)
-        volumes = step("List volumes", driver.list_volumes)
-        print_volumes(volumes)
-        step("Detach the volume", lambda: driver.detach_volume(volume))
-        step("Destroy the volume", lambda: driver.destroy_volume(volume))
-        step("Destroy the node", lambda: driver.destroy_node(running))
-        remaining = [n.id for n in driver.list_nodes() if n.id == node.id]
-        print(f"   node still listed: {bool(remaining)}")
+    ((running, ips),) = step("wait_until_running", wait)
+    print(f"   {running.id} is running on host {running.extra['host']}, ips {ips}")
+    volume = step(
+        "Create a 10 GiB volume",
+        lambda: driver.create_volume(10, "quickstart-data", location=loc),
+    )
+    print(f"   volume {volume.id} ({volume.size} GiB, {volume.state})")
+    step("Attach it to the node", lambda: driver.attach_volume(running, volume))
+    print(f"   attached as {(volume.extra or {}).get('device')}")
+    nodes = step("List nodes", driver.list_nodes)
+    print_nodes(nodes)
+    volumes = step("List volumes", driver.list_volumes)
+    print_volumes(volumes)
+    step("Detach the volume", lambda: driver.detach_volume(volume))
+    step("Destroy the volume", lambda: driver.destroy_volume(volume))
+    step("Destroy the node", lambda: driver.destroy_node(running))
+    remaining = [n.id for n in driver.list_nodes() if n.id == node.id]
+    print(f"   node still listed: {bool(remaining)}")
 
 
 @contextmanager

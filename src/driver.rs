@@ -25,6 +25,9 @@ use crate::pdisk::{self, PdiskClient, Visibility};
 use crate::pieces::Work;
 use crate::runtime::AbortOnDrop;
 
+mod opennebula;
+pub use opennebula::{parse_ref, PlainImage, PlainRef, PlainVolume, SiteKind, SITE_TYPE_KEY};
+
 /// OpenNebula `STATE` of a deleted VM.
 const VM_STATE_DONE: i32 = 6;
 
@@ -45,6 +48,8 @@ pub struct Site {
     pub display_name: String,
     pub country: String,
     pub settings: SiteSettings,
+    /// Where the site's images and volumes come from.
+    pub kind: SiteKind,
     pub one: OneClient,
     pub pdisk: PdiskClient,
     pub marketplace: MarketplaceClient,
@@ -345,6 +350,8 @@ impl Driver {
             })?;
             let one = OneClient::new(&s.name, endpoint, auth.clone(), http.clone())
                 .map_err(|e| Error::remote(ctx(&s.name, endpoint, "configure"), e))?;
+            let kind = SiteKind::of(&s)?;
+            opennebula::check_endpoint(&s, kind, &one)?;
             let cert_mode = matches!(auth, Auth::Certificate { .. });
             let pdisk_url = pdisk::pdisk_base_url(s.get("pdisk_endpoint"), endpoint, cert_mode)
                 .map_err(|e| Error::remote(ctx(&s.name, endpoint, "configure pdisk"), e))?;
@@ -367,6 +374,7 @@ impl Driver {
                 display_name: s.display_name(),
                 country: s.country(),
                 settings: s,
+                kind,
                 one,
                 pdisk,
                 marketplace,
@@ -597,6 +605,10 @@ impl Driver {
     /// The caller's mounted disks by VM (uuid → device); any pdisk failure makes them unknown
     /// (the error names `operation`).
     async fn site_mounts(&self, site: &Site, operation: &str) -> Result<MountsByVm> {
+        if site.kind == SiteKind::OpenNebula {
+            // Plain sites have no pdisk: their volumes are images, attached as VM disks.
+            return Ok(MountsByVm::new());
+        }
         let context = |op: &str| ctx(&site.name, site.pdisk.base_url(), op);
         let disks = site
             .pdisk
@@ -747,6 +759,9 @@ impl Driver {
         options: &crate::fleet::CreateOptions,
     ) -> Result<NodeRecord> {
         let s = self.site(site)?;
+        if s.kind == SiteKind::OpenNebula {
+            return self.plain_create_node(s, req).await;
+        }
         let given = token.is_some();
         let token = crate::fleet::token_or_new(token)?;
         let prepared = self.prepare_create(s, &req).await?;
@@ -1198,7 +1213,9 @@ impl Driver {
         &self,
         site: Option<&str>,
     ) -> Result<Vec<(String, Result<Vec<VolumeRecord>>)>> {
-        let sites = self.selected(site)?;
+        let mut sites = self.selected(site)?;
+        // Plain OpenNebula sites have no pdisk: their volumes are `plain_list_volumes`'.
+        sites.retain(|s| s.kind == SiteKind::StratusLab);
         let results = join_all(sites.iter().map(|s| self.list_site_volumes(s))).await;
         Ok(sites.iter().map(|s| s.name.clone()).zip(results).collect())
     }

@@ -237,7 +237,7 @@ fn check_url(candidate: &str) -> Result<url::Url, PdiskError> {
             url.scheme()
         )));
     }
-    if url.host_str().map_or(true, str::is_empty) {
+    if url.host_str().is_none_or(str::is_empty) {
         return Err(endpoint_error(format!("no host in '{candidate}'")));
     }
     if url.query().is_some() || url.fragment().is_some() {

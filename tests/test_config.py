@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -82,8 +83,17 @@ def uncomment_every_key(text: str, home: Path) -> str:
 # ---------------------------------------------------------------------------- the reference file
 
 
-def test_reference_file_as_seen_through_the_driver() -> None:
-    driver = StratusLabNodeDriver(ex_config_file=REFERENCE)
+def private_reference(tmp_path: Path) -> Path:
+    """A private copy of the reference file: git does not keep file modes, so the checked-out
+    file may be group/other-readable, which the driver rightly warns about."""
+    copy = tmp_path / REFERENCE.name
+    shutil.copyfile(REFERENCE, copy)
+    copy.chmod(0o600)
+    return copy
+
+
+def test_reference_file_as_seen_through_the_driver(tmp_path: Path) -> None:
+    driver = StratusLabNodeDriver(ex_config_file=private_reference(tmp_path))
 
     # [default] selected_section = sl-cloud: the only site, and [default] is not listed.
     assert locations_of(driver) == [("sl-cloud", "StratusLab Cloud", "Earth")]
@@ -96,6 +106,7 @@ def test_reference_file_as_seen_through_the_driver() -> None:
         "pdisk_endpoint": "https://cloud.example.com/pdisk/pswd",
         "marketplace_endpoint": "https://marketplace.stratuslab.eu",
         "username": "username",
+        "site_type": "stratuslab",
         "endpoint_timeout": 5.0,
     }
     assert driver.key == "username"
@@ -302,6 +313,7 @@ def test_per_site_settings_inherit_default_and_override_it(tmp_path: Path) -> No
         "pdisk_endpoint": "https://a.example.org:8445/pswd",
         "marketplace_endpoint": "https://marketplace.stratuslab.eu",
         "username": "bob",
+        "site_type": "stratuslab",
         "endpoint_timeout": 2.5,
     }
     assert extras["b"] == {
@@ -309,6 +321,7 @@ def test_per_site_settings_inherit_default_and_override_it(tmp_path: Path) -> No
         "pdisk_endpoint": "https://b.example.org:8445/pswd",
         "marketplace_endpoint": "https://marketplace.stratuslab.eu",
         "username": "alice",
+        "site_type": "stratuslab",
         "endpoint_timeout": 7.0,
     }
     assert driver.key == "alice"

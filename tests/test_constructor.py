@@ -8,7 +8,9 @@ Every configuration text here is SYNTHETIC (written for these tests).
 
 from __future__ import annotations
 
+import inspect
 import io
+import pydoc
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
@@ -45,6 +47,7 @@ def test_without_a_file_the_arguments_make_one_site_named_default(cloud: LocalCl
         "pdisk_endpoint": f"{cloud.base_url}/grnet/pdisk/pswd",
         "marketplace_endpoint": ends["marketplace"],
         "username": DEFAULT_USER,
+        "site_type": "stratuslab",
         "endpoint_timeout": None,
     }
     assert driver.ex_default_location is location
@@ -169,6 +172,7 @@ def expected_extra(tag: str, user: str) -> dict[str, Any]:
         "pdisk_endpoint": f"https://pdisk-{tag}.example.org:8445/pswd",
         "marketplace_endpoint": f"https://mp-{tag}.example.org",
         "username": user,
+        "site_type": "stratuslab",
         "endpoint_timeout": 9.0,
     }
 
@@ -178,6 +182,7 @@ B_EXTRA = {
     "pdisk_endpoint": "https://b.example.org:8445/pswd",
     "marketplace_endpoint": "https://marketplace.stratuslab.eu",
     "username": "fileuser",
+    "site_type": "stratuslab",
     "endpoint_timeout": 9.0,
 }
 
@@ -486,3 +491,18 @@ def test_the_secret_is_not_kept_on_the_python_object(cloud: LocalCloud) -> None:
     for text in shown:
         assert DEFAULT_PASSWORD not in text
     assert driver.list_nodes(ex_strict=True) == []  # the core has it
+
+
+def test_help_shows_this_drivers_constructor() -> None:
+    # help() shows the constructor's own docstring, not libcloud's generic one (whose api_version
+    # and region raise TypeError here).
+    text = pydoc.render_doc(StratusLabNodeDriver, renderer=pydoc.plaintext)
+    init = text[text.index("__init__(self") :]
+    init = init[: init.index("\n |  \n |  ", init.index(":param stratuslab_default_location"))]
+    for name in inspect.signature(StratusLabNodeDriver.__init__).parameters:
+        if name != "self":
+            assert f":param {name}:" in init, name
+    assert "api_version" not in text
+    assert "region" not in init
+    with pytest.raises(TypeError, match="api_version"):
+        StratusLabNodeDriver(api_version="1")  # type: ignore[call-arg]

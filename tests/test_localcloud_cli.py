@@ -15,12 +15,15 @@ import sys
 import time
 import xmlrpc.client
 from collections.abc import Iterator
+from importlib import metadata
 from pathlib import Path
 
 import pytest
 import requests
 
-from stratuslab_libcloud.localcloud import DEFAULT_PASSWORD, DEFAULT_USER
+import stratuslab_libcloud
+from stratuslab_libcloud import LocalCloud, StratusLabNodeDriver
+from stratuslab_libcloud.localcloud import DEFAULT_PASSWORD, DEFAULT_USER, parser
 
 BANNER = re.compile(r"^StratusLab local cloud on (https?://127\.0\.0\.1:(\d+))$")
 SESSION = f"{DEFAULT_USER}:{DEFAULT_PASSWORD}"
@@ -87,6 +90,12 @@ def served() -> Iterator[list[Served]]:
         s.kill()
 
 
+def with_credentials(url: str) -> str:
+    """``url`` with the local user's name and password (xmlrpc.client's HTTP basic auth)."""
+    scheme, rest = url.split("://", 1)
+    return f"{scheme}://{DEFAULT_USER}:{DEFAULT_PASSWORD}@{rest}"
+
+
 def port_is_free(port: int) -> bool:
     """Nothing listens on the port any more (TIME_WAIT leftovers do not count)."""
     with socket.socket() as probe:
@@ -109,39 +118,60 @@ def test_serves_two_sites_writes_the_config_and_stops_on_ctrl_c(
     base, port = banner[1], int(banner[2])
     cli.read_until(r"^serving; press Ctrl-C to stop$")
     assert cli.lines[0] == f"configuration written to {cfg}"
+    what = {
+        "compute": "one-proxy XML-RPC, HTTP basic authentication",
+        "rpc2": "the OpenNebula daemon's XML-RPC, session 'user:password'",
+        "pdisk": "REST, HTTP basic authentication",
+        "marketplace": "RDF/XML, or JSON with ?media=json",
+    }
+    urls = {
+        site: {
+            "compute": f"{base}/{site}/one-proxy/pswd/xmlrpc",
+            "rpc2": f"{base}/{site}/RPC2",
+            "pdisk": f"{base}/{site}/pdisk/pswd/disks/",
+            "marketplace": f"{base}/marketplace/metadata",
+        }
+        for site in "ab"
+    }
     assert cli.lines[2:] == [
-        f"  a            compute      {base}/a/one-proxy/xmlrpc",
-        f"  a            rpc2         {base}/a/RPC2",
-        f"  a            pdisk        {base}/a/pdisk",
-        f"  a            marketplace  {base}/marketplace",
-        f"  b            compute      {base}/b/one-proxy/xmlrpc",
-        f"  b            rpc2         {base}/b/RPC2",
-        f"  b            pdisk        {base}/b/pdisk",
-        f"  b            marketplace  {base}/marketplace",
+        *(
+            f"  {site:<12} {service:<12} {url}  ({what[service]})"
+            for site in "ab"
+            for service, url in urls[site].items()
+        ),
         f"  user {DEFAULT_USER!r}, password {DEFAULT_PASSWORD!r}",
         "serving; press Ctrl-C to stop",
     ]
 
-    # The written configuration: private, [default] selecting site a, one section per site.
+    # The written configuration: private, [default] selecting site a, one section per site with
+    # the bases the driver takes and a readable location name.
     assert cfg.stat().st_mode & 0o777 == 0o600
-    parser = configparser.ConfigParser()
-    parser.read(cfg)
-    assert parser.sections() == ["default", "a", "b"]
-    assert dict(parser["default"]) == {
+    written = configparser.ConfigParser()
+    written.read(cfg)
+    assert written.sections() == ["default", "a", "b"]
+    assert dict(written["default"]) == {
         "selected_section": "a",
         "username": DEFAULT_USER,
         "password": DEFAULT_PASSWORD,
     }
-    assert parser["b"]["endpoint"] == f"{base}/b/one-proxy/xmlrpc"
-    assert parser["b"]["pdisk_endpoint"] == f"{base}/b/pdisk"
+    assert written["b"]["endpoint"] == f"{base}/b/one-proxy/xmlrpc"
+    assert written["b"]["pdisk_endpoint"] == f"{base}/b/pdisk"
+    assert (written["b"]["name"], written["b"]["country"]) == ("b (local cloud)", "EU")
 
-    # Every service answers.
-    rpc = xmlrpc.client.ServerProxy(f"{base}/b/RPC2")
-    assert rpc.one.system.version(SESSION) == [True, "3.8.5", 0]
+    # Every URL works as printed, with the printed credentials.
+    for site in "ab":
+        compute = with_credentials(urls[site]["compute"])
+        for url in (compute, urls[site]["rpc2"]):
+            rpc = xmlrpc.client.ServerProxy(url)
+            assert rpc.one.system.version(SESSION) == [True, "3.8.5", 0]
+    rpc = xmlrpc.client.ServerProxy(with_credentials(urls["b"]["compute"]))
     assert rpc.one.vm.allocate(SESSION, 'NAME = "cli"\nCPU = 1\nMEMORY = 64')[0] is True
-    r = requests.get(f"{base}/a/pdisk/pswd/disks/", auth=(DEFAULT_USER, DEFAULT_PASSWORD))
+    r = requests.get(urls["a"]["pdisk"], auth=(DEFAULT_USER, DEFAULT_PASSWORD))
     assert (r.status_code, r.json()) == (200, [])
-    assert requests.get(f"{base}/marketplace/metadata?media=json").status_code == 200
+    r = requests.get(urls["a"]["marketplace"])
+    assert r.status_code == 200
+    assert "rdf:RDF" in r.text
+    assert requests.get(f"{urls['a']['marketplace']}?media=json").status_code == 200
 
     status, out, err = cli.interrupt()
     assert status == 0, err
@@ -154,7 +184,7 @@ def test_serves_two_sites_writes_the_config_and_stops_on_ctrl_c(
 
 
 def test_tls_seed_and_version_options(served: list[Served]) -> None:
-    cli = Served("--sites", "lal", "--tls", "--seed-vms", "3", "--version", "5.x")
+    cli = Served("--sites", "lal", "--tls", "--seed-vms", "3", "--opennebula-version", "5.x")
     served.append(cli)
     base = cli.read_until(BANNER.pattern)[1]
     assert base.startswith("https://")
@@ -179,32 +209,44 @@ def test_tls_seed_and_version_options(served: list[Served]) -> None:
     assert not Path(ca).exists()
 
 
-def test_bad_options_exit_2_with_a_message(served: list[Served]) -> None:
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "stratuslab_libcloud.localcloud", *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_bad_options_exit_2_with_a_plain_message(served: list[Served]) -> None:
+    prefix = "python -m stratuslab_libcloud.localcloud: error: "
     for args, message in (
-        (["--sites", "metadata"], 'site name "metadata" must be unique'),
-        (["--version", "6.0"], "invalid choice: '6.0'"),
+        (
+            ["--sites", "metadata"],
+            'invalid local cloud option: site name "metadata" must be unique, made of letters, '
+            "digits, '-' or '_', and not",
+        ),
+        (["--sites", "a,a"], 'site name "a" must be unique'),
+        (["--sites", "a b"], 'site name "a b" must be unique'),
+        (["--sites", ","], "invalid local cloud option: at least one site is needed"),
+        (["--opennebula-version", "6.0"], "invalid choice: '6.0'"),
+        (["--port", "70000"], "'70000' is not a whole number from 0 to 65535"),
+        (["--seed-vms", "-1"], "'-1' is not a whole number from 0 to"),
+        (["--boot-step", "-1"], "boot_step"),
     ):
-        proc = subprocess.run(
-            [sys.executable, "-m", "stratuslab_libcloud.localcloud", *args],
-            check=False,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        proc = run_cli(*args)
         assert proc.returncode == 2, proc.stderr
-        assert message in proc.stderr
+        assert f"{prefix}" in proc.stderr
+        assert message in proc.stderr, proc.stderr
+        # Not the context of a remote failure: there was no remote call.
+        assert "site 'localcloud'" not in proc.stderr
         assert "Traceback" not in proc.stderr
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        proc = subprocess.run(
-            [sys.executable, "-m", "stratuslab_libcloud.localcloud", "--port", str(port)],
-            check=False,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        proc = run_cli("--port", str(port))
         assert proc.returncode == 2
         assert f"local cloud cannot listen on 127.0.0.1:{port}: Address already in use" in (
             proc.stderr
@@ -220,3 +262,50 @@ def test_stops_on_ctrl_c_even_when_started_with_sigint_ignored(served: list[Serv
     status, _, err = cli.interrupt()
     assert status == 0, err
     assert "stopped" in err
+
+
+def test_version_prints_the_package_version() -> None:
+    proc = run_cli("--version")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == f"stratuslab-libcloud {stratuslab_libcloud.__version__}\n"
+    assert stratuslab_libcloud.__version__ == metadata.version("stratuslab-libcloud")
+
+
+def test_every_option_has_help_and_its_default() -> None:
+    options = [a for a in parser()._actions if a.dest not in ("help", "version")]
+    assert {a.dest for a in options} == {
+        "port",
+        "sites",
+        "opennebula_version",
+        "boot_step",
+        "tls",
+        "write_config",
+        "seed_vms",
+    }
+    for action in options:
+        assert action.help and "(default: " in action.help, action.option_strings
+    proc = run_cli("--help")
+    assert proc.returncode == 0, proc.stderr
+    text = " ".join(proc.stdout.split())  # argparse wraps to the terminal's width
+    for shown in (
+        "--version print the package version and exit",
+        "--port PORT TCP port (default: 0, an ephemeral port)",
+        "(default: lal)",
+        "--opennebula-version {3.2,3.8,4.x,5.x}",
+        "emulated (default: 3.8)",
+        "(default: 0.5)",
+        "(default: plain HTTP)",
+        "(default: none written)",
+        "VMs created at every site at start (default: 0)",
+    ):
+        assert shown in text, proc.stdout
+
+
+def test_readable_location_names() -> None:
+    with LocalCloud(sites=["lal", "grnet", "my-site"]) as cloud:
+        driver = StratusLabNodeDriver(ex_config_file=cloud.config_file)
+        assert [(loc.id, loc.name, loc.country) for loc in driver.list_locations()] == [
+            ("lal", "LAL, Orsay (local cloud)", "FR"),
+            ("grnet", "GRNET, Athens (local cloud)", "GR"),
+            ("my-site", "my-site (local cloud)", "EU"),
+        ]

@@ -12,6 +12,7 @@ import re
 import xmlrpc.client
 from collections.abc import Iterator
 from typing import Any
+from xml.etree import ElementTree
 
 import pytest
 import xmlschema
@@ -193,3 +194,30 @@ def test_other_version_knobs_emit_the_same_valid_documents(
             assert states_of(info(proxy, second)) == (9, 0)
             check(vm_schema, info(proxy, second))
         check(pool_schema, pool(proxy, -2))
+
+
+def test_awkward_values_validate(
+    walking_cloud: LocalCloud, vm_schema: xmlschema.XMLSchema, pool_schema: xmlschema.XMLSchema
+) -> None:
+    # Markup characters, CDATA terminators, non-ASCII, multi-line values, repeated
+    # attributes: the emitted documents stay well-formed and valid, and carry the values back.
+    name = "a<b & c>d ]]> é"
+    script = "  x ]]> y ]]]]> z\t"
+    template = (
+        f'NAME = "{name}"\nCPU = 0.25\nMEMORY = 1536\n'
+        'DISK = [ IMAGE_ID = 0, TARGET = "vda", TARGET = "dup" ]\n'
+        'DISK = [ TYPE = "swap", SIZE = 512 ]\n'
+        f'CONTEXT = [ PUBLIC_KEY = "ssh-rsa AAA\n", SCRIPT = "{script}" ]'
+    )
+    proxy = rpc2(walking_cloud)
+    ok, vm_id, code = proxy.one.vm.allocate(SESSION, template)
+    assert (ok, code) == (True, 0), vm_id
+    seen: dict[tuple[int, int], str] = {}
+    walk(proxy, vm_id, (3, 3), seen)
+    for doc in seen.values():
+        check(vm_schema, doc)
+        root = ElementTree.fromstring(doc)
+        assert root.findtext("NAME") == name
+        assert root.findtext("TEMPLATE/CONTEXT/SCRIPT") == script
+        assert root.findtext("TEMPLATE/CONTEXT/PUBLIC_KEY") == "ssh-rsa AAA\n"
+    check(pool_schema, pool(proxy))

@@ -52,6 +52,8 @@ def test_shell_blocks_are_all_known() -> None:
     known = {
         "pip install . && python examples/quickstart.py",  # tests/test_demo.py runs the demo
         "make test",  # CI runs it (.ci/run)
+        # .ci/run builds the wheel (make wheel) and installs it where no Rust toolchain is on PATH
+        "pip install stratuslab_libcloud-*-abi3-manylinux*.whl",
     }
     for block in SHELL_BLOCKS:
         assert block in known or block.startswith("python -m stratuslab_libcloud.localcloud"), block
@@ -85,3 +87,20 @@ def test_cli_block_runs(tmp_path: Path) -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_one_list_of_system_packages() -> None:
+    # The README's requirements and .ci/run both use .ci/system-packages; every package in it
+    # names the test that needs it, and that test's skip reason names the package to install.
+    listed = [
+        line.split(maxsplit=2)
+        for line in (ROOT / ".ci" / "system-packages").read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
+    assert listed
+    assert "[`.ci/system-packages`](.ci/system-packages)" in README
+    assert ".ci/system-packages" in (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    for package, command, used_by in listed:
+        assert command.startswith("/"), command
+        test_file = ROOT / used_by.split()[0]
+        assert f"apt-get install -y {package}" in test_file.read_text(encoding="utf-8"), used_by

@@ -10,6 +10,7 @@ __all__ = [
     "DEFAULT_SETTLE",
     "Core",
     "LocalCloudServer",
+    "PlainSites",
     "__version__",
     "_debug_build",
     "_panic_for_tests",
@@ -201,6 +202,26 @@ class Core:
     def destroy_nodes_async(
         self, nodes: list[tuple[str, int]], max_in_flight: int
     ) -> asyncio.Future[list[tuple[bool | None, BaseException | None]]]: ...
+    def opennebula(self) -> PlainSites: ...
+
+@final
+class PlainSites:
+    def list_images(self, site: str) -> list[_ImageTuple]: ...
+    def get_image(self, site: str, image_id: str) -> _ImageTuple: ...
+    def list_networks(
+        self, site: str | None, strict: bool
+    ) -> tuple[list[_ImageTuple], _Failures]: ...  # (id, name, extra) per network
+    def list_volumes(
+        self, site: str | None, strict: bool
+    ) -> tuple[list[_VolumeTuple], _Failures]: ...
+    def create_volume(
+        self, site: str, size: int, name: str, datastore: str | None
+    ) -> _VolumeTuple: ...
+    def destroy_volume(self, site: str, volume_id: str) -> None: ...
+    def attach_volume(
+        self, site: str, vm_id: int, volume_id: str, device: str | None
+    ) -> _VolumeTuple: ...
+    def detach_volume(self, site: str, volume_id: str) -> list[tuple[int, int]]: ...
 
 @final
 class LocalCloudServer:
@@ -216,6 +237,8 @@ class LocalCloudServer:
         port: int,
         public_network: tuple[str, int] | None,
         marketplace: bool,
+        site_type: str = ...,
+        site_options: list[tuple[str, str | None, str | None]] = ...,
     ) -> LocalCloudServer: ...
     def port(self) -> int: ...
     def base_url(self) -> str: ...

@@ -29,8 +29,9 @@ from libcloud.compute.base import (
     StorageVolume,
 )
 
-from . import _stratuslab
+from . import _opennebula, _stratuslab
 from . import fleet as _fleet
+from .errors import StratusLabUnsupportedError
 
 if TYPE_CHECKING:
     from .driver import StratusLabNodeDriver
@@ -73,6 +74,17 @@ class AsyncStratusLabNodeDriver:
 
     def __repr__(self) -> str:
         return f"<AsyncStratusLabNodeDriver of {self.driver!r}>"
+
+    def _stratuslab_site(self, site: str | None, what: str) -> None:
+        """Refuses a plain OpenNebula site (its images and volumes have no async twin yet)."""
+        sites = [site] if site is not None else [loc.id for loc in self.driver._locations]
+        for s in sites:
+            if _opennebula.is_plain(self.driver, s):
+                raise StratusLabUnsupportedError(
+                    f"{what} on plain OpenNebula site {s!r} has no asyncio twin yet: "
+                    f"call driver.{what}(...)",
+                    self.driver,
+                )
 
     # ------------------------------------------------------------------ locations and sizes
 
@@ -237,6 +249,7 @@ class AsyncStratusLabNodeDriver:
     ) -> list[NodeImage]:
         d = self.driver
         loc = d._location(location)
+        self._stratuslab_site(loc.id, "list_images")
         records = await self._core.list_images_async(
             loc.id, ex_os, ex_arch, ex_endorser, ex_include_expired, ex_include_deprecated
         )
@@ -251,6 +264,7 @@ class AsyncStratusLabNodeDriver:
     ) -> NodeImage:
         d = self.driver
         loc = d._location(location)
+        self._stratuslab_site(loc.id, "get_image")
         return d._to_image(await self._core.get_image_async(loc.id, image_id, ex_include_expired))
 
     # ------------------------------------------------------------------ volumes
@@ -264,6 +278,7 @@ class AsyncStratusLabNodeDriver:
     ) -> list[StorageVolume]:
         d = self.driver
         site = None if ex_location is None else d._location(ex_location).id
+        self._stratuslab_site(site, "list_volumes")
         listed = await self._core.list_volumes_async(site, ex_strict)
         return d._listed_volumes(site, ex_partial, *listed)
 
@@ -278,11 +293,14 @@ class AsyncStratusLabNodeDriver:
     ) -> StorageVolume:
         d = self.driver
         request = d._volume_request(size, name, location, snapshot, ex_visibility)
+        self._stratuslab_site(request[0], "create_volume")
         return d._to_volume(await self._core.create_volume_async(*request))
 
     @_names_driver
     async def destroy_volume(self, volume: StorageVolume) -> bool:
-        await self._core.destroy_volume_async(self.driver._volume_site(volume), volume.id)
+        site = self.driver._volume_site(volume)
+        self._stratuslab_site(site, "destroy_volume")
+        await self._core.destroy_volume_async(site, volume.id)
         return True
 
     @_names_driver
@@ -291,6 +309,7 @@ class AsyncStratusLabNodeDriver:
     ) -> bool:
         d = self.driver
         site, vm = d._attach_request(node, volume)
+        self._stratuslab_site(site, "attach_volume")
         got = await self._core.attach_volume_async(site, vm, volume.id)
         return d._attached(volume, site, vm, got, device)
 
@@ -298,4 +317,5 @@ class AsyncStratusLabNodeDriver:
     async def detach_volume(self, volume: StorageVolume) -> bool:
         d = self.driver
         site = d._volume_site(volume)
+        self._stratuslab_site(site, "detach_volume")
         return d._detached(volume, site, await self._core.detach_volume_async(site, volume.id))

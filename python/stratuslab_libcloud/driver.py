@@ -37,7 +37,7 @@ from libcloud.compute.base import (
 )
 from libcloud.compute.types import NodeState, StorageVolumeState
 
-from . import _stratuslab
+from . import _opennebula, _stratuslab
 from . import fleet as _fleet
 from ._logging import install_libcloud_debug, warn_if_exposed
 from .aio import AsyncStratusLabNodeDriver
@@ -111,33 +111,7 @@ class StratusLabNodeDriver(NodeDriver):
     """Libcloud compute driver for StratusLab (OpenNebula 3.x behind one-proxy, pdisk volumes,
     Marketplace images), for every site of a ``stratuslab-user.cfg`` at once.
 
-    :param key: user name (overrides the file's ``username`` for the default site).
-    :param secret: password (likewise ``password``).
-    :param secure: ``False`` makes a bare ``host`` a plain-HTTP endpoint (``http://host:port``);
-        a URL keeps its own scheme.
-    :param host: compute endpoint (host or URL); with no configuration file it defines a single
-        site named ``default``.
-    :param port: port for a bare ``host``.
-    :param ex_config_file: path or open file of a ``stratuslab-user.cfg``; default
-        ``~/.stratuslab/stratuslab-user.cfg`` when it exists.
-    :param ex_default_location: the site used when a call names no location.
-    :param ex_pdisk_endpoint: pdisk endpoint for the default site.
-    :param ex_marketplace_endpoint: Marketplace endpoint for the default site.
-    :param ex_pem_certificate: PEM client certificate (certificate mode when no password).
-    :param ex_pem_key: PEM key of that certificate.
-    :param ex_public_key_file: SSH public key put in the VM context when ``auth`` is not given.
-    :param ex_ca_cert: PEM file of trusted CAs (beats ``libcloud.security.CA_CERTS_PATH``).
-    :param ex_verify_ssl: verify server certificates
-        (default ``libcloud.security.VERIFY_SSL_CERT``).
-    :param timeout: seconds per request (default: the site's ``endpoint_timeout``, else 60).
-    :param retry_delay: first delay between retries of reads, when retries are on.
-    :param backoff: multiplier of that delay.
-    :param ex_retries: attempts for idempotent reads (default 3 when
-        ``LIBCLOUD_RETRY_FAILED_HTTP_REQUESTS`` is set, else 1).
-    :param proxy_url: ``http(s)://host:port`` of a proxy every request goes through (libcloud's
-        argument); else ``https_proxy``/``http_proxy``/``no_proxy`` (either case) apply.
-    :param stratuslab_user_config: alias of ``ex_config_file`` (2014 driver).
-    :param stratuslab_default_location: alias of ``ex_default_location`` (2014 driver).
+    ``help(StratusLabNodeDriver.__init__)`` lists the constructor's parameters.
     """
 
     type = "stratuslab"
@@ -161,6 +135,7 @@ class StratusLabNodeDriver(NodeDriver):
         ex_config_file: ConfigSource | None = None,
         ex_default_location: str | None = None,
         ex_pdisk_endpoint: str | None = None,
+        ex_site_type: str | None = None,
         ex_marketplace_endpoint: str | None = None,
         ex_pem_certificate: str | None = None,
         ex_pem_key: str | None = None,
@@ -175,6 +150,40 @@ class StratusLabNodeDriver(NodeDriver):
         stratuslab_user_config: ConfigSource | None = None,
         stratuslab_default_location: str | None = None,
     ) -> None:
+        """Reads the configuration (file, ``STRATUSLAB_*`` variables, these arguments) and
+        prepares one client per site; nothing is sent until a method is called. Unknown keyword
+        arguments raise ``TypeError``.
+
+        :param key: user name (overrides the file's ``username`` for the default site).
+        :param secret: password (likewise ``password``).
+        :param secure: ``False`` makes a bare ``host`` a plain-HTTP endpoint (``http://host:port``);
+            a URL keeps its own scheme.
+        :param host: compute endpoint (host or URL); with no configuration file it defines a single
+            site named ``default``.
+        :param port: port for a bare ``host``.
+        :param ex_config_file: path or open file of a ``stratuslab-user.cfg``; default
+            ``~/.stratuslab/stratuslab-user.cfg`` when it exists.
+        :param ex_default_location: the site used when a call names no location.
+        :param ex_pdisk_endpoint: pdisk endpoint for the default site.
+        :param ex_site_type: ``"stratuslab"`` (default) or ``"opennebula"`` (a plain OpenNebula
+            daemon, ``host`` its ``/RPC2`` URL) for the default site, like the file's ``site_type``.
+        :param ex_marketplace_endpoint: Marketplace endpoint for the default site.
+        :param ex_pem_certificate: PEM client certificate (certificate mode when no password).
+        :param ex_pem_key: PEM key of that certificate.
+        :param ex_public_key_file: SSH public key put in the VM context when ``auth`` is not given.
+        :param ex_ca_cert: PEM file of trusted CAs (beats ``libcloud.security.CA_CERTS_PATH``).
+        :param ex_verify_ssl: verify server certificates
+            (default ``libcloud.security.VERIFY_SSL_CERT``).
+        :param timeout: seconds per request (default: the site's ``endpoint_timeout``, else 60).
+        :param retry_delay: first delay between retries of reads, when retries are on.
+        :param backoff: multiplier of that delay.
+        :param ex_retries: attempts for idempotent reads (default 3 when
+            ``LIBCLOUD_RETRY_FAILED_HTTP_REQUESTS`` is set, else 1).
+        :param proxy_url: ``http(s)://host:port`` of a proxy every request goes through (libcloud's
+            argument); else ``https_proxy``/``http_proxy``/``no_proxy`` (either case) apply.
+        :param stratuslab_user_config: alias of ``ex_config_file`` (2014 driver).
+        :param stratuslab_default_location: alias of ``ex_default_location`` (2014 driver).
+        """
         # BaseDriver.__init__ is skipped on purpose (as libcloud's DummyNodeDriver does): it
         # builds an HTTP connection we never use and drops unknown keyword arguments silently.
         if ex_config_file is not None and stratuslab_user_config is not None:
@@ -207,6 +216,7 @@ class StratusLabNodeDriver(NodeDriver):
             ("pem_certificate", ex_pem_certificate),
             ("pem_key", ex_pem_key),
             ("user_public_key_file", ex_public_key_file),
+            ("site_type", ex_site_type),
         ):
             if value is not None:
                 args[name] = value
@@ -961,6 +971,8 @@ class StratusLabNodeDriver(NodeDriver):
         endorsement. ``ex_os``, ``ex_arch`` (case-insensitive) and ``ex_endorser`` (e-mail)
         filter. Unreadable entries are skipped with a log warning."""
         loc = self._location(location)
+        if _opennebula.is_plain(self, loc.id):
+            return _opennebula.list_images(self, loc.id)
         # Each image is built as soon as its piece of the listing is read (cyclic GC paused),
         # while the core reads the rest on another thread.
         return self._core.list_images(
@@ -988,6 +1000,8 @@ class StratusLabNodeDriver(NodeDriver):
         valid entry, or with ``ex_include_expired`` any entry (expired or deprecated) when none
         is valid. None → :class:`StratusLabProviderError` with ``http_code`` 404."""
         loc = self._location(location)
+        if _opennebula.is_plain(self, loc.id):
+            return _opennebula.get_image(self, loc.id, image_id)
         return self._to_image(self._core.get_image(loc.id, image_id, ex_include_expired))
 
     # ------------------------------------------------------------------ volumes
@@ -1002,7 +1016,9 @@ class StratusLabNodeDriver(NodeDriver):
         """The caller's pdisk volumes at every site (or the one named), queried concurrently;
         failed sites as in :meth:`list_nodes`."""
         site = None if ex_location is None else self._location(ex_location).id
-        return self._listed_volumes(site, ex_partial, *self._core.list_volumes(site, ex_strict))
+        records, failures = self._core.list_volumes(site, ex_strict)
+        plain, plain_failures = _opennebula.list_volumes(self, site, ex_strict)
+        return self._listed_volumes(site, ex_partial, records, [*failures, *plain_failures], plain)
 
     def _listed_volumes(
         self,
@@ -1010,10 +1026,11 @@ class StratusLabNodeDriver(NodeDriver):
         ex_partial: bool,
         records: list[_stratuslab._VolumeTuple],
         failures: _stratuslab._Failures,
+        plain: Sequence[StorageVolume] = (),
     ) -> list[StorageVolume]:
         asked = 1 if site is not None else len(self._locations)
         self._site_failures("list_volumes", asked, failures, ex_partial)
-        return [self._to_volume(r) for r in records]
+        return [self._to_volume(r) for r in records] + list(plain)
 
     @_names_driver
     def create_volume(
@@ -1023,15 +1040,17 @@ class StratusLabNodeDriver(NodeDriver):
         location: NodeLocation | str | None = None,
         snapshot: Any = None,
         ex_visibility: str = "private",
+        ex_datastore: str | int | None = None,
     ) -> StorageVolume:
         """Creates a persistent disk of ``size`` GiB (1..1024) tagged ``name`` (1..40
         characters once surrounding space is removed); ``ex_visibility`` is ``private`` or
         ``public``."""
-        return self._to_volume(
-            self._core.create_volume(
-                *self._volume_request(size, name, location, snapshot, ex_visibility)
-            )
+        site, size, name, visibility = self._volume_request(
+            size, name, location, snapshot, ex_visibility
         )
+        if _opennebula.is_plain(self, site):
+            return _opennebula.create_volume(self, site, size, name, ex_datastore)
+        return self._to_volume(self._core.create_volume(site, size, name, visibility))
 
     def _volume_request(
         self,
@@ -1065,6 +1084,8 @@ class StratusLabNodeDriver(NodeDriver):
     @_names_driver
     def destroy_volume(self, volume: StorageVolume) -> bool:
         """Deletes the disk (refused by pdisk while it is attached)."""
+        if _opennebula.is_plain(self, self._volume_site(volume)):
+            return _opennebula.destroy_volume(self, self._volume_site(volume), volume)
         self._core.destroy_volume(self._volume_site(volume), volume.id)
         return True
 
@@ -1073,6 +1094,8 @@ class StratusLabNodeDriver(NodeDriver):
         """Hot-plugs the disk into a RUNNING node of the same site; pdisk picks the device,
         which is stored in ``volume.extra["device"]`` (a different ``device`` is reported)."""
         site, vm = self._attach_request(node, volume)
+        if _opennebula.is_plain(self, site):
+            return _opennebula.attach_volume(self, site, vm, volume, device)
         return self._attached(
             volume, site, vm, self._core.attach_volume(site, vm, volume.id), device
         )
@@ -1111,6 +1134,8 @@ class StratusLabNodeDriver(NodeDriver):
         """Hot-unplugs the disk from every VM of the caller it is mounted on, in any state, and
         removes mounts left by VMs that no longer exist."""
         site = self._volume_site(volume)
+        if _opennebula.is_plain(self, site):
+            return _opennebula.detach_volume(self, site, volume)
         return self._detached(volume, site, self._core.detach_volume(site, volume.id))
 
     def _detached(self, volume: StorageVolume, site: str, detached: list[tuple[int, str]]) -> bool:
@@ -1127,6 +1152,19 @@ class StratusLabNodeDriver(NodeDriver):
             extra.pop("node", None)
         volume.state = StorageVolumeState.INUSE if extra["count"] else StorageVolumeState.AVAILABLE
         return True
+
+    # ------------------------------------------------------------------ networks
+
+    def ex_list_networks(
+        self, location: NodeLocation | str | None = None, ex_strict: bool = False
+    ) -> list[_opennebula.OpenNebulaNetwork]:
+        """The virtual networks of every plain OpenNebula site (or of ``location``, which must
+        be one): id ``<vnet id>@<site>``, name, and in ``extra`` the address ranges and leases
+        used. ``create_node``'s ``ex_network`` takes their names or ids."""
+        site = None if location is None else self._location(location).id
+        networks, failures = _opennebula.list_networks(self, site, ex_strict)
+        self._warn_failures("ex_list_networks", failures)
+        return networks
 
 
 def _endpoint(host: str, port: int | None, secure: bool) -> str:

@@ -29,7 +29,7 @@ from libcloud.common.types import LibcloudError
 
 from . import _stratuslab
 
-__all__ = ["DEFAULT_PASSWORD", "DEFAULT_USER", "LocalCloud", "main"]
+__all__ = ["DEFAULT_PASSWORD", "DEFAULT_USER", "LocalCloud", "client_urls", "main", "parser"]
 
 DEFAULT_USER = "alice"
 DEFAULT_PASSWORD = "alice-local-password"
@@ -40,7 +40,13 @@ class LocalCloud:
 
     :param sites: site names (one configuration section each).
     :param users: user name → password accepted at every site.
-    :param version: OpenNebula version knob: ``"3.2"``, ``"3.8"`` (default), ``"4.x"``, ``"5.x"``.
+    :param version: OpenNebula version knob: ``"3.2"``, ``"3.8"`` (default), ``"4.x"``, ``"5.x"``,
+        ``"7.4"``.
+    :param site_type: ``"stratuslab"`` (default: one-proxy, pdisk, Marketplace) or
+        ``"opennebula"`` (a plain daemon at ``/<site>/RPC2`` with image, template and vnet pools;
+        its configuration section says ``site_type = opennebula``).
+    :param site_options: per-site ``{"version": ..., "site_type": ...}`` overriding the two
+        above, so that one local cloud mixes kinds and versions.
     :param boot_step: seconds per lifecycle step (PENDING → PROLOG → BOOT → RUNNING).
     :param latency: seconds added to every reply.
     :param tls: serve HTTPS with a CA generated at start (``ca_file``).
@@ -62,6 +68,8 @@ class LocalCloud:
         port: int = 0,
         public_network: tuple[str, int] | None = None,
         marketplace: bool = True,
+        site_type: str = "stratuslab",
+        site_options: dict[str, dict[str, str]] | None = None,
     ) -> None:
         if isinstance(sites, str):
             sites = [s for s in sites.split(",") if s]
@@ -80,6 +88,11 @@ class LocalCloud:
             "port": port,
             "public_network": public_network,
             "marketplace": marketplace,
+            "site_type": site_type,
+            "site_options": [
+                (site, opts.get("version"), opts.get("site_type"))
+                for site, opts in (site_options or {}).items()
+            ],
         }
         self._server: Any = None
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
@@ -288,44 +301,130 @@ def _check_verbatim(what: str, value: str) -> None:
         )
 
 
+def client_urls(cloud: LocalCloud, site: str) -> dict[str, str]:
+    """The URLs a client sends its requests to, as they are (``endpoints`` gives the bases a
+    configuration file takes, to which the driver adds the password-mode parts itself)."""
+    e = cloud.endpoints(site)
+    proxy, _, last = e["compute"].rpartition("/")
+    return {
+        "compute": f"{proxy}/pswd/{last}",
+        "rpc2": e["rpc2"],
+        "pdisk": f"{e['pdisk']}/pswd/disks/",
+        "marketplace": f"{e['marketplace']}/metadata",
+    }
+
+
+_WHAT = {
+    "compute": "one-proxy XML-RPC, HTTP basic authentication",
+    "rpc2": "the OpenNebula daemon's XML-RPC, session 'user:password'",
+    "pdisk": "REST, HTTP basic authentication",
+    "marketplace": "RDF/XML, or JSON with ?media=json",
+}
+
+
 def _print_endpoints(cloud: LocalCloud, out: Any) -> None:
     print(f"StratusLab local cloud on {cloud.base_url}", file=out)
     for site in cloud.sites:
-        for name, url in cloud.endpoints(site).items():
-            print(f"  {site:<12} {name:<12} {url}", file=out)
+        for service, url in client_urls(cloud, site).items():
+            print(f"  {site:<12} {service:<12} {url}  ({_WHAT[service]})", file=out)
     user, password = next(iter(cloud.users.items()))
     print(f"  user {user!r}, password {password!r}", file=out)
     if cloud.ca_file:
         print(f"  CA certificate: {cloud.ca_file}", file=out)
 
 
-def main(argv: Iterable[str] | None = None) -> int:
-    """``python -m stratuslab_libcloud.localcloud``: serve until Ctrl-C."""
+def _count(text: str, limit: int = 2**31 - 1) -> int:
+    """An argparse type: a whole number from 0 to ``limit``."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= limit:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from 0 to {limit}")
+    return value
+
+
+def _port(text: str) -> int:
+    return _count(text, 65535)
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command line of ``python -m stratuslab_libcloud.localcloud``."""
+    from . import __version__
+
     parser = argparse.ArgumentParser(
         prog="python -m stratuslab_libcloud.localcloud",
-        description="Run a local StratusLab cloud (compute, pdisk, Marketplace) on 127.0.0.1.",
+        description="Run a local StratusLab cloud (compute, pdisk, Marketplace) on 127.0.0.1, "
+        "print the URLs of its services and serve until Ctrl-C.",
     )
-    parser.add_argument("--port", type=int, default=0, help="TCP port (default: ephemeral)")
-    parser.add_argument("--sites", default="lal", help="comma-separated site names")
-    parser.add_argument("--version", default="3.8", choices=["3.2", "3.8", "4.x", "5.x"])
-    parser.add_argument("--boot-step", type=float, default=0.5, help="seconds per boot step")
-    parser.add_argument("--tls", action="store_true", help="serve HTTPS with a generated CA")
-    parser.add_argument("--write-config", metavar="PATH", help="write a stratuslab-user.cfg")
-    parser.add_argument("--seed-vms", type=int, default=0, metavar="N")
-    args = parser.parse_args(list(argv) if argv is not None else None)
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"stratuslab-libcloud {__version__}",
+        help="print the package version and exit",
+    )
+    parser.add_argument(
+        "--port", type=_port, default=0, help="TCP port (default: %(default)s, an ephemeral port)"
+    )
+    parser.add_argument(
+        "--sites",
+        default="lal",
+        help="comma-separated site names: letters, digits, '-' or '_' (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--opennebula-version",
+        default="3.8",
+        choices=["3.2", "3.8", "4.x", "5.x"],
+        help="the OpenNebula version whose replies are emulated (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--boot-step",
+        type=float,
+        default=0.5,
+        metavar="SECONDS",
+        help="time of each boot step, PENDING to RUNNING (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--tls",
+        action="store_true",
+        help="serve HTTPS with a CA generated at start (default: plain HTTP)",
+    )
+    parser.add_argument(
+        "--write-config",
+        metavar="PATH",
+        help="write a stratuslab-user.cfg for these sites, mode 600 (default: none written)",
+    )
+    parser.add_argument(
+        "--seed-vms",
+        type=_count,
+        default=0,
+        metavar="N",
+        help="VMs created at every site at start (default: %(default)s)",
+    )
+    return parser
+
+
+def main(argv: Iterable[str] | None = None) -> int:
+    """``python -m stratuslab_libcloud.localcloud``: serve until Ctrl-C."""
+    cli = parser()
+    args = cli.parse_args(list(argv) if argv is not None else None)
     if threading.current_thread() is threading.main_thread():
         # "Serve until Ctrl-C" must hold even when started in the background by a shell without
         # job control, which starts it with SIGINT ignored (Python then installs no handler).
         signal.signal(signal.SIGINT, signal.default_int_handler)
     sites = [s.strip() for s in args.sites.split(",") if s.strip()]
     cloud = LocalCloud(
-        sites, version=args.version, boot_step=args.boot_step, tls=args.tls, port=args.port
+        sites,
+        version=args.opennebula_version,
+        boot_step=args.boot_step,
+        tls=args.tls,
+        port=args.port,
     )
     try:
         cloud.start()
     except (ValueError, LibcloudError) as err:
         # A bad site name, a busy port: say so without a traceback (exit status 2).
-        parser.error(str(err))
+        cli.error(str(err))
     except KeyboardInterrupt:
         return 0
     try:

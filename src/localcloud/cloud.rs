@@ -94,6 +94,19 @@ pub struct LocalCloudOptions {
     pub local_network: (Ipv4Addr, u32),
     /// Start the Marketplace with its default (synthetic) entries.
     pub marketplace_seed: bool,
+    /// `stratuslab` (default) or `opennebula` (a plain daemon: image, template and vnet pools,
+    /// hot-plug; its config section has `site_type = opennebula` and the `/RPC2` endpoint).
+    pub site_type: String,
+    /// Per-site `version` and `site_type`, overriding the two above (one local cloud can mix
+    /// kinds and versions).
+    pub site_options: std::collections::BTreeMap<String, SiteKnobs>,
+}
+
+/// One site's own version and kind ([`LocalCloudOptions::site_options`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SiteKnobs {
+    pub version: Option<String>,
+    pub site_type: Option<String>,
 }
 
 impl Default for LocalCloudOptions {
@@ -110,6 +123,8 @@ impl Default for LocalCloudOptions {
             private_network: (Ipv4Addr::new(10, 1, 0, 1), 20_000),
             local_network: (Ipv4Addr::new(172, 16, 0, 1), 100),
             marketplace_seed: true,
+            site_type: "stratuslab".into(),
+            site_options: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -151,6 +166,8 @@ pub struct LocalCloud {
     server: Server,
     sites: Vec<String>,
     users: Vec<(String, String)>,
+    /// The plain OpenNebula sites.
+    plain: std::collections::HashSet<String>,
 }
 
 impl std::fmt::Debug for LocalCloud {
@@ -193,16 +210,18 @@ fn site_network(
     })
 }
 
-/// Country shown for a site in the generated configuration (StratusLab's sites, else "EU").
-fn country(site: &str) -> &'static str {
-    match site {
-        "lal" => "FR",
-        "grnet" => "GR",
-        "cesnet" => "CZ",
-        "ifca" => "ES",
-        "tcd" => "IE",
-        _ => "EU",
-    }
+/// The location name and country of a site in the generated configuration: StratusLab's own
+/// sites by institute and city, any other by its section name; always marked as local.
+fn display(site: &str) -> (String, &'static str) {
+    let (place, country) = match site {
+        "lal" => ("LAL, Orsay", "FR"),
+        "grnet" => ("GRNET, Athens", "GR"),
+        "cesnet" => ("CESNET, Prague", "CZ"),
+        "ifca" => ("IFCA, Santander", "ES"),
+        "tcd" => ("TCD, Dublin", "IE"),
+        _ => (site, "EU"),
+    };
+    (format!("{place} (local cloud)"), country)
 }
 
 impl LocalCloud {
@@ -214,7 +233,38 @@ impl LocalCloud {
             });
         }
         let mut sites = std::collections::HashMap::new();
+        let mut plain = std::collections::HashSet::new();
+        if let Some(unknown) = options
+            .site_options
+            .keys()
+            .find(|k| !options.sites.contains(k))
+        {
+            return Err(LocalCloudError::InvalidOption {
+                message: format!("site_options names {unknown:?}, which is not a site"),
+            });
+        }
         for (index, site) in options.sites.iter().enumerate() {
+            let knobs = options.site_options.get(site).cloned().unwrap_or_default();
+            let version = knobs.version.unwrap_or_else(|| options.version.clone());
+            let is_plain = match knobs
+                .site_type
+                .as_deref()
+                .unwrap_or(&options.site_type)
+                .trim()
+            {
+                "stratuslab" => false,
+                "opennebula" => true,
+                other => {
+                    return Err(LocalCloudError::InvalidOption {
+                        message: format!(
+                            "site {site:?}: site_type {other:?} (stratuslab or opennebula)"
+                        ),
+                    })
+                }
+            };
+            if is_plain {
+                plain.insert(site.clone());
+            }
             let valid = !site.is_empty()
                 && site
                     .bytes()
@@ -228,7 +278,7 @@ impl LocalCloud {
                 });
             }
             let compute = ComputeState::new(
-                &options.version,
+                &version,
                 ComputeOptions {
                     boot_step: options.boot_step,
                     networks: vec![
@@ -241,6 +291,7 @@ impl LocalCloud {
                         format!("node-2.{site}.localcloud"),
                     ],
                     users: options.users.iter().map(|(u, _)| u.clone()).collect(),
+                    plain: is_plain,
                 },
             )?;
             sites.insert(
@@ -274,6 +325,7 @@ impl LocalCloud {
             server,
             sites: options.sites,
             users: options.users,
+            plain,
         })
     }
 
@@ -322,13 +374,18 @@ impl LocalCloud {
             text.push_str(&format!("username = {user}\npassword = {password}\n"));
         }
         for site in &self.sites {
-            if let Some(e) = self.endpoints(site) {
+            let (name, country) = display(site);
+            if let (Some(e), true) = (self.endpoints(site), self.plain.contains(site)) {
                 text.push_str(&format!(
-                    "\n[{site}]\nendpoint = {}\npdisk_endpoint = {}\nmarketplace_endpoint = {}\nname = {site}\ncountry = {}\n",
+                    "\n[{site}]\nsite_type = opennebula\nendpoint = {}\nname = {name}\ncountry = {country}\n",
+                    e.rpc2,
+                ));
+            } else if let Some(e) = self.endpoints(site) {
+                text.push_str(&format!(
+                    "\n[{site}]\nendpoint = {}\npdisk_endpoint = {}\nmarketplace_endpoint = {}\nname = {name}\ncountry = {country}\n",
                     e.compute,
                     e.pdisk,
                     e.marketplace,
-                    country(site)
                 ));
             }
         }

@@ -21,6 +21,9 @@ use super::VmView;
 use crate::one::template::{self, TemplateValue};
 use crate::xmlrpc::{Value, FAULT_NO_SUCH_METHOD, FAULT_PARAMETERS};
 
+mod one7;
+pub use one7::PlainState;
+
 /// An XML-RPC fault: (code, message).
 pub type Fault = (i32, String);
 
@@ -63,10 +66,11 @@ const BOOT_UNKNOWN: i32 = 19;
 const BOOT_POWEROFF: i32 = 20;
 const BOOT_SUSPENDED: i32 = 21;
 const BOOT_STOPPED: i32 = 22;
-const SHUTDOWN_UNDEPLOY: i32 = 23;
-const EPILOG_UNDEPLOY: i32 = 24;
-const PROLOG_UNDEPLOY: i32 = 25;
-const BOOT_UNDEPLOY: i32 = 26;
+// 4.x numbers (release-4.14.2 and later; include/VirtualMachine.h).
+const SHUTDOWN_UNDEPLOY: i32 = 29;
+const EPILOG_UNDEPLOY: i32 = 30;
+const PROLOG_UNDEPLOY: i32 = 31;
+const BOOT_UNDEPLOY: i32 = 32;
 
 /// History `REASON` values (include/History.h).
 const REASON_NONE: i32 = 0;
@@ -91,6 +95,9 @@ pub enum Dialect {
     /// OpenNebula 5.x action names (`terminate`, `terminate-hard`, ...) and 5-element errors,
     /// as 5.12.
     One5,
+    /// OpenNebula 7.4 (the 7.4.0 captures): 5.x's vocabulary, `one.vm.recover`,
+    /// `one.vmpool.infoextended`, short pool bodies, descending lists.
+    One7,
 }
 
 impl Dialect {
@@ -103,6 +110,7 @@ impl Dialect {
             (Some("3"), Some("8")) => (Dialect::One38, "3.8.5"),
             (Some("4"), _) => (Dialect::One4, "4.14.2"),
             (Some("5"), _) => (Dialect::One5, "5.12.0"),
+            (Some("7"), _) => (Dialect::One7, "7.4.0"),
             _ => return None,
         };
         let full = parts.len() == 3
@@ -115,7 +123,7 @@ impl Dialect {
     /// The name an error message starts with: the C++ request class up to 4.x, the XML-RPC
     /// method name from 5.x.
     fn request_name(self, method: &str) -> &str {
-        if self == Dialect::One5 {
+        if matches!(self, Dialect::One5 | Dialect::One7) {
             return method;
         }
         match method {
@@ -141,7 +149,7 @@ impl Dialect {
         match self {
             Dialect::One32 | Dialect::One38 => 7,
             Dialect::One4 => 9,
-            Dialect::One5 => 11,
+            Dialect::One5 | Dialect::One7 => 11,
         }
     }
 }
@@ -166,6 +174,8 @@ pub struct ComputeOptions {
     pub hosts: Vec<String>,
     /// Users known from the start (uid 1, 2, ... in group `users`); oneadmin is uid 0.
     pub users: Vec<String>,
+    /// A plain OpenNebula site: image, template and vnet pools, hot-plug (`one7.rs`).
+    pub plain: bool,
 }
 
 impl Default for ComputeOptions {
@@ -194,6 +204,7 @@ impl Default for ComputeOptions {
             ],
             hosts: vec!["dummyhost".into()],
             users: Vec::new(),
+            plain: false,
         }
     }
 }
@@ -354,18 +365,21 @@ fn action_op(dialect: Dialect, name: &str) -> (Option<Op>, String) {
         (Dialect::One32 | Dialect::One38, "restart") => Some(Op::Restart),
         (Dialect::One32 | Dialect::One38, "resubmit") => Some(Op::Resubmit),
         (Dialect::One38, "reset") => Some(Op::Reboot),
-        (Dialect::One38 | Dialect::One4 | Dialect::One5, "resched") => Some(Op::Resched(true)),
-        (Dialect::One38 | Dialect::One4 | Dialect::One5, "unresched") => Some(Op::Resched(false)),
-        (Dialect::One38 | Dialect::One4 | Dialect::One5, "poweroff") => Some(Op::Poweroff),
+        (Dialect::One32, "resched" | "unresched" | "poweroff") => None,
+        (_, "resched") => Some(Op::Resched(true)),
+        (_, "unresched") => Some(Op::Resched(false)),
+        (_, "poweroff") => Some(Op::Poweroff),
         (Dialect::One4, "shutdown") => Some(Op::Shutdown),
         (Dialect::One4, "shutdown-hard") => Some(Op::Cancel),
         (Dialect::One4, "delete") => Some(Op::Finalize),
         (Dialect::One4, "delete-recreate") => Some(Op::Resubmit),
-        (Dialect::One4 | Dialect::One5, "reboot-hard") => Some(Op::Reboot),
-        (Dialect::One4 | Dialect::One5, "poweroff-hard") => Some(Op::Poweroff),
-        (Dialect::One4 | Dialect::One5, "undeploy" | "undeploy-hard") => Some(Op::Undeploy),
-        (Dialect::One5, "terminate") => Some(Op::Terminate { hard: false }),
-        (Dialect::One5, "terminate-hard") => Some(Op::Terminate { hard: true }),
+        (Dialect::One4 | Dialect::One5 | Dialect::One7, "reboot-hard") => Some(Op::Reboot),
+        (Dialect::One4 | Dialect::One5 | Dialect::One7, "poweroff-hard") => Some(Op::Poweroff),
+        (Dialect::One4 | Dialect::One5 | Dialect::One7, "undeploy" | "undeploy-hard") => {
+            Some(Op::Undeploy)
+        }
+        (Dialect::One5 | Dialect::One7, "terminate") => Some(Op::Terminate { hard: false }),
+        (Dialect::One5 | Dialect::One7, "terminate-hard") => Some(Op::Terminate { hard: true }),
         _ => None,
     };
     (op, renamed.to_owned())
@@ -449,6 +463,8 @@ pub struct ComputeState {
     generation: u64,
     /// VMs that reached DONE since [`take_ended`](Self::take_ended) was last called.
     ended: Vec<i64>,
+    /// What a plain OpenNebula site serves besides VMs.
+    plain: Option<PlainState>,
 }
 
 impl ComputeState {
@@ -501,6 +517,12 @@ impl ComputeState {
             due: BTreeSet::new(),
             generation: 0,
             ended: Vec::new(),
+            plain: options.plain.then(|| {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs() as i64);
+                PlainState::seeded(now)
+            }),
         };
         for name in &options.users {
             state.user(name);
@@ -534,9 +556,16 @@ impl ComputeState {
 
     fn failure(&self, code: i64, message: String, resp_id: i64) -> Value {
         let mut items = vec![Value::Bool(false), Value::String(message), Value::Int(code)];
-        if self.dialect == Dialect::One5 {
-            items.push(Value::Int(resp_id));
-            items.push(Value::Int(0));
+        match self.dialect {
+            Dialect::One5 => {
+                items.push(Value::Int(resp_id));
+                items.push(Value::Int(0));
+            }
+            Dialect::One7 => {
+                items.push(Value::Int(resp_id));
+                items.push(Value::Int(-1));
+            }
+            _ => {}
         }
         Value::Array(items)
     }
@@ -557,7 +586,7 @@ impl ComputeState {
     }
 
     fn check_method(&self, method: &str) -> Result<(), Fault> {
-        if self.dialect.has_method(method) {
+        if self.dialect.has_method(method) || one7::serves(self, method) {
             Ok(())
         } else {
             Err((
@@ -586,6 +615,7 @@ impl ComputeState {
             "one.vm.allocate" => self.allocate(now, &user, method, params),
             "one.vm.info" => self.info(&user, method, params),
             "one.vmpool.info" => self.pool_info(&user, method, params),
+            m if one7::serves(self, m) => one7::call(self, now, &user, m, params),
             _ => self.action(now, &user, method, params),
         };
         self.advance_us(now);
@@ -724,6 +754,9 @@ impl ComputeState {
                 network.used.remove(&offset);
             }
         }
+        if ev == Ev::Done {
+            one7::release_images(self, id);
+        }
         self.touch(id);
     }
 
@@ -773,6 +806,13 @@ impl ComputeState {
         let end = int_param(params, 3)?;
         let state = int_param(params, 4)?;
         let name = self.dialect.request_name(method);
+        if self.dialect == Dialect::One7 && (state < -2 || state > self.dialect.max_pool_state()) {
+            return Ok(self.failure(
+                XML_RPC_API,
+                format!("[{name}] Incorrect state filter {state}"),
+                -1,
+            ));
+        }
         if state < -2 || state > self.dialect.max_pool_state() {
             return Ok(self.failure(
                 XML_RPC_API,
@@ -814,8 +854,16 @@ impl ComputeState {
                 .collect()
         };
         let mut pool = String::from("<VM_POOL>");
-        for id in ids {
-            self.render(id, true, &mut pool);
+        if self.dialect == Dialect::One7 {
+            // 7.x lists in descending id order; `infoextended` gives full documents.
+            let short = method != "one.vmpool.infoextended";
+            for id in ids.into_iter().rev() {
+                self.render(id, short, &mut pool);
+            }
+        } else {
+            for id in ids {
+                self.render(id, true, &mut pool);
+            }
         }
         pool.push_str("</VM_POOL>");
         Ok(success(Value::String(pool)))
@@ -830,7 +878,9 @@ impl ComputeState {
     ) -> Result<Value, Fault> {
         let text = str_param(params, 1)?.to_owned();
         let hold = match self.dialect {
-            Dialect::One4 | Dialect::One5 if params.len() > 2 => bool_param(params, 2)?,
+            Dialect::One4 | Dialect::One5 | Dialect::One7 if params.len() > 2 => {
+                bool_param(params, 2)?
+            }
             _ => false,
         };
         let name = self.dialect.request_name(method);
@@ -901,6 +951,7 @@ impl ComputeState {
                         pool_doc: None,
                     },
                 );
+                one7::acquire_images(self, id);
                 self.touch(id);
                 Ok(())
             }
@@ -936,7 +987,11 @@ impl ComputeState {
                     match key.as_str() {
                         "NIC" => self.lease_nic(user, &mut map, leases)?,
                         "DISK" => {
-                            self.expand_disk(&mut map, disk_id)?;
+                            if self.plain.is_some() {
+                                one7::expand_disk(self, &mut map, disk_id, user.id, user.gid == 0)?;
+                            } else {
+                                self.expand_disk(&mut map, disk_id)?;
+                            }
                             disk_id += 1;
                         }
                         "GRAPHICS" => {
@@ -1130,7 +1185,7 @@ impl ComputeState {
                 ),
                 -1,
             ),
-            (Err(ActionError::WrongState), Dialect::One5) => self.failure(
+            (Err(ActionError::WrongState), Dialect::One5 | Dialect::One7) => self.failure(
                 ACTION,
                 format!(
                     "[{rname}] Error performing action \"{name}\": This action is not available for state {}",
@@ -1148,7 +1203,7 @@ impl ComputeState {
                 format!("[{rname}] Virtual machine action \"{name}\" is not supported"),
                 -1,
             ),
-            (Err(ActionError::NotSupported), Dialect::One5) => self.failure(
+            (Err(ActionError::NotSupported), Dialect::One5 | Dialect::One7) => self.failure(
                 ACTION,
                 format!("[{rname}] Action \"{name}\" is not supported"),
                 -1,
@@ -1295,7 +1350,7 @@ impl ComputeState {
                     reopen_history(vm, t);
                     self.plan(id, now, &[Ev::Running]);
                 }
-                POWEROFF if matches!(dialect, Dialect::One4 | Dialect::One5) => {
+                POWEROFF if matches!(dialect, Dialect::One4 | Dialect::One5 | Dialect::One7) => {
                     set(vm, ACTIVE, BOOT_POWEROFF);
                     reopen_history(vm, t);
                     self.plan(id, now, &[Ev::Running]);
@@ -1444,6 +1499,16 @@ impl ComputeState {
             return;
         };
         let cached = if pool { &vm.pool_doc } else { &vm.info_doc };
+        if cached.is_none() && self.dialect == Dialect::One7 {
+            let mut text = String::with_capacity(4096);
+            one7::write_vm(vm, !pool, &mut text);
+            if pool {
+                vm.pool_doc = Some(text);
+            } else {
+                vm.info_doc = Some(text);
+            }
+        }
+        let cached = if pool { &vm.pool_doc } else { &vm.info_doc };
         if cached.is_none() {
             let doc = vm_doc(vm);
             let mut text = String::with_capacity(4096);
@@ -1548,7 +1613,7 @@ fn substitute(value: &str, template: &[(String, TemplateValue)]) -> String {
                     let get = |key: &str| pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v);
                     let cond_ok = cond
                         .as_ref()
-                        .map_or(true, |(ck, cv)| get(ck).is_some_and(|v| v == cv));
+                        .is_none_or(|(ck, cv)| get(ck).is_some_and(|v| v == cv));
                     if cond_ok {
                         get(attr).cloned()
                     } else {
@@ -1683,6 +1748,7 @@ mod tests {
                 }],
                 hosts: vec!["dummyhost".into()],
                 users: vec!["alice".into(), "bob".into()],
+                plain: false,
             },
         )
         .unwrap()

@@ -111,7 +111,7 @@ impl FaultRule {
             (Some(_), None) => false,
         };
         let service_ok = self.service == Service::Any || self.service == service;
-        let op_ok = self.op.as_deref().map_or(true, |want| want == op);
+        let op_ok = self.op.as_deref().is_none_or(|want| want == op);
         site_ok && service_ok && op_ok
     }
 }

@@ -863,7 +863,7 @@ fn huge_body(service: Service, size: usize) -> Response {
     let total = head.len() + pad + tail.len();
     let body = stream::iter(
         std::iter::once(Bytes::from_static(head.as_bytes()))
-            .chain(std::iter::repeat(filler.clone()).take(full_chunks))
+            .chain(std::iter::repeat_n(filler.clone(), full_chunks))
             .chain(std::iter::once(filler.slice(..last)))
             .chain(std::iter::once(Bytes::from_static(tail.as_bytes())))
             .map(Ok::<Bytes, io::Error>),

@@ -40,7 +40,7 @@ pub fn sanitize_endpoint(endpoint: &str) -> Result<String, MarketplaceError> {
     if url.query().is_some() || url.fragment().is_some() {
         return Err(bad("no query or fragment allowed"));
     }
-    if url.host_str().map_or(true, str::is_empty) {
+    if url.host_str().is_none_or(str::is_empty) {
         return Err(bad("no host"));
     }
     Ok(url.as_str().trim_end_matches('/').to_owned())

@@ -170,6 +170,11 @@ impl OneClient {
         &self.inner.site
     }
 
+    /// A direct `oned` endpoint (session string, no one-proxy).
+    pub fn is_direct(&self) -> bool {
+        self.inner.endpoint.direct
+    }
+
     /// Calls `method(session, params…)` and returns element 1 of a successful reply.
     pub async fn call(
         &self,
@@ -343,7 +348,7 @@ fn into_string(v: Value, method: &str) -> Result<String, OneError> {
 }
 
 /// `[ok, value, code]` → value, or the refusal.
-fn unpack(value: Value) -> Result<Value, OneError> {
+pub(crate) fn unpack(value: Value) -> Result<Value, OneError> {
     let Value::Array(items) = value else {
         return Err(OneError::UnexpectedReply {
             detail: format!("expected [ok, value, code], got a {}", value.type_name()),

@@ -2,6 +2,9 @@
 
 pub mod client;
 pub mod endpoint;
+pub mod plain;
+pub mod pools;
 pub mod states;
 pub mod template;
 pub mod vm;
+pub mod xmltree;

@@ -117,6 +117,109 @@ const LCM_NODE_STATES: [&str; 23] = [
     "starting",      // BOOT_STOPPED
 ];
 
+/// `LCM_STATE` 23..=71 as OpenNebula 4.14 → 7.4 number them (`include/VirtualMachine.h`;
+/// 3.x stops at 22, 4.x renumbered nothing below 23 but retired 13 CANCEL and 14 FAILURE and
+/// renamed 15 CLEANUP_RESUBMIT): name, Libcloud `NodeState` value, and the last major version
+/// defining it (`u32::MAX`: still defined in 7.4) and the first one.
+const LCM_4X: [(&str, &str, u32, u32); 49] = [
+    ("CLEANUP_DELETE", "stopping", 4, u32::MAX),
+    ("HOTPLUG_SNAPSHOT", "reconfiguring", 4, u32::MAX),
+    ("HOTPLUG_NIC", "reconfiguring", 4, u32::MAX),
+    ("HOTPLUG_SAVEAS", "reconfiguring", 4, u32::MAX),
+    ("HOTPLUG_SAVEAS_POWEROFF", "reconfiguring", 4, u32::MAX),
+    ("HOTPLUG_SAVEAS_SUSPENDED", "reconfiguring", 4, u32::MAX),
+    ("SHUTDOWN_UNDEPLOY", "stopping", 4, u32::MAX),
+    ("EPILOG_UNDEPLOY", "stopping", 4, u32::MAX),
+    ("PROLOG_UNDEPLOY", "starting", 4, u32::MAX),
+    ("BOOT_UNDEPLOY", "starting", 4, u32::MAX),
+    ("HOTPLUG_PROLOG_POWEROFF", "reconfiguring", 4, u32::MAX),
+    ("HOTPLUG_EPILOG_POWEROFF", "reconfiguring", 4, u32::MAX),
+    ("BOOT_MIGRATE", "migrating", 4, u32::MAX),
+    ("BOOT_FAILURE", "error", 4, u32::MAX),
+    ("BOOT_MIGRATE_FAILURE", "error", 4, u32::MAX),
+    ("PROLOG_MIGRATE_FAILURE", "error", 4, u32::MAX),
+    ("PROLOG_FAILURE", "error", 4, u32::MAX),
+    ("EPILOG_FAILURE", "error", 4, u32::MAX),
+    ("EPILOG_STOP_FAILURE", "error", 4, u32::MAX),
+    ("EPILOG_UNDEPLOY_FAILURE", "error", 4, u32::MAX),
+    ("PROLOG_MIGRATE_POWEROFF", "migrating", 4, u32::MAX),
+    ("PROLOG_MIGRATE_POWEROFF_FAILURE", "error", 4, u32::MAX),
+    ("PROLOG_MIGRATE_SUSPEND", "migrating", 4, u32::MAX),
+    ("PROLOG_MIGRATE_SUSPEND_FAILURE", "error", 4, u32::MAX),
+    ("BOOT_UNDEPLOY_FAILURE", "error", 4, u32::MAX),
+    ("BOOT_STOPPED_FAILURE", "error", 4, u32::MAX),
+    ("PROLOG_RESUME_FAILURE", "error", 4, u32::MAX),
+    ("PROLOG_UNDEPLOY_FAILURE", "error", 4, u32::MAX),
+    ("DISK_SNAPSHOT_POWEROFF", "reconfiguring", 4, u32::MAX),
+    (
+        "DISK_SNAPSHOT_REVERT_POWEROFF",
+        "reconfiguring",
+        4,
+        u32::MAX,
+    ),
+    (
+        "DISK_SNAPSHOT_DELETE_POWEROFF",
+        "reconfiguring",
+        4,
+        u32::MAX,
+    ),
+    ("DISK_SNAPSHOT_SUSPENDED", "reconfiguring", 4, u32::MAX),
+    ("DISK_SNAPSHOT_REVERT_SUSPENDED", "reconfiguring", 4, 5),
+    (
+        "DISK_SNAPSHOT_DELETE_SUSPENDED",
+        "reconfiguring",
+        4,
+        u32::MAX,
+    ),
+    ("DISK_SNAPSHOT", "reconfiguring", 4, u32::MAX),
+    ("DISK_SNAPSHOT_REVERT", "reconfiguring", 4, 4),
+    ("DISK_SNAPSHOT_DELETE", "reconfiguring", 4, u32::MAX),
+    ("PROLOG_MIGRATE_UNKNOWN", "migrating", 5, u32::MAX),
+    ("PROLOG_MIGRATE_UNKNOWN_FAILURE", "error", 5, u32::MAX),
+    ("DISK_RESIZE", "reconfiguring", 5, u32::MAX),
+    ("DISK_RESIZE_POWEROFF", "reconfiguring", 5, u32::MAX),
+    ("DISK_RESIZE_UNDEPLOYED", "reconfiguring", 5, u32::MAX),
+    ("HOTPLUG_NIC_POWEROFF", "reconfiguring", 5, u32::MAX),
+    ("HOTPLUG_RESIZE", "reconfiguring", 6, u32::MAX),
+    ("HOTPLUG_SAVEAS_UNDEPLOYED", "reconfiguring", 6, u32::MAX),
+    ("HOTPLUG_SAVEAS_STOPPED", "reconfiguring", 6, u32::MAX),
+    // The VM keeps running while it is backed up.
+    ("BACKUP", "running", 6, u32::MAX),
+    ("BACKUP_POWEROFF", "stopped", 6, u32::MAX),
+    ("RESTORE", "reconfiguring", 6, u32::MAX),
+];
+
+/// The `LCM_STATE` name of a value as OpenNebula `major` defines it; `None` when that version
+/// does not (3.x: 0..=22; 4.x+: no 13, 14, and 23..=71 as [`LCM_4X`] dates them).
+pub fn lcm_state_name_in(major: u32, lcm: i32) -> Option<&'static str> {
+    if major <= 3 {
+        return lcm_state_name(lcm);
+    }
+    match lcm {
+        13 | 14 => None,
+        15 => Some("CLEANUP_RESUBMIT"),
+        0..=22 => lcm_state_name(lcm),
+        _ => {
+            let i = usize::try_from(lcm).ok()?.checked_sub(23)?;
+            let (name, _, first, last) = LCM_4X.get(i)?;
+            (*first <= major && major <= *last).then_some(*name)
+        }
+    }
+}
+
+/// The `STATE` name of a value as OpenNebula `major` defines it (4.x: no FAILED, UNDEPLOYED
+/// added; 5.x: CLONING and CLONING_FAILURE added).
+pub fn state_name_in(major: u32, state: i32) -> Option<&'static str> {
+    match (major, state) {
+        (0..=3, _) => state_name(state),
+        (_, 7) => None,
+        (_, 9) => Some("UNDEPLOYED"),
+        (5.., 10) => Some("CLONING"),
+        (5.., 11) => Some("CLONING_FAILURE"),
+        _ => state_name(state),
+    }
+}
+
 /// OpenNebula `STATE` value of an active VM (the only state where `LCM_STATE` matters).
 pub const ACTIVE: i32 = 3;
 /// OpenNebula `LCM_STATE` value of a running VM.
@@ -156,14 +259,23 @@ pub fn summary_label(state: i32, lcm: i32) -> &'static str {
 /// INIT/PENDING/HOLD → `pending`; ACTIVE → by `LCM_STATE` (see the table above); STOPPED and
 /// POWEROFF → `stopped`; SUSPENDED → `suspended`; DONE → `terminated`; FAILED → `error`;
 /// anything out of range → `unknown`.
+///
+/// One table serves every version from 3.2 to 7.4: the numbers a later version added never
+/// reuse one with another meaning (4.x+ LCM 23..=71 from [`LCM_4X`]; UNDEPLOYED 9 → `stopped`,
+/// CLONING 10 → `pending`, CLONING_FAILURE 11 → `error`).
 pub fn node_state(state: i32, lcm: i32) -> &'static str {
     match state {
-        0..=2 => "pending",
-        ACTIVE => lookup(&LCM_NODE_STATES, lcm).unwrap_or("unknown"),
-        4 | 8 => "stopped",
+        0..=2 | 10 => "pending",
+        ACTIVE => lookup(&LCM_NODE_STATES, lcm)
+            .or_else(|| {
+                let i = usize::try_from(lcm).ok()?.checked_sub(23)?;
+                LCM_4X.get(i).map(|e| e.1)
+            })
+            .unwrap_or("unknown"),
+        4 | 8 | 9 => "stopped",
         5 => "suspended",
         6 => "terminated",
-        7 => "error",
+        7 | 11 => "error",
         _ => "unknown",
     }
 }
@@ -232,8 +344,10 @@ mod tests {
             (3, 14) => "error",
             (3, 16) => "unknown",
             (3, 17) => "reconfiguring",
+            (3, 23) => "stopping",
+            (3, 24) => "reconfiguring",
             (3, _) => "unknown",
-            (4, _) | (8, _) => "stopped",
+            (4, _) | (8, _) | (9, _) => "stopped",
             (5, _) => "suspended",
             (6, _) => "terminated",
             (7, _) => "error",
@@ -261,6 +375,85 @@ mod tests {
         ] {
             assert_eq!(node_state(s, l), "unknown");
             assert_eq!(summary_label(s, l), "Unknown");
+        }
+    }
+
+    /// `(name, value)` of each enumerator of `enum VmState` / `enum LcmState` in an extract of
+    /// OpenNebula's `include/VirtualMachine.h` (commented-out ones are retired).
+    fn source_enum(text: &str, name: &str) -> Vec<(String, i32)> {
+        let body = text
+            .split(&format!("enum {name}"))
+            .nth(1)
+            .and_then(|t| t.split("};").next())
+            .unwrap_or_default();
+        body.lines()
+            .filter_map(|l| {
+                let l = l.trim();
+                if l.starts_with("//") {
+                    return None;
+                }
+                let (k, v) = l.split_once('=')?;
+                let v: String = v
+                    .chars()
+                    .take_while(|c| c.is_ascii_digit() || *c == ' ')
+                    .collect();
+                Some((k.trim().to_owned(), v.trim().parse().ok()?))
+            })
+            .collect()
+    }
+
+    /// Every STATE and LCM_STATE number of 3.8.5, 4.14.2, 5.12.0, 6.10.0 and 7.4.0, from the
+    /// sources (`tests/fixtures/opennebula-states/`): names as the version spells them, no
+    /// reachable one maps to `unknown` (only UNKNOWN itself), retired ones have no name.
+    #[test]
+    fn every_number_of_every_version_from_the_sources() {
+        for (tag, major) in [
+            ("3.8.5", 3),
+            ("4.14.2", 4),
+            ("5.12.0", 5),
+            ("6.10.0", 6),
+            ("7.4.0", 7),
+        ] {
+            let path = format!(
+                "{}/tests/fixtures/opennebula-states/VirtualMachine.h-release-{tag}.enums.txt",
+                env!("CARGO_MANIFEST_DIR")
+            );
+            let text = std::fs::read_to_string(&path).unwrap();
+            let states = source_enum(&text, "VmState");
+            let lcms = source_enum(&text, "LcmState");
+            assert!(states.len() >= 9 && lcms.len() >= 23, "{tag}");
+            for (name, value) in &states {
+                assert_eq!(
+                    state_name_in(major, *value),
+                    Some(name.as_str()),
+                    "{tag} {name}"
+                );
+                if *value != ACTIVE {
+                    assert_ne!(node_state(*value, 0), "unknown", "{tag} {name}");
+                }
+            }
+            for (name, value) in &lcms {
+                assert_eq!(
+                    lcm_state_name_in(major, *value),
+                    Some(name.as_str()),
+                    "{tag} {name}"
+                );
+                let got = node_state(ACTIVE, *value);
+                assert!(NODE_STATES.contains(&got));
+                assert_eq!(got == "unknown", name == "UNKNOWN", "{tag} {name}");
+            }
+            // Numbers the version does not define have no name.
+            let max = lcms.iter().map(|(_, v)| *v).max().unwrap();
+            for v in 0..=max + 1 {
+                if !lcms.iter().any(|(_, x)| *x == v) {
+                    assert_eq!(lcm_state_name_in(major, v), None, "{tag} LCM {v}");
+                }
+            }
+            for v in 0..=12 {
+                if !states.iter().any(|(_, x)| *x == v) {
+                    assert_eq!(state_name_in(major, v), None, "{tag} STATE {v}");
+                }
+            }
         }
     }
 

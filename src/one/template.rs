@@ -58,7 +58,7 @@ impl Classify for TemplateError {
     }
 }
 
-fn bad(field: impl Into<String>, reason: impl Into<String>) -> TemplateError {
+pub(crate) fn bad(field: impl Into<String>, reason: impl Into<String>) -> TemplateError {
     TemplateError::Unrepresentable {
         field: field.into(),
         reason: reason.into(),
@@ -328,7 +328,7 @@ fn top_level_renamed(key: &str) -> bool {
     key.starts_with("XML") || !key.starts_with(|c: char| c.is_ascii_alphabetic())
 }
 
-fn check_key(key: &str, what: &str) -> Result<(), TemplateError> {
+pub(crate) fn check_key(key: &str, what: &str) -> Result<(), TemplateError> {
     let mut chars = key.chars();
     let ok = chars
         .next()
@@ -374,7 +374,7 @@ fn entry(out: &mut String, key: &str, value: &str, field: &str) -> Result<(), Te
 }
 
 /// Appends `value` double-quoted with the lexer's one escape, or says why it cannot be.
-fn quoted(out: &mut String, value: &str, field: &str) -> Result<(), TemplateError> {
+pub(crate) fn quoted(out: &mut String, value: &str, field: &str) -> Result<(), TemplateError> {
     if value.is_empty() {
         return Err(bad(
             field,
@@ -642,13 +642,13 @@ fn unescape(s: &str) -> String {
                 out.push('"');
             }
             _ => {
-                out.extend(std::iter::repeat('\\').take(pending));
+                out.extend(std::iter::repeat_n('\\', pending));
                 pending = 0;
                 out.push(c);
             }
         }
     }
-    out.extend(std::iter::repeat('\\').take(pending));
+    out.extend(std::iter::repeat_n('\\', pending));
     out
 }
 

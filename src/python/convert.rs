@@ -88,12 +88,20 @@ pub fn node<'py>(
     extra.set_item(intern!(py, "state"), vm.state)?;
     extra.set_item(
         intern!(py, "state_name"),
-        strings.opt(2, states::state_name(vm.state)),
+        strings.opt(
+            2,
+            // 3.x names, else those 4.x–7.x added (UNDEPLOYED, CLONING, LCM 23..=71).
+            states::state_name(vm.state).or_else(|| states::state_name_in(7, vm.state)),
+        ),
     )?;
     extra.set_item(intern!(py, "lcm_state"), vm.lcm_state)?;
     extra.set_item(
         intern!(py, "lcm_state_name"),
-        strings.opt(3, states::lcm_state_name(vm.lcm_state)),
+        strings.opt(
+            3,
+            states::lcm_state_name(vm.lcm_state)
+                .or_else(|| states::lcm_state_name_in(7, vm.lcm_state)),
+        ),
     )?;
     extra.set_item(
         intern!(py, "summary"),

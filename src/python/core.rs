@@ -166,6 +166,13 @@ impl Core {
         run(py, move || driver.set_proxy(&proxy))
     }
 
+    /// The operations of plain OpenNebula sites (images, volumes, networks).
+    fn opennebula(&self) -> super::opennebula::PlainSites {
+        super::opennebula::PlainSites {
+            driver: Arc::clone(&self.driver),
+        }
+    }
+
     fn site_names(&self) -> Vec<String> {
         self.driver.sites().iter().map(|s| s.name.clone()).collect()
     }
@@ -186,6 +193,7 @@ impl Core {
                 extra.set_item("pdisk_endpoint", s.pdisk.base_url())?;
                 extra.set_item("marketplace_endpoint", s.marketplace.endpoint())?;
                 extra.set_item("username", s.settings.get("username"))?;
+                extra.set_item("site_type", s.kind.name())?;
                 let timeout = s
                     .settings
                     .endpoint_timeout()

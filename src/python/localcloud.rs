@@ -9,7 +9,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
 use super::errors::{block, run};
-use crate::error::Error;
+use crate::error::{Classify, Error, Kind};
 use crate::localcloud::cloud::{LocalCloud, LocalCloudOptions};
 use crate::localcloud::faults::{FaultKind, FaultRule, Service};
 
@@ -53,19 +53,22 @@ impl LocalCloudServer {
     }
 }
 
+/// A bad option is the caller's, not a remote call's: its message stands alone (`ValueError`);
+/// the local cloud's other failures (a busy port, TLS setup) carry its context.
 fn lc<T>(r: Result<T, crate::localcloud::cloud::LocalCloudError>) -> Result<T, Error> {
-    r.map_err(|e| {
-        Error::remote(
+    r.map_err(|e| match e.kind() {
+        Kind::InvalidArgument => Error::invalid(e.to_string()),
+        _ => Error::remote(
             crate::error::Context::new("localcloud", "127.0.0.1", "local cloud"),
             e,
-        )
+        ),
     })
 }
 
 #[pymethods]
 impl LocalCloudServer {
     #[new]
-    #[pyo3(signature = (*, sites, users, version, boot_step, latency, tls, port, public_network, marketplace))]
+    #[pyo3(signature = (*, sites, users, version, boot_step, latency, tls, port, public_network, marketplace, site_type="stratuslab".to_owned(), site_options=Vec::new()))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -78,6 +81,8 @@ impl LocalCloudServer {
         port: u16,
         public_network: Option<(String, u32)>,
         marketplace: bool,
+        site_type: String,
+        site_options: Vec<(String, Option<String>, Option<String>)>,
     ) -> PyResult<Self> {
         let mut options = LocalCloudOptions {
             sites,
@@ -88,6 +93,16 @@ impl LocalCloudServer {
             tls,
             port,
             marketplace_seed: marketplace,
+            site_type,
+            site_options: site_options
+                .into_iter()
+                .map(|(site, version, site_type)| {
+                    (
+                        site,
+                        crate::localcloud::cloud::SiteKnobs { version, site_type },
+                    )
+                })
+                .collect(),
             ..LocalCloudOptions::default()
         };
         if let Some((first, count)) = public_network {

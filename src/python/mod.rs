@@ -9,6 +9,7 @@ mod core;
 mod errors;
 mod fleet;
 mod localcloud;
+mod opennebula;
 
 use std::sync::OnceLock;
 
@@ -94,5 +95,6 @@ fn _stratuslab(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(read_config_file, m)?)?;
     m.add_class::<core::Core>()?;
     m.add_class::<localcloud::LocalCloudServer>()?;
+    m.add_class::<opennebula::PlainSites>()?;
     Ok(())
 }
