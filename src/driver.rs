@@ -111,6 +111,14 @@ fn apply_mounts(record: &mut NodeRecord, mounts: Option<&MountsByVm>) {
     }
 }
 
+/// [`Driver::list_nodes`]' result: per site (in site order) its nodes or its error, and the
+/// sites whose volumes are unknown (pdisk failed).
+#[derive(Debug)]
+pub struct NodeListing {
+    pub per_site: Vec<(String, Result<Vec<NodeRecord>>)>,
+    pub volumes_unknown: Vec<(String, Error)>,
+}
+
 /// The sites a [`Driver::stream_nodes`] lists (in site order) and its events.
 #[derive(Debug)]
 pub struct NodeStream {
@@ -440,19 +448,22 @@ impl Driver {
     }
 
     /// `list_nodes`: every selected site concurrently; one result per site, in site order
-    /// (the records of [`stream_nodes`](Self::stream_nodes), collected).
+    /// (the records of [`stream_nodes`](Self::stream_nodes), collected), and the sites (by
+    /// name) whose volumes are unknown, with pdisk's error.
     pub async fn list_nodes(
         self: &Arc<Self>,
         site: Option<&str>,
-    ) -> Result<Vec<(String, Result<Vec<NodeRecord>>)>> {
+        with_volumes: bool,
+    ) -> Result<NodeListing> {
         let NodeStream {
             sites,
             mut events,
             producer: _producer,
-        } = self.stream_nodes(site, true)?;
+        } = self.stream_nodes(site, with_volumes)?;
         let mut results: Vec<Option<Result<Vec<NodeRecord>>>> =
             sites.iter().map(|_| None).collect();
         let mut records: Vec<Vec<NodeRecord>> = sites.iter().map(|_| Vec::new()).collect();
+        let mut volumes_unknown = Vec::new();
         while let Some(event) = events.recv().await {
             match event {
                 NodeEvent::Records { site, records: r } => records[site].extend(r),
@@ -460,17 +471,24 @@ impl Driver {
                 NodeEvent::Done { site, result } => {
                     results[site] = Some(result.map(|()| std::mem::take(&mut records[site])))
                 }
-                NodeEvent::Pieces(_) | NodeEvent::VolumesUnknown { .. } => {}
+                NodeEvent::VolumesUnknown { site, error } => {
+                    volumes_unknown.push((sites[site].clone(), error))
+                }
+                NodeEvent::Pieces(_) => {}
             }
         }
-        Ok(sites
+        let per_site = sites
             .into_iter()
             .zip(results)
             .map(|(name, result)| {
                 let result = result.unwrap_or_else(|| Err(ended_early(&name)));
                 (name, result)
             })
-            .collect())
+            .collect();
+        Ok(NodeListing {
+            per_site,
+            volumes_unknown,
+        })
     }
 
     /// `list_nodes` as a stream: every selected site is listed concurrently and its nodes are

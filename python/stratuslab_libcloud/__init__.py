@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, cast
 from libcloud.compute.providers import DRIVERS, get_driver, set_driver
 
 from ._stratuslab import __version__
+from .aio import AsyncStratusLabNodeDriver
 from .driver import StratusLabNodeDriver
 from .errors import (
     StratusLabAuthError,
@@ -35,6 +36,7 @@ from .fleet import FleetInterrupted, FleetResult
 
 __all__ = [
     "PROVIDER",
+    "AsyncStratusLabNodeDriver",
     "FleetInterrupted",
     "FleetResult",
     "LocalCloud",

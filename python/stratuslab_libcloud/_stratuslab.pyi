@@ -1,6 +1,7 @@
 """Type stubs of the Rust extension ``stratuslab_libcloud._stratuslab`` (checked against the
 compiled module by ``make stubtest``)."""
 
+import asyncio
 from collections.abc import Callable
 from typing import Any, TypeAlias, TypeVar, final
 
@@ -147,6 +148,60 @@ class Core:
     def destroy_volume(self, site: str, uuid: str) -> None: ...
     def attach_volume(self, site: str, vm_id: int, uuid: str) -> str: ...
     def detach_volume(self, site: str, uuid: str) -> list[tuple[int, str]]: ...
+    # asyncio twins: each returns an asyncio future (of the running loop) of what the
+    # synchronous method returns; listings give records, built by the caller.
+    def list_nodes_async(
+        self, site: str | None, strict: bool, build: Callable[..., _T], volumes: bool = True
+    ) -> asyncio.Future[tuple[list[_T], _Failures, _Failures]]: ...
+    def get_node_async(
+        self, site: str, vm_id: int
+    ) -> asyncio.Future[tuple[_NodeTuple, BaseException | None]]: ...
+    def create_node_async(
+        self,
+        site: str,
+        name: str,
+        args: _CreateArgs,
+        client_token: str | None,
+        settle: float | None,
+    ) -> asyncio.Future[_NodeTuple]: ...
+    def node_action_async(
+        self, site: str, vm_id: int, action: str
+    ) -> asyncio.Future[BaseException | None]: ...
+    def list_images_async(
+        self,
+        site: str,
+        os: str | None,
+        arch: str | None,
+        endorser: str | None,
+        include_expired: bool,
+        include_deprecated: bool,
+    ) -> asyncio.Future[list[_ImageTuple]]: ...
+    def get_image_async(
+        self, site: str, image_id: str, include_expired: bool
+    ) -> asyncio.Future[_ImageTuple]: ...
+    def list_volumes_async(
+        self, site: str | None, strict: bool
+    ) -> asyncio.Future[tuple[list[_VolumeTuple], _Failures]]: ...
+    def create_volume_async(
+        self, site: str, size: int, name: str, visibility: str
+    ) -> asyncio.Future[_VolumeTuple]: ...
+    def destroy_volume_async(self, site: str, uuid: str) -> asyncio.Future[None]: ...
+    def attach_volume_async(self, site: str, vm_id: int, uuid: str) -> asyncio.Future[str]: ...
+    def detach_volume_async(
+        self, site: str, uuid: str
+    ) -> asyncio.Future[list[tuple[int, str]]]: ...
+    def create_nodes_async(
+        self,
+        sites: list[str],
+        names: list[str],
+        tokens: list[str | None],
+        args: _CreateArgs,
+        max_in_flight: int,
+        settle: float | None,
+    ) -> asyncio.Future[list[tuple[_NodeTuple | None, BaseException | None]]]: ...
+    def destroy_nodes_async(
+        self, nodes: list[tuple[str, int]], max_in_flight: int
+    ) -> asyncio.Future[list[tuple[bool | None, BaseException | None]]]: ...
     def opennebula(self) -> PlainSites: ...
 
 @final
@@ -216,4 +271,5 @@ class LocalCloudServer:
     ) -> None: ...
     def clear_faults(self) -> None: ...
     def request_count(self, site: str | None, service_name: str, op: str | None) -> int: ...
+    def dropped_count(self) -> int: ...
     def stop(self) -> None: ...

@@ -40,6 +40,7 @@ from libcloud.compute.types import NodeState, StorageVolumeState
 from . import _opennebula, _stratuslab
 from . import fleet as _fleet
 from ._logging import install_libcloud_debug, warn_if_exposed
+from .aio import AsyncStratusLabNodeDriver
 from .errors import (
     StratusLabConfigError,
     StratusLabSitesError,
@@ -313,6 +314,12 @@ class StratusLabNodeDriver(NodeDriver):
 
     # ------------------------------------------------------------------ pickling and copies
 
+    @property
+    def ex_async(self) -> AsyncStratusLabNodeDriver:
+        """This driver's asyncio twin (:mod:`stratuslab_libcloud.aio`): the same calls as
+        coroutines, over the same core and settings."""
+        return AsyncStratusLabNodeDriver(self)
+
     def _remember_proxy(self, proxy_url: str | None) -> None:
         """Keeps an explicit proxy for the pickle, unless its URL carries a password."""
         if proxy_url is not None and urllib.parse.urlsplit(proxy_url).password is not None:
@@ -527,9 +534,20 @@ class StratusLabNodeDriver(NodeDriver):
         site = None if ex_location is None else self._location(ex_location).id
         # Each node is built as soon as its piece of the reply is read (with the cyclic GC
         # paused), while the core reads the rest on another thread.
-        nodes, failures, unknown = self._core.list_nodes(site, ex_strict, self._node_from)
+        return self._listed_nodes(
+            site, ex_partial, *self._core.list_nodes(site, ex_strict, self._node_from)
+        )
+
+    def _listed_nodes(
+        self,
+        site: str | None,
+        partial: bool,
+        nodes: list[Node],
+        failures: Sequence[tuple[str, BaseException]],
+        unknown: Sequence[tuple[str, BaseException]],
+    ) -> list[Node]:
         asked = 1 if site is not None else len(self._locations)
-        self._site_failures("list_nodes", asked, failures, ex_partial)
+        self._site_failures("list_nodes", asked, failures, partial)
         self._warn_failures("list_nodes", unknown, "gives no volumes (they are unknown)")
         return nodes
 
@@ -539,7 +557,11 @@ class StratusLabNodeDriver(NodeDriver):
         ``one.vm.info``. (``None`` is accepted by the type only because libcloud types
         ``Node.id`` as optional: it raises ``TypeError``.)"""
         site, vm = self._site_of_node(node_id)
-        rec, volumes_error = self._core.get_node(site, vm)
+        return self._got_node(site, *self._core.get_node(site, vm))
+
+    def _got_node(
+        self, site: str, rec: tuple[Any, ...], volumes_error: BaseException | None
+    ) -> Node:
         if volumes_error is not None:
             self._warn_failures(
                 "ex_get_node", [(site, volumes_error)], "gives no volumes (they are unknown)"
@@ -561,6 +583,21 @@ class StratusLabNodeDriver(NodeDriver):
         a site refuses the credentials; another failure is retried until ``timeout``
         (then :class:`StratusLabTimeoutError`). ``ex_list_nodes_kwargs`` is accepted for
         libcloud compatibility and not used."""
+        wanted, count = self._wanted(nodes, ssh_interface)
+        deadline = time.monotonic() + timeout
+        last: BaseException | None = None
+        while True:
+            listings = [
+                (site, self._core.list_nodes(site, False, self._node_from, False))
+                for site in wanted
+            ]
+            ready, last = self._ready(wanted, listings, ssh_interface, force_ipv4, last)
+            if len(ready) == count:
+                return ready
+            time.sleep(self._wait_left(deadline, wait_period, timeout, last))
+
+    def _wanted(self, nodes: list[Node], ssh_interface: str) -> tuple[dict[str, set[str]], int]:
+        """``wait_until_running``'s node ids per site, and how many."""
         if ssh_interface not in ("public_ips", "private_ips"):
             raise ValueError(
                 f"ssh_interface must be public_ips or private_ips, not {ssh_interface!r}"
@@ -569,34 +606,44 @@ class StratusLabNodeDriver(NodeDriver):
         for node in nodes:
             site, vm = self._site_of_node(node)
             wanted.setdefault(site, set()).add(_node_id(site, vm))
-        count = sum(len(ids) for ids in wanted.values())
-        deadline = time.monotonic() + timeout
-        last: BaseException | None = None
-        while True:
-            ready: list[tuple[Node, list[str]]] = []
-            for site, ids in wanted.items():
-                listed, failures, _ = self._core.list_nodes(site, False, self._node_from, False)
-                for _, exc in failures:
-                    self._own(exc)
-                    if isinstance(exc, InvalidCredsError):
-                        raise exc
-                    last = exc
-                    log.info("wait_until_running: site %r failed (retrying): %s", site, exc)
-                for node in listed:
-                    if node.id not in ids or node.state != NodeState.RUNNING:
-                        continue
-                    ips = [
-                        ip for ip in getattr(node, ssh_interface) if not force_ipv4 or _is_ipv4(ip)
-                    ]
-                    if ips:
-                        ready.append((node, ips))
-            if len(ready) == count:
-                return ready
-            left = deadline - time.monotonic()
-            if left <= 0:
-                why = "" if last is None else f" (last failure: {last})"
-                raise StratusLabTimeoutError(f"Timed out after {timeout} seconds{why}", self)
-            time.sleep(min(wait_period, left))
+        return wanted, sum(len(ids) for ids in wanted.values())
+
+    def _ready(
+        self,
+        wanted: dict[str, set[str]],
+        listings: list[tuple[str, tuple[list[Node], _stratuslab._Failures, Any]]],
+        ssh_interface: str,
+        force_ipv4: bool,
+        last: BaseException | None,
+    ) -> tuple[list[tuple[Node, list[str]]], BaseException | None]:
+        """One round of ``wait_until_running``: the nodes ready, and the last site failure
+        (a refusal of credentials is raised)."""
+        ready: list[tuple[Node, list[str]]] = []
+        for site, (listed, failures, _) in listings:
+            ids = wanted[site]
+            for _, exc in failures:
+                self._own(exc)
+                if isinstance(exc, InvalidCredsError):
+                    raise exc
+                last = exc
+                log.info("wait_until_running: site %r failed (retrying): %s", site, exc)
+            for node in listed:
+                if node.id not in ids or node.state != NodeState.RUNNING:
+                    continue
+                ips = [ip for ip in getattr(node, ssh_interface) if not force_ipv4 or _is_ipv4(ip)]
+                if ips:
+                    ready.append((node, ips))
+        return ready, last
+
+    def _wait_left(
+        self, deadline: float, wait_period: float, timeout: float, last: BaseException | None
+    ) -> float:
+        """How long ``wait_until_running`` sleeps before its next round (raises at the end)."""
+        left = deadline - time.monotonic()
+        if left <= 0:
+            why = "" if last is None else f" (last failure: {last})"
+            raise StratusLabTimeoutError(f"Timed out after {timeout} seconds{why}", self)
+        return min(wait_period, left)
 
     @_names_driver
     def create_node(
@@ -720,6 +767,42 @@ class StratusLabNodeDriver(NodeDriver):
         for a single node. Ctrl-C stops sending, waits for the requests in flight and raises
         :class:`FleetInterrupted` (a ``KeyboardInterrupt``) carrying the result so far.
         """
+        request = self._fleet_request(
+            names,
+            size,
+            image,
+            location,
+            auth,
+            ex_network,
+            ex_context,
+            ex_public_key_file,
+            ex_disks_bus,
+            ex_volatile_disk_gib,
+            ex_client_tokens,
+            ex_max_in_flight,
+            ex_settle,
+        )
+        progress = _fleet._Progress(len(request[1]), ex_progress, self._to_node)
+        outcomes, stopped = self._core.create_nodes(*request, progress)
+        return _fleet._finish("ex_create_nodes", self._created(request[1], outcomes), stopped)
+
+    def _fleet_request(
+        self,
+        names: Sequence[str],
+        size: NodeSize,
+        image: NodeImage | str,
+        location: NodeLocation | str | Sequence[NodeLocation | str] | None,
+        auth: NodeAuthSSHKey | NodeAuthPassword | None,
+        ex_network: str | None,
+        ex_context: Mapping[str, str] | None,
+        ex_public_key_file: str | None,
+        ex_disks_bus: str | None,
+        ex_volatile_disk_gib: int | None,
+        ex_client_tokens: Sequence[str] | None,
+        ex_max_in_flight: int,
+        ex_settle: float | None,
+    ) -> tuple[list[str], list[str], list[str | None], _stratuslab._CreateArgs, int, float | None]:
+        """``ex_create_nodes``' arguments, checked, as the core takes them."""
         names = _fleet._names(names)
         sites = [loc.id for loc in self._locations_of(location)]
         node_sites = [sites[i % len(sites)] for i in range(len(names))]
@@ -742,16 +825,20 @@ class StratusLabNodeDriver(NodeDriver):
             ex_disks_bus,
             ex_volatile_disk_gib,
         )
-        progress = _fleet._Progress(len(names), ex_progress, self._to_node)
-        outcomes, stopped = self._core.create_nodes(
+        return (
             node_sites,
-            names,
+            list(names),
             tokens,
             args,
             _count(ex_max_in_flight, "ex_max_in_flight"),
             _fleet._settle(ex_settle),
-            progress,
         )
+
+    def _created(
+        self,
+        names: Sequence[str],
+        outcomes: Sequence[tuple[tuple[Any, ...] | None, BaseException | None]],
+    ) -> _fleet.FleetResult:
         result = _fleet.FleetResult()
         for name, (rec, exc) in zip(names, outcomes):
             if rec is not None:
@@ -760,7 +847,7 @@ class StratusLabNodeDriver(NodeDriver):
                 result.failures.append((name, exc))
             else:
                 result.not_sent.append(name)
-        return _fleet._finish("ex_create_nodes", result, stopped)
+        return result
 
     def ex_destroy_nodes(
         self,
@@ -772,13 +859,23 @@ class StratusLabNodeDriver(NodeDriver):
         site: one ``one.vm.action`` each. Returns a :class:`FleetResult` (``nodes``: those
         destroyed; ``failures``: ``(node id, exception)``). Progress and Ctrl-C as
         ``ex_create_nodes``."""
+        ids, max_in_flight, as_nodes = self._destroy_request(nodes, ex_max_in_flight)
+        progress = _fleet._Progress(len(as_nodes), ex_progress, lambda _: None, as_nodes)
+        outcomes, stopped = self._core.destroy_nodes(ids, max_in_flight, progress)
+        return _fleet._finish("ex_destroy_nodes", self._destroyed(as_nodes, outcomes), stopped)
+
+    def _destroy_request(
+        self, nodes: Sequence[Node | str], ex_max_in_flight: int
+    ) -> tuple[list[tuple[str, int]], int, list[Node]]:
+        """``ex_destroy_nodes``' arguments, checked, and the nodes as :class:`Node`."""
         given = list(nodes)
         ids = [self._site_of_node(n) for n in given]
         as_nodes = [n if isinstance(n, Node) else self._stub_node(n) for n in given]
-        progress = _fleet._Progress(len(given), ex_progress, lambda _: None, as_nodes)
-        outcomes, stopped = self._core.destroy_nodes(
-            ids, _count(ex_max_in_flight, "ex_max_in_flight"), progress
-        )
+        return ids, _count(ex_max_in_flight, "ex_max_in_flight"), as_nodes
+
+    def _destroyed(
+        self, as_nodes: Sequence[Node], outcomes: Sequence[tuple[bool | None, BaseException | None]]
+    ) -> _fleet.FleetResult:
         result = _fleet.FleetResult()
         for node, (done, exc) in zip(as_nodes, outcomes):
             if done:
@@ -787,7 +884,7 @@ class StratusLabNodeDriver(NodeDriver):
                 result.failures.append((str(node.id), exc))
             else:
                 result.not_sent.append(str(node.id))
-        return _fleet._finish("ex_destroy_nodes", result, stopped)
+        return result
 
     def _stub_node(self, node_id: str) -> Node:
         site, vm = self._site_of_node(node_id)
@@ -829,7 +926,9 @@ class StratusLabNodeDriver(NodeDriver):
     @_names_driver
     def _action(self, node: Node | str, action: str) -> bool:
         site, vm = self._site_of_node(node)
-        cleanup = self._core.node_action(site, vm, action)
+        return self._acted(site, action, self._core.node_action(site, vm, action))
+
+    def _acted(self, site: str, action: str, cleanup: BaseException | None) -> bool:
         if cleanup is not None:
             self._warn_failures(
                 f"{action}_node", [(site, cleanup)], "could not release the node's volumes"
@@ -919,9 +1018,19 @@ class StratusLabNodeDriver(NodeDriver):
         site = None if ex_location is None else self._location(ex_location).id
         records, failures = self._core.list_volumes(site, ex_strict)
         plain, plain_failures = _opennebula.list_volumes(self, site, ex_strict)
+        return self._listed_volumes(site, ex_partial, records, [*failures, *plain_failures], plain)
+
+    def _listed_volumes(
+        self,
+        site: str | None,
+        ex_partial: bool,
+        records: list[_stratuslab._VolumeTuple],
+        failures: _stratuslab._Failures,
+        plain: Sequence[StorageVolume] = (),
+    ) -> list[StorageVolume]:
         asked = 1 if site is not None else len(self._locations)
-        self._site_failures("list_volumes", asked, [*failures, *plain_failures], ex_partial)
-        return [self._to_volume(r) for r in records] + plain
+        self._site_failures("list_volumes", asked, failures, ex_partial)
+        return [self._to_volume(r) for r in records] + list(plain)
 
     @_names_driver
     def create_volume(
@@ -936,6 +1045,22 @@ class StratusLabNodeDriver(NodeDriver):
         """Creates a persistent disk of ``size`` GiB (1..1024) tagged ``name`` (1..40
         characters once surrounding space is removed); ``ex_visibility`` is ``private`` or
         ``public``."""
+        site, size, name, visibility = self._volume_request(
+            size, name, location, snapshot, ex_visibility
+        )
+        if _opennebula.is_plain(self, site):
+            return _opennebula.create_volume(self, site, size, name, ex_datastore)
+        return self._to_volume(self._core.create_volume(site, size, name, visibility))
+
+    def _volume_request(
+        self,
+        size: int,
+        name: str,
+        location: NodeLocation | str | None,
+        snapshot: Any,
+        ex_visibility: str,
+    ) -> tuple[str, int, str, str]:
+        """``create_volume``'s arguments, checked, as the core takes them."""
         if snapshot is not None:
             raise ValueError("StratusLab pdisk cannot create a volume from a snapshot")
         if isinstance(size, bool) or not isinstance(size, int):
@@ -946,10 +1071,7 @@ class StratusLabNodeDriver(NodeDriver):
             raise ValueError(f"volume size must be between 1 and 1024 GiB, not {size}")
         if not isinstance(name, str):
             raise TypeError(f"name must be a str, not {type(name).__name__}")
-        loc = self._location(location)
-        if _opennebula.is_plain(self, loc.id):
-            return _opennebula.create_volume(self, loc.id, size, name, ex_datastore)
-        return self._to_volume(self._core.create_volume(loc.id, size, name, ex_visibility))
+        return self._location(location).id, size, name, ex_visibility
 
     def _volume_site(self, volume: StorageVolume) -> str:
         if not isinstance(volume, StorageVolume):
@@ -971,21 +1093,31 @@ class StratusLabNodeDriver(NodeDriver):
     def attach_volume(self, node: Node, volume: StorageVolume, device: str | None = None) -> bool:
         """Hot-plugs the disk into a RUNNING node of the same site; pdisk picks the device,
         which is stored in ``volume.extra["device"]`` (a different ``device`` is reported)."""
+        site, vm = self._attach_request(node, volume)
+        if _opennebula.is_plain(self, site):
+            return _opennebula.attach_volume(self, site, vm, volume, device)
+        return self._attached(
+            volume, site, vm, self._core.attach_volume(site, vm, volume.id), device
+        )
+
+    def _attach_request(self, node: Node, volume: StorageVolume) -> tuple[str, int]:
         site, vm = self._site_of_node(node)
         vsite = self._volume_site(volume)
         if vsite != site:
             raise ValueError(
                 f"volume {volume.id} is at site {vsite!r} and node {node.id} at {site!r}"
             )
-        if _opennebula.is_plain(self, site):
-            return _opennebula.attach_volume(self, site, vm, volume, device)
-        got = self._core.attach_volume(site, vm, volume.id)
+        return site, vm
+
+    def _attached(
+        self, volume: StorageVolume, site: str, vm: int, got: str, device: str | None
+    ) -> bool:
         if device is not None and device.removeprefix("/dev/") != got.removeprefix("/dev/"):
             warnings.warn(
                 f"pdisk chose device {got} for volume {volume.id}, not {device} "
                 "(pdisk picks the device)",
                 RuntimeWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
         node_id = _node_id(site, vm)
         extra: dict[str, Any] = volume.extra if volume.extra is not None else {}
@@ -1004,7 +1136,9 @@ class StratusLabNodeDriver(NodeDriver):
         site = self._volume_site(volume)
         if _opennebula.is_plain(self, site):
             return _opennebula.detach_volume(self, site, volume)
-        detached = self._core.detach_volume(site, volume.id)
+        return self._detached(volume, site, self._core.detach_volume(site, volume.id))
+
+    def _detached(self, volume: StorageVolume, site: str, detached: list[tuple[int, str]]) -> bool:
         extra: dict[str, Any] = volume.extra if volume.extra is not None else {}
         volume.extra = extra
         gone = {_node_id(site, vm) for vm, _ in detached}

@@ -278,6 +278,11 @@ class LocalCloud:
         ``None`` (or ``"*"``). The Marketplace's site is ``None``."""
         return int(self.server.request_count(site, service, op))
 
+    def dropped_count(self) -> int:
+        """Requests whose handling was dropped before the reply because the client closed the
+        connection (a cancelled call)."""
+        return int(self.server.dropped_count())
+
     def _known_site(self, site: str) -> str:
         if site not in self.sites:
             raise ValueError(f"unknown site {site!r} (sites: {', '.join(self.sites)})")

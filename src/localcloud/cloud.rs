@@ -316,6 +316,7 @@ impl LocalCloud {
             faults: Mutex::new(FaultSet::new()),
             clock: Mutex::new(None),
             latency: options.latency,
+            dropped: std::sync::atomic::AtomicU64::new(0),
             tls,
         });
         let server = Server::start(shared.clone(), options.port).await?;
@@ -481,6 +482,13 @@ impl LocalCloud {
             .map_err(|_| LocalCloudError::Poisoned)?
             .clear();
         Ok(())
+    }
+
+    /// Requests whose handling was dropped before the reply (the client closed the connection).
+    pub fn dropped_count(&self) -> u64 {
+        self.shared
+            .dropped
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Requests seen for (site, service, op): `site` "" is the Marketplace; `op` is the XML-RPC

@@ -20,7 +20,7 @@ use std::collections::HashMap;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -98,6 +98,8 @@ pub struct Shared {
     pub clock: Mutex<Option<i64>>,
     /// Delay added before every reply.
     pub latency: Duration,
+    /// Requests whose handling was dropped before its reply (the client went away).
+    pub dropped: AtomicU64,
     /// TLS material when the server speaks HTTPS.
     pub tls: Option<Arc<TlsMaterial>>,
 }
@@ -457,11 +459,35 @@ enum Delivery {
     Reset,
 }
 
+/// Counts a request in [`Shared::dropped`] unless it was [`finish`](Self::finish)ed.
+struct Unfinished(Option<Arc<Shared>>);
+
+impl Unfinished {
+    fn finish(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for Unfinished {
+    fn drop(&mut self) {
+        if let Some(shared) = &self.0 {
+            shared.dropped.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
 async fn dispatch(
     State(shared): State<Arc<Shared>>,
     Extension(conn): Extension<ConnInfo>,
     request: Request,
 ) -> Response {
+    let unfinished = Unfinished(Some(Arc::clone(&shared)));
+    let response = handle(shared, conn, request).await;
+    unfinished.finish();
+    response
+}
+
+async fn handle(shared: Arc<Shared>, conn: ConnInfo, request: Request) -> Response {
     if !shared.latency.is_zero() {
         tokio::time::sleep(shared.latency).await;
     }

@@ -8,12 +8,14 @@ use std::time::Duration;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyModule};
+use pyo3::IntoPyObjectExt;
 
+use super::aio;
 use super::convert;
 use super::errors::{block, run, to_py, SIGNAL_CHECK};
 use crate::config::{self, Overrides};
 use crate::driver::{
-    ended_early, CreateNode, Driver, DriverOptions, NodeAction, NodeEvent, NodeStream,
+    ended_early, CreateNode, Driver, DriverOptions, NodeAction, NodeEvent, NodeListing, NodeStream,
 };
 use crate::http::{ProxyOptions, RetryPolicy, TlsOptions};
 use crate::pieces::Work;
@@ -555,6 +557,288 @@ impl Core {
         sink: Bound<'py, PyAny>,
     ) -> PyResult<super::fleet::Returned<'py, bool>> {
         super::fleet::destroy_nodes(py, &self.driver, nodes, max_in_flight, &sink)
+    }
+
+    // ---------------------------------------------------------------- asyncio twins
+    // Each returns an asyncio awaitable ([`aio::awaitable`]) whose result is what the
+    // synchronous method returns (listings: records, built into objects by the caller).
+
+    /// `list_nodes`' awaitable: `(nodes, failures, volumes_unknown)`, the nodes built by `build`.
+    #[pyo3(signature = (site, strict, build, volumes = true))]
+    fn list_nodes_async<'py>(
+        &self,
+        py: Python<'py>,
+        site: Option<String>,
+        strict: bool,
+        build: Py<PyAny>,
+        volumes: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let driver = Arc::clone(&self.driver);
+        aio::awaitable(
+            py,
+            async move { driver.list_nodes(site.as_deref(), volumes).await },
+            move |py, listing: NodeListing| {
+                let mut strings = convert::Strings::new(py);
+                let build = build.bind(py);
+                let (nodes, failures) = per_site(py, listing.per_site, strict, |py, r| {
+                    build.call1(convert::node(py, &r, &mut strings)?)
+                })?;
+                let mut unknown = Vec::new();
+                for (name, error) in listing.volumes_unknown {
+                    if strict {
+                        return Err(to_py(py, &error));
+                    }
+                    unknown.push((name, exception(py, &error)));
+                }
+                (nodes, failures, unknown).into_py_any(py)
+            },
+        )
+    }
+
+    fn get_node_async<'py>(
+        &self,
+        py: Python<'py>,
+        site: String,
+        vm_id: i64,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let driver = Arc::clone(&self.driver);
+        aio::awaitable(
+            py,
+            async move { driver.get_node(&site, vm_id).await },
+            |py, (r, error)| {
+                (
+                    convert::node(py, &r, &mut convert::Strings::new(py))?,
+                    error.map(|e| exception(py, &e)),
+                )
+                    .into_py_any(py)
+            },
+        )
+    }
+
+    #[pyo3(signature = (site, name, args, client_token, settle))]
+    fn create_node_async<'py>(
+        &self,
+        py: Python<'py>,
+        site: String,
+        name: String,
+        args: super::fleet::CreateArgs,
+        client_token: Option<String>,
+        settle: Option<f64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let driver = Arc::clone(&self.driver);
+        let options = driver.create_options(super::fleet::settle(settle)?);
+        let req: CreateNode = super::fleet::request(args, name);
+        aio::awaitable(
+            py,
+            async move { driver.create_node(&site, req, client_token, &options).await },
+            |py, r| super::fleet::node_tuple(py, &r)?.into_py_any(py),
+        )
+    }
+
+    fn node_action_async<'py>(
+        &self,
+        py: Python<'py>,
+        site: String,
+        vm_id: i64,
+        action: String,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let driver = Arc::clone(&self.driver);
+        aio::awaitable(
+            py,
+            async move {
+                let action = NodeAction::parse(&action)?;
+                driver.node_action(&site, vm_id, action).await
+            },
+            |py, cleanup| cleanup.map(|e| exception(py, &e)).into_py_any(py),
+        )
+    }
+
+    /// `list_images`' awaitable: `[(id, name, extra)]`, picked and filtered.
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (site, os, arch, endorser, include_expired, include_deprecated))]
+    fn list_images_async<'py>(
+        &self,
+        py: Python<'py>,
+        site: String,
+        os: Option<String>,
+        arch: Option<String>,
+        endorser: Option<String>,
+        include_expired: bool,
+        include_deprecated: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let driver = Arc::clone(&self.driver);
+        aio::awaitable(
+            py,
+            async move {
+                driver
+                    .list_images(
+                        &site,
+                        os.as_deref(),
+                        arch.as_deref(),
+                        endorser.as_deref(),
+                        include_expired,
+                        include_deprecated,
+                    )
+                    .await
+            },
+            |py, entries| {
+                let mut strings = convert::Strings::new(py);
+                let template = convert::image_template(py)?;
+                let images = PyList::empty(py);
+                for e in &entries {
+                    images.append(convert::image(py, e, &mut strings, &template)?)?;
+                }
+                images.into_py_any(py)
+            },
+        )
+    }
+
+    fn get_image_async<'py>(
+        &self,
+        py: Python<'py>,
+        site: String,
+        image_id: String,
+        include_expired: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let driver = Arc::clone(&self.driver);
+        aio::awaitable(
+            py,
+            async move { driver.get_image(&site, &image_id, include_expired).await },
+            |py, e| {
+                convert::image(
+                    py,
+                    &e,
+                    &mut convert::Strings::new(py),
+                    &convert::image_template(py)?,
+                )?
+                .into_py_any(py)
+            },
+        )
+    }
+
+    #[pyo3(signature = (site, strict))]
+    fn list_volumes_async<'py>(
+        &self,
+        py: Python<'py>,
+        site: Option<String>,
+        strict: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let driver = Arc::clone(&self.driver);
+        aio::awaitable(
+            py,
+            async move { driver.list_volumes(site.as_deref()).await },
+            move |py, results| per_site(py, results, strict, convert::volume)?.into_py_any(py),
+        )
+    }
+
+    fn create_volume_async<'py>(
+        &self,
+        py: Python<'py>,
+        site: String,
+        size: i64,
+        name: String,
+        visibility: String,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let driver = Arc::clone(&self.driver);
+        aio::awaitable(
+            py,
+            async move { driver.create_volume(&site, size, &name, &visibility).await },
+            |py, v| convert::volume(py, v)?.into_py_any(py),
+        )
+    }
+
+    fn destroy_volume_async<'py>(
+        &self,
+        py: Python<'py>,
+        site: String,
+        uuid: String,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let driver = Arc::clone(&self.driver);
+        aio::awaitable(
+            py,
+            async move { driver.destroy_volume(&site, &uuid).await },
+            |py, ()| py.None().into_py_any(py),
+        )
+    }
+
+    fn attach_volume_async<'py>(
+        &self,
+        py: Python<'py>,
+        site: String,
+        vm_id: i64,
+        uuid: String,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let driver = Arc::clone(&self.driver);
+        aio::awaitable(
+            py,
+            async move { driver.attach_volume(&site, vm_id, &uuid).await },
+            |py, device| device.into_py_any(py),
+        )
+    }
+
+    fn detach_volume_async<'py>(
+        &self,
+        py: Python<'py>,
+        site: String,
+        uuid: String,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let driver = Arc::clone(&self.driver);
+        aio::awaitable(
+            py,
+            async move { driver.detach_volume(&site, &uuid).await },
+            |py, detached| detached.into_py_any(py),
+        )
+    }
+
+    /// `create_nodes`' awaitable: per name `(node_tuple, exception)` (both None: never sent).
+    /// Cancelled, the fleet is dropped with its requests in flight.
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (sites, names, tokens, args, max_in_flight, settle))]
+    fn create_nodes_async<'py>(
+        &self,
+        py: Python<'py>,
+        sites: Vec<String>,
+        names: Vec<String>,
+        tokens: Vec<Option<String>>,
+        args: super::fleet::CreateArgs,
+        max_in_flight: usize,
+        settle: Option<f64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let fleet = super::fleet::create_fleet(
+            &self.driver,
+            sites,
+            names,
+            tokens,
+            args,
+            max_in_flight,
+            settle,
+        )?;
+        drop(fleet.events); // no progress events: the outcomes come at the end
+        aio::awaitable(py, async move { Ok(fleet.future.await) }, |py, outcomes| {
+            outcomes
+                .iter()
+                .map(|o| super::fleet::outcome(py, o, super::fleet::node_tuple))
+                .collect::<PyResult<Vec<_>>>()?
+                .into_py_any(py)
+        })
+    }
+
+    /// `destroy_nodes`' awaitable: per node `(True, None)`, `(None, exception)` or `(None, None)`.
+    fn destroy_nodes_async<'py>(
+        &self,
+        py: Python<'py>,
+        nodes: Vec<(String, i64)>,
+        max_in_flight: usize,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let fleet = super::fleet::destroy_fleet(&self.driver, nodes, max_in_flight)?;
+        drop(fleet.events);
+        aio::awaitable(py, async move { Ok(fleet.future.await) }, |py, outcomes| {
+            outcomes
+                .iter()
+                .map(|o| super::fleet::outcome(py, o, |_, ()| Ok(true)))
+                .collect::<PyResult<Vec<_>>>()?
+                .into_py_any(py)
+        })
     }
 }
 

@@ -22,18 +22,18 @@ where
     match outcome {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(to_py(py, &e)),
-        Err(panic) => {
-            let what = panic
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".to_owned());
-            Err(to_py(
-                py,
-                &Error::internal(format!("a bug in the Rust core: {what}")),
-            ))
-        }
+        Err(panic) => Err(to_py(py, &panicked(&*panic))),
     }
+}
+
+/// The error a caught panic is raised as (`StratusLabError`).
+pub fn panicked(panic: &(dyn std::any::Any + Send)) -> Error {
+    let what = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".to_owned());
+    Error::internal(format!("a bug in the Rust core: {what}"))
 }
 
 /// How often a thread waiting for the runtime checks Python's signals (Ctrl-C).

@@ -109,10 +109,8 @@ async fn next_batch<T>(
 /// Runs a fleet to its end (see the module documentation).
 fn drive<'py, T, V, Fut>(
     py: Python<'py>,
-    fleet: Fut,
-    mut events: UnboundedReceiver<FleetEvent<T>>,
-    cancel: &AtomicBool,
-    convert: impl Fn(Python<'py>, &T) -> PyResult<V>,
+    fleet: Fleet<T, Fut>,
+    convert: impl Fn(Python<'py>, &T) -> PyResult<V> + Copy,
     sink: &Bound<'py, PyAny>,
 ) -> PyResult<Returned<'py, V>>
 where
@@ -120,7 +118,12 @@ where
     V: IntoPyObject<'py> + Clone,
     Fut: Future<Output = Vec<Outcome<T>>> + Send + 'static,
 {
-    let handle = crate::runtime::spawn(fleet).map_err(|e| to_py(py, &e))?;
+    let Fleet {
+        future,
+        mut events,
+        cancel,
+    } = fleet;
+    let handle = crate::runtime::spawn(future).map_err(|e| to_py(py, &e))?;
     let mut stopped: Option<PyErr> = None;
     let stop = |e: PyErr, stopped: &mut Option<PyErr>| {
         cancel.store(true, Ordering::SeqCst);
@@ -128,13 +131,7 @@ where
             *stopped = Some(e);
         }
     };
-    let outcome_of = |outcome: &Outcome<T>| -> PyResult<(Option<V>, Option<Py<PyAny>>)> {
-        Ok(match outcome {
-            Outcome::Done(v) => (Some(convert(py, v)?), None),
-            Outcome::Failed(e) => (None, Some(to_py(py, e).into_value(py).into_any())),
-            Outcome::NotSent => (None, None),
-        })
-    };
+    let outcome_of = |o: &Outcome<T>| outcome(py, o, convert);
     loop {
         let (batch, open) = match run(py, || crate::runtime::block_on(next_batch(&mut events))) {
             Ok(b) => b,
@@ -167,6 +164,100 @@ where
     Ok((returned, stopped.map(|e| e.into_value(py).into_any())))
 }
 
+/// A fleet ready to run: its future, its events and its stop flag.
+pub struct Fleet<T, Fut> {
+    pub future: Fut,
+    pub events: UnboundedReceiver<FleetEvent<T>>,
+    pub cancel: Arc<AtomicBool>,
+}
+
+/// The fleet of `Core.create_nodes`, checked.
+#[allow(clippy::too_many_arguments)]
+pub fn create_fleet(
+    driver: &Arc<Driver>,
+    sites: Vec<String>,
+    names: Vec<String>,
+    tokens: Vec<Option<String>>,
+    args: CreateArgs,
+    max_in_flight: usize,
+    settle_seconds: Option<f64>,
+) -> PyResult<Fleet<NodeRecord, impl Future<Output = Vec<Outcome<NodeRecord>>> + Send + 'static>> {
+    if sites.len() != names.len() || tokens.len() != names.len() {
+        return Err(PyValueError::new_err(
+            "sites, names and tokens must have the same length",
+        ));
+    }
+    check_in_flight(max_in_flight)?;
+    let options = FleetOptions {
+        create: driver.create_options(settle(settle_seconds)?),
+        max_in_flight,
+    };
+    let nodes: Vec<FleetNode> = sites
+        .into_iter()
+        .zip(names)
+        .zip(tokens)
+        .map(|((site, name), token)| FleetNode { site, name, token })
+        .collect();
+    let cancel = Arc::new(AtomicBool::new(false));
+    let (tx, events) = mpsc::unbounded_channel();
+    let future = fleet::create_nodes(
+        Arc::clone(driver),
+        request(args, String::new()),
+        nodes,
+        options,
+        Arc::clone(&cancel),
+        tx,
+    );
+    Ok(Fleet {
+        future,
+        events,
+        cancel,
+    })
+}
+
+/// The fleet of `Core.destroy_nodes`, checked.
+pub fn destroy_fleet(
+    driver: &Arc<Driver>,
+    nodes: Vec<(String, i64)>,
+    max_in_flight: usize,
+) -> PyResult<Fleet<(), impl Future<Output = Vec<Outcome<()>>> + Send + 'static>> {
+    check_in_flight(max_in_flight)?;
+    let cancel = Arc::new(AtomicBool::new(false));
+    let (tx, events) = mpsc::unbounded_channel();
+    let future = fleet::destroy_nodes(
+        Arc::clone(driver),
+        nodes,
+        max_in_flight,
+        Arc::clone(&cancel),
+        tx,
+    );
+    Ok(Fleet {
+        future,
+        events,
+        cancel,
+    })
+}
+
+fn check_in_flight(max_in_flight: usize) -> PyResult<()> {
+    if max_in_flight == 0 {
+        return Err(PyValueError::new_err("ex_max_in_flight must be at least 1"));
+    }
+    Ok(())
+}
+
+/// `(value, exception)` of one item (both None when it was never sent).
+pub fn outcome<'py, T, V>(
+    py: Python<'py>,
+    outcome: &Outcome<T>,
+    convert: impl Fn(Python<'py>, &T) -> PyResult<V>,
+) -> PyResult<(Option<V>, Option<Py<PyAny>>)> {
+    Ok(match outcome {
+        Outcome::Done(v) => (Some(convert(py, v)?), None),
+        Outcome::Failed(e) => (None, Some(to_py(py, e).into_value(py).into_any())),
+        Outcome::NotSent => (None, None),
+    })
+}
+
 /// `Core.create_nodes`.
 #[allow(clippy::too_many_arguments)]
 pub fn create_nodes<'py>(
@@ -180,42 +271,21 @@ pub fn create_nodes<'py>(
     settle_seconds: Option<f64>,
     sink: &Bound<'py, PyAny>,
 ) -> PyResult<Returned<'py, convert::NodeTuple<'py>>> {
-    if sites.len() != names.len() || tokens.len() != names.len() {
-        return Err(PyValueError::new_err(
-            "sites, names and tokens must have the same length",
-        ));
-    }
-    if max_in_flight == 0 {
-        return Err(PyValueError::new_err("ex_max_in_flight must be at least 1"));
-    }
-    let options = FleetOptions {
-        create: driver.create_options(settle(settle_seconds)?),
+    let f = create_fleet(
+        driver,
+        sites,
+        names,
+        tokens,
+        args,
         max_in_flight,
-    };
-    let nodes: Vec<FleetNode> = sites
-        .into_iter()
-        .zip(names)
-        .zip(tokens)
-        .map(|((site, name), token)| FleetNode { site, name, token })
-        .collect();
-    let cancel = Arc::new(AtomicBool::new(false));
-    let (tx, rx) = mpsc::unbounded_channel();
-    let fleet = fleet::create_nodes(
-        Arc::clone(driver),
-        request(args, String::new()),
-        nodes,
-        options,
-        Arc::clone(&cancel),
-        tx,
-    );
-    drive(
-        py,
-        fleet,
-        rx,
-        &cancel,
-        |py, r: &NodeRecord| convert::node(py, r, &mut convert::Strings::new(py)),
-        sink,
-    )
+        settle_seconds,
+    )?;
+    drive(py, f, node_tuple, sink)
+}
+
+/// A fleet's node as Python's tuple.
+pub fn node_tuple<'py>(py: Python<'py>, r: &NodeRecord) -> PyResult<convert::NodeTuple<'py>> {
+    convert::node(py, r, &mut convert::Strings::new(py))
 }
 
 /// `Core.destroy_nodes`.
@@ -226,17 +296,6 @@ pub fn destroy_nodes<'py>(
     max_in_flight: usize,
     sink: &Bound<'py, PyAny>,
 ) -> PyResult<Returned<'py, bool>> {
-    if max_in_flight == 0 {
-        return Err(PyValueError::new_err("ex_max_in_flight must be at least 1"));
-    }
-    let cancel = Arc::new(AtomicBool::new(false));
-    let (tx, rx) = mpsc::unbounded_channel();
-    let fleet = fleet::destroy_nodes(
-        Arc::clone(driver),
-        nodes,
-        max_in_flight,
-        Arc::clone(&cancel),
-        tx,
-    );
-    drive(py, fleet, rx, &cancel, |_, ()| Ok(true), sink)
+    let f = destroy_fleet(driver, nodes, max_in_flight)?;
+    drive(py, f, |_, ()| Ok(true), sink)
 }

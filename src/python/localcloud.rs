@@ -324,6 +324,10 @@ impl LocalCloudServer {
         })
     }
 
+    fn dropped_count(&self) -> PyResult<u64> {
+        self.with(|c| Ok(c.dropped_count()))
+    }
+
     /// Stops serving and frees the port.
     fn stop(&self, py: Python<'_>) -> PyResult<()> {
         let cloud = self

@@ -3,6 +3,7 @@
 //! Every call that waits on the network releases the GIL ([`errors::run`]) and runs on the one
 //! process runtime; panics are caught there and raised as `StratusLabError`, never an abort.
 
+mod aio;
 mod convert;
 mod core;
 mod errors;

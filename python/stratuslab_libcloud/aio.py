@@ -1,0 +1,321 @@
+"""Native asyncio twins of the driver's calls: ``driver.ex_async``.
+
+``driver.ex_async`` is an :class:`AsyncStratusLabNodeDriver` over the same core as ``driver``
+(its connections, settings, proxies): each method is the synchronous method of the same name as
+a coroutine, taking the same arguments, returning the same libcloud objects (whose ``driver`` is
+the synchronous driver) and raising the same exceptions. The network work is a Rust future on
+the driver's tokio runtime, awaited through ``pyo3-async-runtimes``: no thread per call.
+Cancelling the task (``task.cancel()``, ``asyncio.wait_for``'s timeout) drops the Rust future
+and its HTTP request; a cancelled create may or may not have made its VM: look its client token
+up (README "asyncio").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import time
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+
+from libcloud.common.types import LibcloudError
+from libcloud.compute.base import (
+    Node,
+    NodeAuthPassword,
+    NodeAuthSSHKey,
+    NodeImage,
+    NodeLocation,
+    NodeSize,
+    StorageVolume,
+)
+
+from . import _opennebula, _stratuslab
+from . import fleet as _fleet
+from .errors import StratusLabUnsupportedError
+
+if TYPE_CHECKING:
+    from .driver import StratusLabNodeDriver
+
+__all__ = ["AsyncStratusLabNodeDriver"]
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _names_driver(
+    method: Callable[_P, Coroutine[Any, Any, _R]],
+) -> Callable[_P, Coroutine[Any, Any, _R]]:
+    """Sets ``driver`` on what a coroutine method raises (as the synchronous methods do)."""
+
+    @functools.wraps(method)
+    async def named(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return await method(*args, **kwargs)
+        except LibcloudError as exc:
+            if args and isinstance(args[0], AsyncStratusLabNodeDriver):
+                args[0].driver._own(exc)
+            raise
+
+    return named
+
+
+class AsyncStratusLabNodeDriver:
+    """The asyncio face of a :class:`StratusLabNodeDriver` (get it as ``driver.ex_async``).
+
+    Methods must be awaited from a running event loop (any loop, uvloop too, in any thread).
+    The fleets (``ex_create_nodes``, ``ex_destroy_nodes``) take no ``ex_progress`` and return
+    their :class:`FleetResult` when every node has ended; cancelling one drops its requests
+    in flight.
+    """
+
+    def __init__(self, driver: StratusLabNodeDriver) -> None:
+        self.driver = driver
+        self._core = driver._core
+
+    def __repr__(self) -> str:
+        return f"<AsyncStratusLabNodeDriver of {self.driver!r}>"
+
+    def _stratuslab_site(self, site: str | None, what: str) -> None:
+        """Refuses a plain OpenNebula site (its images and volumes have no async twin yet)."""
+        sites = [site] if site is not None else [loc.id for loc in self.driver._locations]
+        for s in sites:
+            if _opennebula.is_plain(self.driver, s):
+                raise StratusLabUnsupportedError(
+                    f"{what} on plain OpenNebula site {s!r} has no asyncio twin yet: "
+                    f"call driver.{what}(...)",
+                    self.driver,
+                )
+
+    # ------------------------------------------------------------------ locations and sizes
+
+    async def list_locations(self) -> list[NodeLocation]:
+        return self.driver.list_locations()
+
+    async def list_sizes(self, location: NodeLocation | None = None) -> list[NodeSize]:
+        return self.driver.list_sizes(location)
+
+    # ------------------------------------------------------------------ nodes
+
+    @_names_driver
+    async def list_nodes(
+        self,
+        ex_location: NodeLocation | str | None = None,
+        ex_strict: bool = False,
+        ex_partial: bool = False,
+    ) -> list[Node]:
+        d = self.driver
+        site = None if ex_location is None else d._location(ex_location).id
+        listed = await self._core.list_nodes_async(site, ex_strict, d._node_from)
+        return d._listed_nodes(site, ex_partial, *listed)
+
+    @_names_driver
+    async def ex_get_node(self, node_id: Node | str | None) -> Node:
+        site, vm = self.driver._site_of_node(node_id)
+        return self.driver._got_node(site, *await self._core.get_node_async(site, vm))
+
+    @_names_driver
+    async def wait_until_running(
+        self,
+        nodes: list[Node],
+        wait_period: float = 5,
+        timeout: float = 600,
+        ssh_interface: str = "public_ips",
+        force_ipv4: bool = True,
+        ex_list_nodes_kwargs: dict[str, Any] | None = None,
+    ) -> list[tuple[Node, list[str]]]:
+        d = self.driver
+        wanted, count = d._wanted(nodes, ssh_interface)
+        deadline = time.monotonic() + timeout
+        last: BaseException | None = None
+        sites = list(wanted)
+        while True:
+            got = await asyncio.gather(
+                *(self._core.list_nodes_async(s, False, d._node_from, False) for s in sites)
+            )
+            ready, last = d._ready(wanted, list(zip(sites, got)), ssh_interface, force_ipv4, last)
+            if len(ready) == count:
+                return ready
+            await asyncio.sleep(d._wait_left(deadline, wait_period, timeout, last))
+
+    @_names_driver
+    async def create_node(
+        self,
+        name: str,
+        size: NodeSize,
+        image: NodeImage | str,
+        location: NodeLocation | str | None = None,
+        auth: NodeAuthSSHKey | NodeAuthPassword | None = None,
+        ex_network: str | None = None,
+        ex_context: Mapping[str, str] | None = None,
+        ex_public_key_file: str | None = None,
+        ex_disks_bus: str | None = None,
+        ex_volatile_disk_gib: int | None = None,
+        ex_client_token: str | None = None,
+        ex_settle: float | None = None,
+    ) -> Node:
+        d = self.driver
+        if not isinstance(name, str):
+            raise TypeError(f"name must be a str, not {type(name).__name__}")
+        loc = d._location(location)
+        args = d._create_args(
+            size,
+            image,
+            auth,
+            ex_network,
+            ex_context,
+            ex_public_key_file,
+            ex_disks_bus,
+            ex_volatile_disk_gib,
+        )
+        rec = await self._core.create_node_async(
+            loc.id, name, args, _fleet._token(ex_client_token), _fleet._settle(ex_settle)
+        )
+        return d._to_node(rec)
+
+    async def ex_create_nodes(
+        self,
+        names: Sequence[str],
+        size: NodeSize,
+        image: NodeImage | str,
+        location: NodeLocation | str | Sequence[NodeLocation | str] | None = None,
+        auth: NodeAuthSSHKey | NodeAuthPassword | None = None,
+        ex_network: str | None = None,
+        ex_context: Mapping[str, str] | None = None,
+        ex_public_key_file: str | None = None,
+        ex_disks_bus: str | None = None,
+        ex_volatile_disk_gib: int | None = None,
+        ex_client_tokens: Sequence[str] | None = None,
+        ex_max_in_flight: int = _stratuslab.DEFAULT_MAX_IN_FLIGHT,
+        ex_settle: float | None = None,
+    ) -> _fleet.FleetResult:
+        d = self.driver
+        request = d._fleet_request(
+            names,
+            size,
+            image,
+            location,
+            auth,
+            ex_network,
+            ex_context,
+            ex_public_key_file,
+            ex_disks_bus,
+            ex_volatile_disk_gib,
+            ex_client_tokens,
+            ex_max_in_flight,
+            ex_settle,
+        )
+        outcomes = await self._core.create_nodes_async(*request)
+        return _fleet._finish("ex_create_nodes", d._created(request[1], outcomes), None)
+
+    async def ex_destroy_nodes(
+        self,
+        nodes: Sequence[Node | str],
+        ex_max_in_flight: int = _stratuslab.DEFAULT_MAX_IN_FLIGHT,
+    ) -> _fleet.FleetResult:
+        d = self.driver
+        ids, max_in_flight, as_nodes = d._destroy_request(nodes, ex_max_in_flight)
+        outcomes = await self._core.destroy_nodes_async(ids, max_in_flight)
+        return _fleet._finish("ex_destroy_nodes", d._destroyed(as_nodes, outcomes), None)
+
+    @_names_driver
+    async def _action(self, node: Node | str, action: str) -> bool:
+        site, vm = self.driver._site_of_node(node)
+        cleanup = await self._core.node_action_async(site, vm, action)
+        return self.driver._acted(site, action, cleanup)
+
+    async def destroy_node(self, node: Node) -> bool:
+        return await self._action(node, "destroy")
+
+    async def reboot_node(self, node: Node) -> bool:
+        return await self._action(node, "reboot")
+
+    async def stop_node(self, node: Node) -> bool:
+        return await self._action(node, "stop")
+
+    async def start_node(self, node: Node) -> bool:
+        return await self._action(node, "start")
+
+    # ------------------------------------------------------------------ images
+
+    @_names_driver
+    async def list_images(
+        self,
+        location: NodeLocation | str | None = None,
+        ex_os: str | None = None,
+        ex_arch: str | None = None,
+        ex_endorser: str | None = None,
+        ex_include_expired: bool = False,
+        ex_include_deprecated: bool = False,
+    ) -> list[NodeImage]:
+        d = self.driver
+        loc = d._location(location)
+        self._stratuslab_site(loc.id, "list_images")
+        records = await self._core.list_images_async(
+            loc.id, ex_os, ex_arch, ex_endorser, ex_include_expired, ex_include_deprecated
+        )
+        return [d._image_from(*r) for r in records]
+
+    @_names_driver
+    async def get_image(
+        self,
+        image_id: str,
+        location: NodeLocation | str | None = None,
+        ex_include_expired: bool = False,
+    ) -> NodeImage:
+        d = self.driver
+        loc = d._location(location)
+        self._stratuslab_site(loc.id, "get_image")
+        return d._to_image(await self._core.get_image_async(loc.id, image_id, ex_include_expired))
+
+    # ------------------------------------------------------------------ volumes
+
+    @_names_driver
+    async def list_volumes(
+        self,
+        ex_location: NodeLocation | str | None = None,
+        ex_strict: bool = False,
+        ex_partial: bool = False,
+    ) -> list[StorageVolume]:
+        d = self.driver
+        site = None if ex_location is None else d._location(ex_location).id
+        self._stratuslab_site(site, "list_volumes")
+        listed = await self._core.list_volumes_async(site, ex_strict)
+        return d._listed_volumes(site, ex_partial, *listed)
+
+    @_names_driver
+    async def create_volume(
+        self,
+        size: int,
+        name: str,
+        location: NodeLocation | str | None = None,
+        snapshot: Any = None,
+        ex_visibility: str = "private",
+    ) -> StorageVolume:
+        d = self.driver
+        request = d._volume_request(size, name, location, snapshot, ex_visibility)
+        self._stratuslab_site(request[0], "create_volume")
+        return d._to_volume(await self._core.create_volume_async(*request))
+
+    @_names_driver
+    async def destroy_volume(self, volume: StorageVolume) -> bool:
+        site = self.driver._volume_site(volume)
+        self._stratuslab_site(site, "destroy_volume")
+        await self._core.destroy_volume_async(site, volume.id)
+        return True
+
+    @_names_driver
+    async def attach_volume(
+        self, node: Node, volume: StorageVolume, device: str | None = None
+    ) -> bool:
+        d = self.driver
+        site, vm = d._attach_request(node, volume)
+        self._stratuslab_site(site, "attach_volume")
+        got = await self._core.attach_volume_async(site, vm, volume.id)
+        return d._attached(volume, site, vm, got, device)
+
+    @_names_driver
+    async def detach_volume(self, volume: StorageVolume) -> bool:
+        d = self.driver
+        site = d._volume_site(volume)
+        self._stratuslab_site(site, "detach_volume")
+        return d._detached(volume, site, await self._core.detach_volume_async(site, volume.id))
