@@ -25,7 +25,11 @@ use crate::pdisk::{self, PdiskClient, Visibility};
 use crate::pieces::Work;
 use crate::runtime::AbortOnDrop;
 
+mod listing;
 mod opennebula;
+pub use listing::{
+    by_site, ImageCollector, ImageFilter, ImagesListed, Listed, NodeCollector, NodesListed,
+};
 pub use opennebula::{parse_ref, PlainImage, PlainRef, PlainVolume, SiteKind, SITE_TYPE_KEY};
 
 /// OpenNebula `STATE` of a deleted VM.
@@ -58,7 +62,7 @@ pub struct Site {
 }
 
 /// A node as the driver reports it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct NodeRecord {
     pub site: String,
     pub vm: VmRecord,
@@ -109,14 +113,6 @@ fn apply_mounts(record: &mut NodeRecord, mounts: Option<&MountsByVm>) {
         }
         None => record.volumes = None,
     }
-}
-
-/// [`Driver::list_nodes`]' result: per site (in site order) its nodes or its error, and the
-/// sites whose volumes are unknown (pdisk failed).
-#[derive(Debug)]
-pub struct NodeListing {
-    pub per_site: Vec<(String, Result<Vec<NodeRecord>>)>,
-    pub volumes_unknown: Vec<(String, Error)>,
 }
 
 /// The sites a [`Driver::stream_nodes`] lists (in site order) and its events.
@@ -447,48 +443,30 @@ impl Driver {
         }
     }
 
-    /// `list_nodes`: every selected site concurrently; one result per site, in site order
-    /// (the records of [`stream_nodes`](Self::stream_nodes), collected), and the sites (by
-    /// name) whose volumes are unknown, with pdisk's error.
+    /// `list_nodes`: every selected site concurrently: the records of
+    /// [`stream_nodes`](Self::stream_nodes), collected by the one node listing
+    /// ([`NodeCollector`]) and finished with its per-site rules.
     pub async fn list_nodes(
         self: &Arc<Self>,
         site: Option<&str>,
         with_volumes: bool,
-    ) -> Result<NodeListing> {
+        strict: bool,
+    ) -> Result<NodesListed<NodeRecord>> {
         let NodeStream {
             sites,
             mut events,
             producer: _producer,
         } = self.stream_nodes(site, with_volumes)?;
-        let mut results: Vec<Option<Result<Vec<NodeRecord>>>> =
-            sites.iter().map(|_| None).collect();
-        let mut records: Vec<Vec<NodeRecord>> = sites.iter().map(|_| Vec::new()).collect();
-        let mut volumes_unknown = Vec::new();
+        let mut listing = NodeCollector::new(&sites);
+        let mut keep = |records: Vec<NodeRecord>, out: &mut Vec<NodeRecord>| {
+            out.extend(records);
+            Ok::<(), std::convert::Infallible>(())
+        };
         while let Some(event) = events.recv().await {
-            match event {
-                NodeEvent::Records { site, records: r } => records[site].extend(r),
-                NodeEvent::Discard { site } => records[site].clear(),
-                NodeEvent::Done { site, result } => {
-                    results[site] = Some(result.map(|()| std::mem::take(&mut records[site])))
-                }
-                NodeEvent::VolumesUnknown { site, error } => {
-                    volumes_unknown.push((sites[site].clone(), error))
-                }
-                NodeEvent::Pieces(_) => {}
-            }
+            // The blocking reader reads every piece itself: nothing to help with here.
+            let Ok(_pieces) = listing.take(event, &mut keep);
         }
-        let per_site = sites
-            .into_iter()
-            .zip(results)
-            .map(|(name, result)| {
-                let result = result.unwrap_or_else(|| Err(ended_early(&name)));
-                (name, result)
-            })
-            .collect();
-        Ok(NodeListing {
-            per_site,
-            volumes_unknown,
-        })
+        listing.finish(strict)
     }
 
     /// `list_nodes` as a stream: every selected site is listed concurrently and its nodes are
@@ -1167,32 +1145,33 @@ impl Driver {
 
     /// `list_images` of one site's Marketplace: the valid entries, plus the expired and/or the
     /// deprecated ones when asked (a deprecated entry is included whatever its date), one per
-    /// identifier (see [`select_images`]), filtered by OS, architecture (case-insensitive) and
-    /// endorser e-mail.
-    #[allow(clippy::too_many_arguments)]
+    /// identifier, filtered by OS, architecture (case-insensitive) and endorser e-mail: the
+    /// entries of [`stream_images`](Self::stream_images), collected by the one image listing
+    /// ([`ImageCollector`]).
     pub async fn list_images(
-        &self,
+        self: &Arc<Self>,
         site: &str,
-        os: Option<&str>,
-        arch: Option<&str>,
-        endorser: Option<&str>,
+        filter: &ImageFilter,
         include_expired: bool,
         include_deprecated: bool,
     ) -> Result<Vec<ImageEntry>> {
-        let s = self.site(site)?;
-        let query = ListQuery {
-            email: endorser.map(str::to_owned),
-            ..ListQuery::default()
-        };
-        let statuses = image_statuses(include_expired, include_deprecated);
-        let entries = self
-            .fetch_entries(s, &query, &statuses, LIST_IMAGES)
-            .await?;
-        let (mut images, _) = select_images(entries);
-        if os.is_some() || arch.is_some() || endorser.is_some() {
-            images.retain(|e| image_matches(e, os, arch, endorser));
+        let ImageStream {
+            listings,
+            mut events,
+            producer: _producer,
+        } = self.stream_images(
+            site,
+            filter.endorser.as_deref(),
+            include_expired,
+            include_deprecated,
+        )?;
+        let mut listing = ImageCollector::new(site, listings);
+        let mut nothing = |_: &ImageEntry| Ok::<(), std::convert::Infallible>(());
+        while let Some(event) = events.recv().await {
+            // The blocking reader reads every piece itself: nothing to help with here.
+            let Ok(_pieces) = listing.take(event, &mut nothing);
         }
-        Ok(images)
+        Ok(listing.finish(filter)?.into_entries())
     }
 
     /// `get_image`: the valid entry with this identifier (newest endorsement); with

@@ -15,7 +15,8 @@ use super::convert;
 use super::errors::{block, run, to_py, SIGNAL_CHECK};
 use crate::config::{self, Overrides};
 use crate::driver::{
-    ended_early, CreateNode, Driver, DriverOptions, NodeAction, NodeEvent, NodeListing, NodeStream,
+    by_site, CreateNode, Driver, DriverOptions, ImageCollector, ImageFilter, NodeAction,
+    NodeCollector, NodeRecord, NodeStream, NodesListed,
 };
 use crate::http::{ProxyOptions, RetryPolicy, TlsOptions};
 use crate::pieces::Work;
@@ -23,10 +24,8 @@ use crate::runtime::{recv_for, Received};
 use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::mpsc::UnboundedReceiver;
 
-use crate::driver::{image_matches, select_image_indices, ImageEvent, ImageStream};
-use crate::marketplace::{ImageEntry, MarketplaceError};
-
-type MarketplaceResult<T> = std::result::Result<T, MarketplaceError>;
+use crate::driver::ImageStream;
+use crate::marketplace::ImageEntry;
 
 /// Configuration text as given by Python: `str` or `bytes`.
 #[derive(FromPyObject)]
@@ -240,61 +239,25 @@ impl Core {
         } = run(py, move || driver.stream_nodes(site.as_deref(), volumes))?;
         let _paused = GcPaused::new(py)?;
         let mut strings = convert::Strings::new(py);
-        let mut nodes: Vec<Vec<Bound<'py, PyAny>>> = sites.iter().map(|_| Vec::new()).collect();
-        let mut results: Vec<Option<crate::error::Result<()>>> =
-            sites.iter().map(|_| None).collect();
+        let mut listing = NodeCollector::new(&sites);
         let mut done = Vec::new();
         let mut count = 0;
-        let mut unknown_volumes = Vec::new();
-        consume(
-            py,
-            &mut events,
-            |e| match e {
-                NodeEvent::Pieces(work) => Some(Arc::clone(work)),
-                _ => None,
-            },
-            |event| {
-                match event {
-                    NodeEvent::Records { site, records } => {
-                        let list = &mut nodes[site];
-                        list.reserve(records.len());
-                        for r in &records {
-                            list.push(build.call1(convert::node(py, r, &mut strings)?)?);
-                        }
-                        count += records.len();
-                        done.push(records);
-                    }
-                    NodeEvent::Discard { site } => nodes[site].clear(),
-                    NodeEvent::Done { site, result } => results[site] = Some(result),
-                    NodeEvent::VolumesUnknown { site, error } => {
-                        unknown_volumes.push((site, error))
-                    }
-                    NodeEvent::Pieces(_) => {}
-                }
-                Ok(())
-            },
-        )?;
+        let mut build_all = |records: Vec<NodeRecord>, out: &mut Vec<Bound<'py, PyAny>>| {
+            out.reserve(records.len());
+            for r in &records {
+                out.push(build.call1(convert::node(py, r, &mut strings)?)?);
+            }
+            count += records.len();
+            done.push(records);
+            Ok::<(), PyErr>(())
+        };
+        consume(py, &mut events, |event| listing.take(event, &mut build_all))?;
         free_elsewhere(done, count);
-        let mut failures = Vec::new();
-        let mut listed = Vec::new();
-        for ((name, result), site_nodes) in sites.iter().zip(results).zip(nodes) {
-            match result.unwrap_or_else(|| Err(ended_early(name))) {
-                Ok(()) => listed.push(site_nodes),
-                Err(e) if strict => return Err(to_py(py, &e)),
-                Err(e) => failures.push((name.clone(), exception(py, &e))),
-            }
-        }
-        let mut volume_failures = Vec::new();
-        for (site, error) in unknown_volumes {
-            if strict {
-                return Err(to_py(py, &error));
-            }
-            volume_failures.push((sites[site].clone(), exception(py, &error)));
-        }
+        let listed = listing.finish(strict).map_err(|e| to_py(py, &e))?;
         Ok((
-            PyList::new(py, listed.into_iter().flatten())?,
-            failures,
-            volume_failures,
+            PyList::new(py, listed.nodes.items)?,
+            failures(py, listed.nodes.failures),
+            failures(py, listed.volumes_unknown),
         ))
     }
 
@@ -379,67 +342,18 @@ impl Core {
         let _paused = GcPaused::new(py)?;
         let mut strings = convert::Strings::new(py);
         let template = convert::image_template(py)?;
-        type Built<'py> = (MarketplaceResult<ImageEntry>, Option<Bound<'py, PyAny>>);
-        let mut got: Vec<Vec<Built<'py>>> = (0..listings).map(|_| Vec::new()).collect();
-        let mut results: Vec<Option<crate::error::Result<()>>> =
-            (0..listings).map(|_| None).collect();
-        consume(
-            py,
-            &mut events,
-            |e| match e {
-                ImageEvent::Pieces(work) => Some(Arc::clone(work)),
-                _ => None,
-            },
-            |event| {
-                match event {
-                    ImageEvent::Entries { listing, entries } => {
-                        let list = &mut got[listing];
-                        list.reserve(entries.len());
-                        for e in entries {
-                            let built = match &e {
-                                Ok(entry) => Some(build.call1(convert::image(
-                                    py,
-                                    entry,
-                                    &mut strings,
-                                    &template,
-                                )?)?),
-                                Err(_) => None,
-                            };
-                            list.push((e, built));
-                        }
-                    }
-                    ImageEvent::Discard { listing } => got[listing].clear(),
-                    ImageEvent::Done { listing, result } => results[listing] = Some(result),
-                    ImageEvent::Pieces(_) => {}
-                }
-                Ok(())
-            },
-        )?;
-        for result in results {
-            if let Err(e) = result.unwrap_or_else(|| Err(ended_early(&name))) {
-                return Err(to_py(py, &e));
-            }
-        }
-        let mut entries = Vec::new();
-        let mut built = Vec::new();
-        for (listing, list) in got.into_iter().enumerate() {
-            for (entry, object) in list {
-                entries.push((listing, entry));
-                built.push(object);
-            }
-        }
-        let (winners, _) = select_image_indices(&entries);
-        let images = PyList::empty(py);
-        for i in winners {
-            if let (Some((_, Ok(entry))), Some(Some(object))) = (entries.get(i), built.get(i)) {
-                if image_matches(entry, os.as_deref(), arch.as_deref(), endorser.as_deref()) {
-                    images.append(object)?;
-                }
-            }
-        }
+        let mut listing = ImageCollector::new(&name, listings);
+        let mut build_one =
+            |entry: &ImageEntry| build.call1(convert::image(py, entry, &mut strings, &template)?);
+        consume(py, &mut events, |event| listing.take(event, &mut build_one))?;
+        let filter = ImageFilter { os, arch, endorser };
+        let (images, entries) = listing
+            .finish(&filter)
+            .map_err(|e| to_py(py, &e))?
+            .into_built();
         let count = entries.len();
         free_elsewhere(entries, count);
-        Ok(images)
+        PyList::new(py, images)
     }
 
     fn get_image<'py>(
@@ -576,21 +490,20 @@ impl Core {
         let driver = Arc::clone(&self.driver);
         aio::awaitable(
             py,
-            async move { driver.list_nodes(site.as_deref(), volumes).await },
-            move |py, listing: NodeListing| {
+            async move { driver.list_nodes(site.as_deref(), volumes, strict).await },
+            move |py, listed: NodesListed<NodeRecord>| {
                 let mut strings = convert::Strings::new(py);
                 let build = build.bind(py);
-                let (nodes, failures) = per_site(py, listing.per_site, strict, |py, r| {
-                    build.call1(convert::node(py, &r, &mut strings)?)
-                })?;
-                let mut unknown = Vec::new();
-                for (name, error) in listing.volumes_unknown {
-                    if strict {
-                        return Err(to_py(py, &error));
-                    }
-                    unknown.push((name, exception(py, &error)));
+                let nodes = PyList::empty(py);
+                for r in &listed.nodes.items {
+                    nodes.append(build.call1(convert::node(py, r, &mut strings)?)?)?;
                 }
-                (nodes, failures, unknown).into_py_any(py)
+                (
+                    nodes,
+                    failures(py, listed.nodes.failures),
+                    failures(py, listed.volumes_unknown),
+                )
+                    .into_py_any(py)
             },
         )
     }
@@ -670,15 +583,9 @@ impl Core {
         aio::awaitable(
             py,
             async move {
+                let filter = ImageFilter { os, arch, endorser };
                 driver
-                    .list_images(
-                        &site,
-                        os.as_deref(),
-                        arch.as_deref(),
-                        endorser.as_deref(),
-                        include_expired,
-                        include_deprecated,
-                    )
+                    .list_images(&site, &filter, include_expired, include_deprecated)
                     .await
             },
             |py, entries| {
@@ -842,15 +749,15 @@ impl Core {
     }
 }
 
-/// Receives a listing's events until their sender is gone, giving each to `handle`, checking
-/// Python's signals while it waits (an exception from a signal handler is returned); while
-/// none waits, reads a piece of a reply being read in pieces (`work_of` says which events bring
-/// one) itself, without the GIL, instead of sleeping.
+/// Receives a listing's events until their sender is gone, giving each to `take` (the
+/// driver core's listing: [`NodeCollector::take`], [`ImageCollector::take`]), checking Python's
+/// signals while it waits (an exception from a signal handler is returned); while none waits,
+/// reads a piece of a reply being read in pieces (what `take` returned) itself, without the
+/// GIL, instead of sleeping.
 fn consume<E: Send>(
     py: Python<'_>,
     events: &mut UnboundedReceiver<E>,
-    work_of: impl Fn(&E) -> Option<Arc<dyn Work>>,
-    mut handle: impl FnMut(E) -> PyResult<()>,
+    mut take: impl FnMut(E) -> PyResult<Option<Arc<dyn Work>>>,
 ) -> PyResult<()> {
     let mut pools: Vec<Arc<dyn Work>> = Vec::new();
     loop {
@@ -874,9 +781,8 @@ fn consume<E: Send>(
                 }
             }
         };
-        match work_of(&event) {
-            Some(work) => pools.push(work),
-            None => handle(event)?,
+        if let Some(work) = take(event)? {
+            pools.push(work);
         }
     }
 }
@@ -893,8 +799,8 @@ fn free_elsewhere<T: Send + 'static>(records: T, count: usize) {
         .spawn(move || drop(records));
 }
 
-/// Flattens per-site results into one list of converted records and the failed sites (or raises
-/// the first failure when `strict`).
+/// Per-site results as the driver core flattens them ([`by_site`]), converted: the items
+/// (as a list) and the failed sites, or the first failure raised when `strict`.
 fn per_site<'py, R, T, F>(
     py: Python<'py>,
     results: Vec<(String, crate::error::Result<Vec<R>>)>,
@@ -905,20 +811,23 @@ where
     F: FnMut(Python<'py>, R) -> PyResult<T>,
     T: IntoPyObject<'py>,
 {
+    let listed = by_site(results, strict).map_err(|e| to_py(py, &e))?;
     let items = PyList::empty(py);
-    let mut failures = Vec::new();
-    for (site, result) in results {
-        match result {
-            Ok(records) => {
-                for r in records {
-                    items.append(convert(py, r)?)?;
-                }
-            }
-            Err(e) if strict => return Err(to_py(py, &e)),
-            Err(e) => failures.push((site, exception(py, &e))),
-        }
+    for r in listed.items {
+        items.append(convert(py, r)?)?;
     }
-    Ok((items, failures))
+    Ok((items, failures(py, listed.failures)))
+}
+
+/// Failed sites with their Python exception objects (to report rather than raise).
+pub(super) fn failures<'py>(
+    py: Python<'py>,
+    failed: Vec<(String, crate::error::Error)>,
+) -> Failures<'py> {
+    failed
+        .into_iter()
+        .map(|(site, e)| (site, exception(py, &e)))
+        .collect()
 }
 
 /// The Python exception object for an error (to report rather than raise).
