@@ -39,7 +39,7 @@ pub struct Core {
     driver: Arc<Driver>,
 }
 
-type Failures<'py> = Vec<(String, Bound<'py, PyAny>)>;
+pub(super) type Failures<'py> = Vec<(String, Bound<'py, PyAny>)>;
 
 /// Pauses Python's cyclic garbage collector while a listing's records are converted (as
 /// driver.py's `_gc_paused` does while it builds the objects); re-enabled on drop.

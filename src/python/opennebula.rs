@@ -8,14 +8,14 @@ use std::sync::Arc;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
+use super::core::Failures;
 use super::errors::{block, to_py};
-use crate::driver::{Driver, PlainImage, PlainVolume};
+use crate::driver::{by_site, Driver, PlainImage, PlainVolume};
 use crate::one::pools::{self, NetworkRecord};
 
 type ImageTuple<'py> = (String, String, Bound<'py, PyDict>);
 type VolumeTuple<'py> = (String, String, u64, &'static str, Bound<'py, PyDict>);
 type NetworkTuple<'py> = (String, String, Bound<'py, PyDict>);
-type Failures<'py> = Vec<(String, Bound<'py, PyAny>)>;
 
 #[pyclass(frozen, module = "stratuslab_libcloud._stratuslab")]
 pub struct PlainSites {
@@ -123,27 +123,32 @@ fn network<'py>(py: Python<'py>, site: &str, n: NetworkRecord) -> PyResult<Netwo
     Ok((format!("{}@{site}", n.id), n.name, extra))
 }
 
-/// Flattens per-site results (or raises the first failure when `strict`).
+/// Per-site results as the driver core flattens them ([`by_site`]), each item converted with
+/// its site's name; the failed sites, or the first failure raised when `strict`.
 fn per_site<'py, R, T>(
     py: Python<'py>,
     results: Vec<(String, crate::error::Result<Vec<R>>)>,
     strict: bool,
     mut convert: impl FnMut(Python<'py>, &str, R) -> PyResult<T>,
 ) -> PyResult<(Vec<T>, Failures<'py>)> {
-    let mut items = Vec::new();
-    let mut failures = Vec::new();
-    for (site, result) in results {
-        match result {
-            Ok(records) => {
-                for r in records {
-                    items.push(convert(py, &site, r)?);
-                }
-            }
-            Err(e) if strict => return Err(to_py(py, &e)),
-            Err(e) => failures.push((site, to_py(py, &e).into_value(py).into_bound(py).into_any())),
-        }
-    }
-    Ok((items, failures))
+    let named = results
+        .into_iter()
+        .map(|(site, result)| {
+            let items = result.map(|items| {
+                let named: Vec<(String, R)> =
+                    items.into_iter().map(|r| (site.clone(), r)).collect();
+                named
+            });
+            (site, items)
+        })
+        .collect();
+    let listed = by_site(named, strict).map_err(|e| to_py(py, &e))?;
+    let items = listed
+        .items
+        .into_iter()
+        .map(|(site, r)| convert(py, &site, r))
+        .collect::<PyResult<Vec<T>>>()?;
+    Ok((items, super::core::failures(py, listed.failures)))
 }
 
 #[pymethods]
