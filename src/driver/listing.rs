@@ -20,12 +20,17 @@
 
 use std::sync::Arc;
 
-use super::{ended_early, image_matches, select_image_indices, ImageEvent, NodeEvent, NodeRecord};
+use super::{image_matches, select_image_indices, ImageEvent, NodeEvent, NodeRecord};
 use crate::error::{Error, Result};
 use crate::marketplace::{ImageEntry, MarketplaceError};
 use crate::pieces::Work;
 
 type MarketplaceResult<T> = std::result::Result<T, MarketplaceError>;
+
+/// The error of a site whose listing stopped without its [`NodeEvent::Done`].
+pub fn ended_early(site: &str) -> Error {
+    Error::internal(format!("site '{site}': the listing stopped before its end"))
+}
 
 /// A multi-site listing's outcome: the items of the sites that answered, in site order, and
 /// each failed site with its error.
