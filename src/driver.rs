@@ -112,6 +112,39 @@ fn site_auth(s: &SiteSettings) -> Result<Auth> {
     }))
 }
 
+/// A site's services, for the context of their errors ([`Site::context`], [`At::at`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Service {
+    Compute,
+    Pdisk,
+    Marketplace,
+}
+
+impl Site {
+    /// Where a call happens: this site, the endpoint of `service`, `operation`.
+    pub(crate) fn context(&self, service: Service, operation: &str) -> Context {
+        let endpoint = match service {
+            Service::Compute => self.one.url(),
+            Service::Pdisk => self.pdisk.base_url(),
+            Service::Marketplace => self.marketplace.endpoint(),
+        };
+        Context::new(&self.name, endpoint, operation)
+    }
+}
+
+/// Attaches where a remote failure happened (site, endpoint, operation) to it: the one way the
+/// driver core turns a client's error into the crate's [`Error`].
+pub(crate) trait At<T> {
+    fn at(self, site: &Site, service: Service, operation: &str) -> Result<T>;
+}
+
+impl<T, E: crate::error::RemoteFailure> At<T> for std::result::Result<T, E> {
+    fn at(self, site: &Site, service: Service, operation: &str) -> Result<T> {
+        self.map_err(|e| Error::remote(site.context(service, operation), e))
+    }
+}
+
+/// The context of a failure that is not a call to a site's service (configuration, TLS setup).
 fn ctx(site: &str, endpoint: &str, operation: &str) -> Context {
     Context::new(site, endpoint, operation)
 }

@@ -255,8 +255,7 @@ impl Driver {
         .await;
         let mut out = Vec::new();
         for ((rank, listing), &status) in listings.into_iter().enumerate().zip(statuses) {
-            let entries = listing
-                .map_err(|e| Error::remote(ctx(&s.name, s.marketplace.endpoint(), operation), e))?;
+            let entries = listing.at(s, Service::Marketplace, operation)?;
             out.extend(
                 checked_entries(&s.name, status, entries)
                     .into_iter()
@@ -323,12 +322,11 @@ impl Driver {
         tx: &tokio::sync::mpsc::UnboundedSender<ImageEvent>,
     ) -> Result<()> {
         let s = &self.sites[index];
-        let context = || ctx(&s.name, s.marketplace.endpoint(), LIST_IMAGES);
-        let Some(body) = s
-            .marketplace
-            .list_reply(&query)
-            .await
-            .map_err(|e| Error::remote(context(), e))?
+        let Some(body) =
+            s.marketplace
+                .list_reply(&query)
+                .await
+                .at(s, Service::Marketplace, LIST_IMAGES)?
         else {
             return Ok(());
         };
@@ -359,7 +357,7 @@ impl Driver {
             result
         });
         match read.await {
-            Ok(result) => result.map_err(|e| Error::remote(context(), e)),
+            Ok(result) => result.at(s, Service::Marketplace, LIST_IMAGES),
             Err(e) => Err(Error::internal(format!(
                 "site '{}': reading the image listing failed: {e}",
                 s.name
@@ -394,7 +392,7 @@ impl Driver {
         };
         let operation = format!("{operation} (GET /metadata)");
         let entries = self.fetch_entries(s, &query, statuses, &operation).await?;
-        let context = || ctx(&s.name, s.marketplace.endpoint(), &operation);
+        let context = || s.context(Service::Marketplace, &operation);
         let (mut images, first_error) = select_images(entries);
         images.retain(|e| e.identifier == id);
         match (images.into_iter().next(), first_error) {

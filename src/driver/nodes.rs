@@ -225,7 +225,6 @@ impl Driver {
         tx: &tokio::sync::mpsc::UnboundedSender<NodeEvent>,
     ) -> Result<()> {
         let site = &self.sites[index];
-        let context = || ctx(&site.name, site.one.url(), "list_nodes (one.vmpool.info)");
         let mounts = async {
             if with_volumes {
                 Some(self.site_mounts(site, "list_nodes").await)
@@ -237,7 +236,7 @@ impl Driver {
             site.one.vm_pool_reply(POOL_MINE, POOL_STATE_NOT_DONE),
             mounts
         );
-        let body = reply.map_err(|e| Error::remote(context(), e))?;
+        let body = reply.at(site, Service::Compute, "list_nodes (one.vmpool.info)")?;
         let by_vm = match mounts {
             Some(Ok(by_vm)) => Some(by_vm),
             Some(Err(error)) => {
@@ -278,7 +277,7 @@ impl Driver {
             Ok::<(), crate::one::client::OneError>(())
         });
         match read.await {
-            Ok(result) => result.map_err(|e| Error::remote(context(), e)),
+            Ok(result) => result.at(site, Service::Compute, "list_nodes (one.vmpool.info)"),
             Err(e) => Err(Error::internal(format!(
                 "site '{}': reading the node list failed: {e}",
                 site.name
@@ -293,12 +292,12 @@ impl Driver {
             // Plain sites have no pdisk: their volumes are images, attached as VM disks.
             return Ok(MountsByVm::new());
         }
-        let context = |op: &str| ctx(&site.name, site.pdisk.base_url(), op);
-        let disks = site
-            .pdisk
-            .list()
-            .await
-            .map_err(|e| Error::remote(context(&format!("{operation} (GET /disks/)")), e))?;
+        let context = |op: &str| site.context(Service::Pdisk, op);
+        let disks = site.pdisk.list().await.at(
+            site,
+            Service::Pdisk,
+            &format!("{operation} (GET /disks/)"),
+        )?;
         let mounted: Vec<_> = disks.into_iter().filter(|d| d.count > 0).collect();
         let all = join_all(mounted.iter().map(|d| site.pdisk.mounts(&d.uuid))).await;
         let mut by_vm = MountsByVm::new();
@@ -325,13 +324,12 @@ impl Driver {
     }
 
     pub(crate) async fn vm(&self, site: &Site, vm_id: i64, operation: &str) -> Result<VmRecord> {
-        let context = || ctx(&site.name, site.one.url(), operation);
         let xml = site
             .one
             .vm_info(vm_id)
             .await
-            .map_err(|e| Error::remote(context(), e))?;
-        parse_vm(xml.as_bytes()).map_err(|e| Error::remote(context(), e))
+            .at(site, Service::Compute, operation)?;
+        parse_vm(xml.as_bytes()).at(site, Service::Compute, operation)
     }
 
     /// `ex_get_node`: one VM by site-local id, its volumes read as `list_nodes` reads them; when
@@ -362,7 +360,7 @@ impl Driver {
         action: NodeAction,
     ) -> Result<Option<Error>> {
         let s = self.site(site)?;
-        let context = |op: &str| ctx(&s.name, s.one.url(), op);
+        let context = |op: &str| s.context(Service::Compute, op);
         let version = s.one.version().await.map_err(|e| {
             Error::remote(
                 context(&format!("{} (one.system.version)", action.label())),
@@ -417,9 +415,8 @@ impl Driver {
                 Err(e) if e.http_status() == Some(404) => {}
                 Err(e) => {
                     return Err(Error::remote(
-                        ctx(
-                            &s.name,
-                            s.pdisk.base_url(),
+                        s.context(
+                            Service::Pdisk,
                             "destroy_node (DELETE /disks/<uuid>/mounts/<id>)",
                         ),
                         e,
@@ -540,12 +537,11 @@ impl Driver {
             save: false,
         };
         spec.inbound_ports = inbound;
-        let context = |op: &str| ctx(&s.name, s.one.url(), op);
-        let version = s
-            .one
-            .version()
-            .await
-            .map_err(|e| Error::remote(context("create_node (one.system.version)"), e))?;
+        let version =
+            s.one
+                .version()
+                .await
+                .at(s, Service::Compute, "create_node (one.system.version)")?;
         let dialect = if (version.major, version.minor) >= (3, 8) {
             template::Dialect::One38
         } else {
@@ -582,17 +578,18 @@ impl Driver {
     /// Destroys a VM whose id and site are known to exist (duplicate clean-up, fleets): one
     /// `one.vm.action` in the site version's vocabulary.
     pub(crate) async fn destroy_vm(&self, s: &Site, vm_id: i64, operation: &str) -> Result<()> {
-        let context = |op: &str| ctx(&s.name, s.one.url(), op);
+        let context = |op: &str| s.context(Service::Compute, op);
         let version =
             s.one.version().await.map_err(|e| {
                 Error::remote(context(&format!("{operation} (one.system.version)")), e)
             })?;
         let name = action_name(NodeAction::Destroy, version, 0)
             .ok_or_else(|| Error::internal("no destroy action for this version"))?;
-        s.one
-            .action(name, vm_id)
-            .await
-            .map_err(|e| Error::remote(context(&format!("{operation} (one.vm.action {name})")), e))
+        s.one.action(name, vm_id).await.at(
+            s,
+            Service::Compute,
+            &format!("{operation} (one.vm.action {name})"),
+        )
     }
 
     pub(super) fn public_key(&self, s: &Site, req: &CreateNode) -> Result<String> {

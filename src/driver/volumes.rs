@@ -17,12 +17,11 @@ impl Driver {
     }
 
     pub(super) async fn list_site_volumes(&self, s: &Site) -> Result<Vec<VolumeRecord>> {
-        let disks = s.pdisk.list().await.map_err(|e| {
-            Error::remote(
-                ctx(&s.name, s.pdisk.base_url(), "list_volumes (GET /disks/)"),
-                e,
-            )
-        })?;
+        let disks = s
+            .pdisk
+            .list()
+            .await
+            .at(s, Service::Pdisk, "list_volumes (GET /disks/)")?;
         let mounts = join_all(disks.iter().map(|d| async move {
             if d.count == 0 {
                 return Vec::new();
@@ -73,17 +72,16 @@ impl Driver {
                 "visibility must be 'private' or 'public', not '{visibility}'"
             ))
         })?;
-        let context = |op: &str| ctx(&s.name, s.pdisk.base_url(), op);
-        let uuid = s
-            .pdisk
-            .create(size_gib as u32, tag, vis)
-            .await
-            .map_err(|e| Error::remote(context("create_volume (POST /disks/)"), e))?;
-        let disk = s
-            .pdisk
-            .describe(&uuid)
-            .await
-            .map_err(|e| Error::remote(context("create_volume (GET /disks/<uuid>)"), e))?;
+        let uuid = s.pdisk.create(size_gib as u32, tag, vis).await.at(
+            s,
+            Service::Pdisk,
+            "create_volume (POST /disks/)",
+        )?;
+        let disk = s.pdisk.describe(&uuid).await.at(
+            s,
+            Service::Pdisk,
+            "create_volume (GET /disks/<uuid>)",
+        )?;
         Ok(VolumeRecord {
             site: s.name.clone(),
             disk: disk.into(),
@@ -94,16 +92,10 @@ impl Driver {
     /// `destroy_volume`.
     pub async fn destroy_volume(&self, site: &str, uuid: &str) -> Result<()> {
         let s = self.site(site)?;
-        s.pdisk.delete(uuid).await.map_err(|e| {
-            Error::remote(
-                ctx(
-                    &s.name,
-                    s.pdisk.base_url(),
-                    "destroy_volume (DELETE /disks/<uuid>)",
-                ),
-                e,
-            )
-        })
+        s.pdisk
+            .delete(uuid)
+            .await
+            .at(s, Service::Pdisk, "destroy_volume (DELETE /disks/<uuid>)")
     }
 
     /// `attach_volume`: the node must be RUNNING; its host comes from a fresh `one.vm.info`.
@@ -112,7 +104,7 @@ impl Driver {
         let vm = self.vm(s, vm_id, "attach_volume (one.vm.info)").await?;
         let refused = |message: String| {
             Error::state(
-                ctx(&s.name, s.one.url(), "attach_volume (one.vm.info)"),
+                s.context(Service::Compute, "attach_volume (one.vm.info)"),
                 message,
             )
         };
@@ -125,43 +117,37 @@ impl Driver {
         let host = vm
             .current_host()
             .ok_or_else(|| refused(format!("VM {vm_id} has no host yet")))?;
-        s.pdisk.attach(uuid, host, vm_id).await.map_err(|e| {
-            Error::remote(
-                ctx(
-                    &s.name,
-                    s.pdisk.base_url(),
-                    "attach_volume (POST /disks/<uuid>/mounts/)",
-                ),
-                e,
-            )
-        })
+        s.pdisk.attach(uuid, host, vm_id).await.at(
+            s,
+            Service::Pdisk,
+            "attach_volume (POST /disks/<uuid>/mounts/)",
+        )
     }
 
     /// `detach_volume`: unmounts the disk from each of the caller's VMs it is mounted on, in
     /// any state (DONE included), and from VMs that no longer exist (a mount left behind).
     pub async fn detach_volume(&self, site: &str, uuid: &str) -> Result<Vec<(i64, String)>> {
         let s = self.site(site)?;
-        let context = |op: &str| ctx(&s.name, s.pdisk.base_url(), op);
+        let context = |op: &str| s.context(Service::Pdisk, op);
         let mounts_op = "detach_volume (GET /disks/<uuid>/mounts)";
         let mounts = s
             .pdisk
             .mounts(uuid)
             .await
-            .map_err(|e| Error::remote(context(mounts_op), e))?;
+            .at(s, Service::Pdisk, mounts_op)?;
         if mounts.is_empty() {
             return Err(Error::state(
                 context(mounts_op),
                 format!("volume {uuid} is not attached to any node"),
             ));
         }
-        let pool_context = || ctx(&s.name, s.one.url(), "detach_volume (one.vmpool.info)");
-        let pool = s
-            .one
-            .vm_pool(POOL_MINE, POOL_STATE_ANY)
-            .await
-            .map_err(|e| Error::remote(pool_context(), e))?;
+        let pool = s.one.vm_pool(POOL_MINE, POOL_STATE_ANY).await.at(
+            s,
+            Service::Compute,
+            "detach_volume (one.vmpool.info)",
+        )?;
         let mut mine: HashSet<i64> = parse_pool(pool.as_bytes())
-            .map_err(|e| Error::remote(pool_context(), e))?
+            .at(s, Service::Compute, "detach_volume (one.vmpool.info)")?
             .into_iter()
             .map(|v| v.id)
             .collect();
@@ -205,12 +191,12 @@ impl Driver {
                 Some(NO_EXISTS) => Ok(true),
                 Some(AUTHORIZATION) => Ok(false),
                 _ => Err(Error::remote(
-                    ctx(&s.name, s.one.url(), "detach_volume (one.vm.info)"),
+                    s.context(Service::Compute, "detach_volume (one.vm.info)"),
                     e,
                 )),
             },
             Err(e) => Err(Error::remote(
-                ctx(&s.name, s.one.url(), "detach_volume (one.vm.info)"),
+                s.context(Service::Compute, "detach_volume (one.vm.info)"),
                 e,
             )),
         }
