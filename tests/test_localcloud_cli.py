@@ -209,6 +209,37 @@ def test_tls_seed_and_version_options(served: list[Served]) -> None:
     assert not Path(ca).exists()
 
 
+def test_plain_opennebula_7_4_site(served: list[Served], tmp_path: Path) -> None:
+    config = tmp_path / "plain.cfg"
+    cli = Served(
+        "--sites",
+        "one",
+        "--opennebula-version",
+        "7.4",
+        "--site-type",
+        "opennebula",
+        "--write-config",
+        str(config),
+    )
+    served.append(cli)
+    base = cli.read_until(BANNER.pattern)[1]
+    cli.read_until(r"^serving")
+    shown = [line.split()[1] for line in cli.lines if line.startswith("  one ")]
+    assert shown == ["rpc2"], cli.lines
+    r = requests.post(
+        f"{base}/one/RPC2", data=xmlrpc.client.dumps((SESSION,), "one.system.version"), timeout=30
+    )
+    assert xmlrpc.client.loads(r.content)[0][0] == [True, "7.4.0", 0]
+    parsed = configparser.RawConfigParser()
+    parsed.read(config)
+    assert parsed["one"]["site_type"] == "opennebula"
+    assert parsed["one"]["endpoint"] == f"{base}/one/RPC2"
+    driver = StratusLabNodeDriver(ex_config_file=str(config))
+    assert {i.extra["kind"] for i in driver.list_images(location="one")} == {"image", "template"}
+    status, _, err = cli.interrupt()
+    assert status == 0, err
+
+
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "stratuslab_libcloud.localcloud", *args],
@@ -231,6 +262,7 @@ def test_bad_options_exit_2_with_a_plain_message(served: list[Served]) -> None:
         (["--sites", "a b"], 'site name "a b" must be unique'),
         (["--sites", ","], "invalid local cloud option: at least one site is needed"),
         (["--opennebula-version", "6.0"], "invalid choice: '6.0'"),
+        (["--site-type", "aws"], "invalid choice: 'aws'"),
         (["--port", "70000"], "'70000' is not a whole number from 0 to 65535"),
         (["--seed-vms", "-1"], "'-1' is not a whole number from 0 to"),
         (["--boot-step", "-1"], "boot_step"),
@@ -277,6 +309,7 @@ def test_every_option_has_help_and_its_default() -> None:
         "port",
         "sites",
         "opennebula_version",
+        "site_type",
         "boot_step",
         "tls",
         "write_config",
@@ -291,7 +324,9 @@ def test_every_option_has_help_and_its_default() -> None:
         "--version print the package version and exit",
         "--port PORT TCP port (default: 0, an ephemeral port)",
         "(default: lal)",
-        "--opennebula-version {3.2,3.8,4.x,5.x}",
+        "--opennebula-version {3.2,3.8,4.x,5.x,7.4}",
+        "--site-type {stratuslab,opennebula}",
+        "(default: stratuslab)",
         "emulated (default: 3.8)",
         "(default: 0.5)",
         "(default: plain HTTP)",

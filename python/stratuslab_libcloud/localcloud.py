@@ -322,10 +322,13 @@ _WHAT = {
 }
 
 
-def _print_endpoints(cloud: LocalCloud, out: Any) -> None:
+def _print_endpoints(cloud: LocalCloud, out: Any, *, plain: bool = False) -> None:
     print(f"StratusLab local cloud on {cloud.base_url}", file=out)
     for site in cloud.sites:
         for service, url in client_urls(cloud, site).items():
+            if plain and service != "rpc2":
+                # A plain OpenNebula site is the daemon alone.
+                continue
             print(f"  {site:<12} {service:<12} {url}  ({_WHAT[service]})", file=out)
     user, password = next(iter(cloud.users.items()))
     print(f"  user {user!r}, password {password!r}", file=out)
@@ -374,8 +377,15 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--opennebula-version",
         default="3.8",
-        choices=["3.2", "3.8", "4.x", "5.x"],
+        choices=["3.2", "3.8", "4.x", "5.x", "7.4"],
         help="the OpenNebula version whose replies are emulated (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--site-type",
+        default="stratuslab",
+        choices=["stratuslab", "opennebula"],
+        help="stratuslab: one-proxy, pdisk and Marketplace; opennebula: a plain daemon at "
+        "/<site>/RPC2 with image, template and vnet pools (default: %(default)s)",
     )
     parser.add_argument(
         "--boot-step",
@@ -416,6 +426,7 @@ def main(argv: Iterable[str] | None = None) -> int:
     cloud = LocalCloud(
         sites,
         version=args.opennebula_version,
+        site_type=args.site_type,
         boot_step=args.boot_step,
         tls=args.tls,
         port=args.port,
@@ -436,7 +447,7 @@ def main(argv: Iterable[str] | None = None) -> int:
                 Path(args.write_config).write_text(cloud.config_text, encoding="utf-8")
                 os.chmod(args.write_config, 0o600)
                 print(f"configuration written to {args.write_config}")
-            _print_endpoints(cloud, sys.stdout)
+            _print_endpoints(cloud, sys.stdout, plain=args.site_type == "opennebula")
             print("serving; press Ctrl-C to stop", flush=True)
             threading.Event().wait()
     except KeyboardInterrupt:
