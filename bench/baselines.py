@@ -6,10 +6,12 @@
 - etree: ``xmlrpc.client`` + ``xml.etree.ElementTree`` (the 2014 driver's stack).
 - pyone: OpenNebula's official Python client (``vmpool.info``).
 - fetch: the raw HTTP exchange of the same bytes with no parsing (keep-alive connection).
+- raw asyncio: the same exchange on asyncio streams, many requests at once (``AsyncFetch``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import gc
 import http.client
@@ -483,6 +485,54 @@ class Fetch:
 
     def close(self) -> None:
         self.conn.close()
+
+
+class AsyncFetch:
+    """The raw exchange from asyncio: HTTP/1.1 keep-alive connections kept across calls (one
+    request at a time each, as many at once as there are callers), the request bytes built once
+    per call, the reply's body read whole by its Content-Length, nothing parsed."""
+
+    def __init__(self, endpoint: Endpoint) -> None:
+        self.endpoint = endpoint
+        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        self.head = f"Host: {endpoint.host}:{endpoint.port}\r\n" + "".join(
+            f"{k}: {v}\r\n" for k, v in endpoint.headers.items()
+        )
+
+    async def request(
+        self, method: str, body: bytes | None = None, accept: str | None = None
+    ) -> bytes:
+        ep = self.endpoint
+        if self.idle:
+            reader, writer = self.idle.pop()
+        else:
+            reader, writer = await asyncio.open_connection(ep.host, ep.port)
+        head = f"{method} {ep.path} HTTP/1.1\r\n{self.head}"
+        if accept is not None:
+            head += f"Accept: {accept}\r\n"
+        if body is not None:
+            head += f"Content-Type: text/xml\r\nContent-Length: {len(body)}\r\n"
+        writer.write(head.encode() + b"\r\n" + (body or b""))
+        headers = await reader.readuntil(b"\r\n\r\n")
+        status = int(headers[9:12])
+        length = None
+        for line in headers.split(b"\r\n"):
+            if line[:15].lower() == b"content-length:":
+                length = int(line[15:])
+        if length is None:
+            writer.close()
+            raise RuntimeError(f"no Content-Length from {ep.url}: {headers[:200]!r}")
+        data = await reader.readexactly(length)
+        if status != 200:
+            writer.close()
+            raise RuntimeError(f"HTTP {status} from {ep.url}: {data[:200]!r}")
+        self.idle.append((reader, writer))
+        return data
+
+    def close(self) -> None:
+        for _, writer in self.idle:
+            writer.close()
+        self.idle.clear()
 
 
 def xmlrpc_body(method: str, *params: Any) -> bytes:

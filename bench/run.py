@@ -16,6 +16,7 @@ wheels have no debug info) or `--release`. Baselines are in bench/baselines.py.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import gc
 import os
 import pickle
@@ -24,6 +25,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import xmlrpc.client
 from collections.abc import Callable, Iterator, Sequence
@@ -164,6 +166,8 @@ def _fmt(v: float, unit: str) -> str:
         return f"{v:,.1f} ms" if v < 100 else f"{v:,.0f} ms"
     if unit == "MB":
         return f"{v:,.1f} MB"
+    if unit == "threads":
+        return f"{v:,.0f}"
     return f"{v:,.2f} {unit}"
 
 
@@ -675,6 +679,121 @@ def p8_p9(
 
 
 # ---------------------------------------------------------------------------------------------
+# P10: concurrent async calls from one event loop
+
+
+def _threads() -> int:
+    return len(os.listdir("/proc/self/task"))
+
+
+def _peak_threads(loop: asyncio.AbstractEventLoop, run: Callable[[], Any]) -> int:
+    """The most threads of this process seen (every millisecond) while ``run()`` runs on the
+    loop; the sampling thread itself is not counted."""
+    peak = 0
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, _threads() - 1)
+            done.wait(0.001)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        loop.run_until_complete(run())
+    finally:
+        done.set()
+        sampler.join()
+    return peak
+
+
+def p10(report: Report, calls: int, latency: float, repeats: int) -> None:
+    """``calls`` concurrent ``driver.ex_async.ex_get_node`` from one event loop against the same
+    requests (one.vm.info, GET /disks/ per call) sent at once by a raw asyncio client: the
+    latency plus the server's own time plus the least client work (bench/RESULTS.md)."""
+    with local_cloud(["lal"], latency=latency) as cloud:
+        cloud.seed("lal", vms=calls)
+        driver = make_driver(cloud)
+        nodes = driver.list_nodes()
+        if len(nodes) != calls:
+            raise SystemExit(f"P10: {len(nodes)} nodes, expected {calls}")
+        ids = [n.id for n in nodes]
+        vm_ids = [int(n.extra["vm_id"]) for n in nodes]
+        aio = driver.ex_async
+        compute = bl.AsyncFetch(bl.Endpoint(pswd_url(cloud, "lal"), USER, PASSWORD))
+        disks = bl.AsyncFetch(
+            bl.Endpoint(f"{cloud.endpoints('lal')['pdisk']}/pswd/disks/", USER, PASSWORD)
+        )
+        bodies = [bl.xmlrpc_body("one.vm.info", SESSION, v) for v in vm_ids]
+        loop = asyncio.new_event_loop()
+
+        async def ours() -> list[Any]:
+            return await asyncio.gather(*(aio.ex_get_node(i) for i in ids))
+
+        async def to_thread() -> list[Any]:
+            return await asyncio.gather(*(asyncio.to_thread(driver.ex_get_node, i) for i in ids))
+
+        async def one_raw(body: bytes) -> tuple[bytes, bytes]:
+            vm, listed = await asyncio.gather(
+                compute.request("POST", body), disks.request("GET", accept="application/json")
+            )
+            return vm, listed
+
+        async def raw() -> list[tuple[bytes, bytes]]:
+            return await asyncio.gather(*(one_raw(b) for b in bodies))
+
+        def requests(run: Callable[[], Any]) -> dict[tuple[str, str], int]:
+            keys = [("compute", "one.vm.info"), ("pdisk", "GET /disks")]
+            before = {k: cloud.request_count("lal", *k) for k in keys}
+            loop.run_until_complete(run())
+            return {k: cloud.request_count("lal", *k) - before[k] for k in keys}
+
+        try:
+            sent = requests(ours)
+            if sent != requests(raw) or sent[("compute", "one.vm.info")] != calls:
+                raise SystemExit(f"P10: the baseline does not make the driver's requests {sent}")
+            idle = _threads()  # the driver has made its calls: runtime and result thread up
+            peak_ours = _peak_threads(loop, ours)
+            peak_thread = _peak_threads(loop, to_thread)
+            t = interleaved(
+                {
+                    "ours": lambda: loop.run_until_complete(ours()),
+                    "raw": lambda: loop.run_until_complete(raw()),
+                    "thread": lambda: loop.run_until_complete(to_thread()),
+                },
+                repeats,
+            )
+        finally:
+            compute.close()
+            disks.close()
+            loop.run_until_complete(asyncio.sleep(0))
+            loop.close()
+    w = "P10"
+    report.time(
+        w,
+        f"{calls} x await ex_async.ex_get_node, gathered",
+        t["ours"],
+        f"{latency * 1000:g} ms latency, one event loop",
+    )
+    report.time(w, "the same requests, raw asyncio streams (keep-alive)", t["raw"])
+    report.time(w, "asyncio.to_thread(driver.ex_get_node)", t["thread"], "default executor")
+    report.check(
+        w, "async driver / raw asyncio client", paired(t["ours"], t["raw"]), op="<=", limit=1.5
+    )
+    report.check(
+        w,
+        "to_thread / async driver (information)",
+        paired(t["thread"], t["ours"]),
+        op=">=",
+        limit=1,
+    )
+    report.quantity(w, "threads, idle driver", [float(idle)], "threads")
+    report.quantity(w, "peak threads, to_thread (information)", [float(peak_thread)], "threads")
+    report.check(w, "peak threads during the gather / idle", [peak_ours / idle], op="<=", limit=1)
+
+
+# ---------------------------------------------------------------------------------------------
 # P6: cold import
 
 
@@ -726,10 +845,29 @@ class Plan:
     fleet: int = 1_000
     fleet_sample: int = 20
     fleet_repeats: int = 3
+    async_calls: int = 1_000
+    async_latency: float = 0.05
+    async_repeats: int = 5
 
 
 FULL = Plan(10_000, 5_000, 8, 0.2, 50, 1_000, 7, 3, 3, 15)
-QUICK = Plan(1_000, 500, 8, 0.2, 50, 100, 3, 1, 1, 5, fleet=480, fleet_sample=4, fleet_repeats=1)
+QUICK = Plan(
+    1_000,
+    500,
+    8,
+    0.2,
+    50,
+    100,
+    3,
+    1,
+    1,
+    5,
+    fleet=480,
+    fleet_sample=4,
+    fleet_repeats=1,
+    async_calls=100,
+    async_repeats=3,
+)
 
 
 def machine() -> str:
@@ -774,7 +912,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="small smoke version (CI)")
-    parser.add_argument("--only", default="P1,P1-7X,P2,P3,P4,P5,P6,P8", help="workloads to run")
+    parser.add_argument("--only", default="P1,P1-7X,P2,P3,P4,P5,P6,P8,P10", help="workloads to run")
     parser.add_argument("--repeats", type=int, help="repetitions of the fast contenders")
     parser.add_argument("--markdown", metavar="PATH", help="also write the table there")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
@@ -819,6 +957,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 report, plan.fleet, plan.sites, plan.latency, plan.fleet_sample, plan.fleet_repeats
             ),
         )
+
+    step("P10", lambda: p10(report, plan.async_calls, plan.async_latency, plan.async_repeats))
 
     table = report.table()
     print(table)

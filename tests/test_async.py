@@ -25,6 +25,7 @@ from stratuslab_libcloud.errors import (
     StratusLabProviderError,
     StratusLabTimeoutError,
 )
+from stratuslab_libcloud.fleet import FleetInterrupted, FleetResult
 
 IMAGE = "BzXGLnRmzChVZDNNVMvWfUiLPj7"
 KEY = NodeAuthSSHKey(
@@ -298,3 +299,220 @@ def test_outside_a_loop_is_an_error(aio: AsyncStratusLabNodeDriver) -> None:
     with pytest.raises(RuntimeError):
         coro.send(None)
     coro.close()
+
+
+def test_create_cancelled_after_the_allocate_the_token_finds_the_vm(cloud: LocalCloud) -> None:
+    """The allocate was carried out, then the task was cancelled (asyncio.wait_for) while the
+    driver read the VM back: the VM exists, and the same token gives it back, never a second."""
+    driver = StratusLabNodeDriver(ex_config_file=cloud.config_file, timeout=10, ex_retries=1)
+    aio = driver.ex_async
+    size = driver.list_sizes()[0]
+    cloud.inject_fault("slow", site=SITE, service="compute", op="one.vm.info", seconds=3, times=1)
+    allocated = cloud.request_count(SITE, "compute", "one.vm.allocate")
+
+    async def main() -> None:
+        create = aio.create_node("c2", size, IMAGE, location=SITE, auth=KEY, ex_client_token="tc2")
+        task = asyncio.ensure_future(asyncio.wait_for(create, timeout=30))
+        while not live_with_token(cloud, "tc2"):
+            assert not task.done(), "create_node ended before it was cancelled"
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    run(main())
+    (vm,) = live_with_token(cloud, "tc2")
+    node = run(aio.create_node("c2", size, IMAGE, location=SITE, auth=KEY, ex_client_token="tc2"))
+    assert node.extra["vm_id"] == vm
+    assert cloud.request_count(SITE, "compute", "one.vm.allocate") == allocated + 1
+    assert live_with_token(cloud, "tc2") == [vm]
+
+
+def test_wait_for_on_create_node(cloud: LocalCloud) -> None:
+    """``asyncio.wait_for`` over create_node: in time, the node; timed out before the allocate
+    was carried out, no VM, and the token then makes exactly one."""
+    driver = StratusLabNodeDriver(ex_config_file=cloud.config_file, timeout=10, ex_retries=1)
+    aio = driver.ex_async
+    size = driver.list_sizes()[0]
+
+    async def main() -> None:
+        node = await asyncio.wait_for(
+            aio.create_node("w1", size, IMAGE, location=SITE, auth=KEY, ex_client_token="tw1"), 10
+        )
+        assert live_with_token(cloud, "tw1") == [node.extra["vm_id"]]
+        cloud.inject_fault(
+            "slow", site=SITE, service="compute", op="one.vm.allocate", seconds=3, times=1
+        )
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(
+                aio.create_node("w2", size, IMAGE, location=SITE, auth=KEY, ex_client_token="tw2"),
+                0.5,
+            )
+
+    run(main())
+    assert live_with_token(cloud, "tw2") == []
+    node = run(aio.create_node("w2", size, IMAGE, location=SITE, auth=KEY, ex_client_token="tw2"))
+    assert live_with_token(cloud, "tw2") == [node.extra["vm_id"]]
+
+
+def test_fleet_progress_in_the_loop_thread(
+    driver: StratusLabNodeDriver, aio: AsyncStratusLabNodeDriver
+) -> None:
+    seen: list[tuple[int, int, str, int]] = []
+
+    def progress(done: int, total: int, item: Node | BaseException) -> None:
+        name = item.name if isinstance(item, Node) else "error"
+        seen.append((done, total, name, threading.get_ident()))
+
+    async def main() -> None:
+        loop_thread = threading.get_ident()
+        size = (await aio.list_sizes())[0]
+        made = await aio.ex_create_nodes(
+            ["p0", "p1", "p2"],
+            size,
+            IMAGE,
+            location=["lal", "grnet"],
+            auth=KEY,
+            ex_progress=progress,
+        )
+        assert made.ok
+        assert [s[:2] for s in seen] == [(1, 3), (2, 3), (3, 3)]
+        assert sorted(s[2] for s in seen) == ["p0", "p1", "p2"]
+        assert {s[3] for s in seen} == {loop_thread}
+        seen.clear()
+        gone = await aio.ex_destroy_nodes([*made.nodes, "99999@lal"], ex_progress=progress)
+        assert len(gone.nodes) == 3 and gone.failures[0][0] == "99999@lal"
+        assert [s[:2] for s in seen] == [(i, 4) for i in range(1, 5)]
+        assert sorted(s[2] for s in seen) == ["error", "p0", "p1", "p2"]
+
+    run(main())
+
+
+def test_fleet_progress_raising_stops_the_fleet(
+    cloud: LocalCloud, aio: AsyncStratusLabNodeDriver
+) -> None:
+    """As the synchronous fleet: no request is sent after the callback raised, those in flight
+    finish, and the exception comes with the result (KeyboardInterrupt: FleetInterrupted)."""
+    names = [f"s{i}" for i in range(5)]
+    # Each allocate takes 0.3 s: the loop sees the first node end long before the second does.
+    cloud.inject_fault("slow", site=SITE, service="compute", op="one.vm.allocate", seconds=0.3)
+
+    def progress(done: int, total: int, item: Node | BaseException) -> None:
+        raise KeyboardInterrupt
+
+    async def main() -> FleetResult:
+        size = (await aio.list_sizes())[0]
+        with pytest.raises(FleetInterrupted) as info:
+            await aio.ex_create_nodes(
+                names,
+                size,
+                IMAGE,
+                location=SITE,
+                auth=KEY,
+                ex_max_in_flight=1,
+                ex_progress=progress,
+            )
+        return info.value.result
+
+    result = run(main())
+    # The next create may have been sent while the first's event went to the loop (as in the
+    # synchronous fleet); none after the callback raised.
+    assert 1 <= len(result.nodes) <= 2 and result.not_sent and not result.failures
+    assert [n.name for n in result.nodes] + result.not_sent == names
+    live = [cloud.vm_template(SITE, vm) or "" for vm in cloud.vm_ids(SITE)]
+    assert sum(f'"{n}"' in t for n in names for t in live) == len(result.nodes)
+
+
+def test_cancelling_a_fleet_drops_its_requests(cloud: LocalCloud) -> None:
+    driver = StratusLabNodeDriver(ex_config_file=cloud.config_file, timeout=10, ex_retries=1)
+    aio = driver.ex_async
+    size = driver.list_sizes()[0]
+    cloud.inject_fault("slow", site=SITE, service="compute", op="one.vm.allocate", seconds=3)
+    before = cloud.dropped_count()
+    calls: list[object] = []
+
+    async def main() -> None:
+        task = asyncio.ensure_future(
+            aio.ex_create_nodes(
+                ["k0", "k1"],
+                size,
+                IMAGE,
+                location=SITE,
+                auth=KEY,
+                ex_client_tokens=["tk0", "tk1"],
+                ex_progress=lambda *a: calls.append(a),
+            )
+        )
+        while cloud.request_count(SITE, "compute", "one.vm.allocate") < 2:
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    run(main())
+    wait_for(lambda: cloud.dropped_count() >= before + 2, what="both requests dropped")
+    cloud.clear_faults()
+    assert calls == [] and live_with_token(cloud, "tk0") == live_with_token(cloud, "tk1") == []
+
+
+def test_plain_opennebula_images_and_volumes(ssh_public_key: str) -> None:
+    """A StratusLab site and a plain OpenNebula 7.4 site: the async image and volume calls on
+    the plain site give what the synchronous ones give."""
+    options = {"grid": {"version": "7.4", "site_type": "opennebula"}}
+    with LocalCloud(["lal", "grid"], site_options=options, boot_step=0.01) as cloud:
+        driver = StratusLabNodeDriver(ex_config_file=cloud.config_file)
+        aio = driver.ex_async
+        size = next(s for s in driver.list_sizes() if s.id == "m1.small")
+
+        async def main() -> None:
+            images = await aio.list_images(location="grid")
+            assert [(i.id, i.name, i.extra) for i in images] == [
+                (i.id, i.name, i.extra) for i in driver.list_images(location="grid")
+            ]
+            assert all(i.driver is driver for i in images)
+            got = await aio.get_image("template-0@grid", location="grid")
+            assert (got.id, got.name) == ("template-0@grid", "tmpl1")
+            with pytest.raises(StratusLabProviderError, match=r"one\.image\.info"):
+                await aio.get_image("image-99@grid", location="grid")
+            with pytest.raises(TypeError):
+                await aio.get_image(7, location="grid")  # type: ignore[arg-type]
+            node = await aio.create_node(
+                "plain-vm",
+                size,
+                "image-0@grid",
+                location="grid",
+                auth=NodeAuthSSHKey(ssh_public_key),
+                ex_network="public",
+            )
+            await aio.wait_until_running([node], wait_period=0.05, timeout=10)
+            volume, pdisk = await asyncio.gather(
+                aio.create_volume(2, "data grid", location="grid", ex_datastore=1),
+                aio.create_volume(1, "data lal", location="lal"),
+            )
+            assert volume.id.endswith("@grid") and volume.driver is driver
+            assert (volume.size, volume.state) == (2, StorageVolumeState.AVAILABLE)
+            # Both kinds of site in one listing, as the synchronous call lists them.
+            listed = await aio.list_volumes()
+            assert {v.id for v in listed} == {volume.id, pdisk.id}
+            assert sorted(v.id for v in listed) == sorted(v.id for v in driver.list_volumes())
+            assert [v.id for v in await aio.list_volumes(ex_location="grid")] == [volume.id]
+            assert await aio.attach_volume(node, volume, device="/dev/sdc")
+            assert volume.state == StorageVolumeState.INUSE and volume.extra["device"] == "sdc"
+            assert volume.extra["node"] == node.id
+            with pytest.raises(StratusLabProviderError, match="VMs using it"):
+                await aio.destroy_volume(volume)
+            wait_for(
+                lambda: driver.ex_get_node(node.id).state == NodeState.RUNNING, what="hot-plug"
+            )
+            assert await aio.detach_volume(volume)
+            assert volume.state == StorageVolumeState.AVAILABLE and "node" not in volume.extra
+            (free,) = await aio.list_volumes(ex_location="grid")
+            assert free.state == StorageVolumeState.AVAILABLE
+            wait_for(
+                lambda: driver.ex_get_node(node.id).state == NodeState.RUNNING, what="hot-unplug"
+            )
+            assert await aio.destroy_volume(volume) and await aio.destroy_volume(pdisk)
+            assert await aio.list_volumes() == []
+            assert await aio.destroy_node(node)
+
+        run(main())

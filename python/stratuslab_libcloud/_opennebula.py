@@ -47,9 +47,13 @@ def list_images(driver: StratusLabNodeDriver, site: str) -> list[NodeImage]:
 
 
 def get_image(driver: StratusLabNodeDriver, site: str, image_id: str) -> NodeImage:
+    return driver._image_from(*driver._core.opennebula().get_image(site, image_id_of(image_id)))
+
+
+def image_id_of(image_id: object) -> str:
     if not isinstance(image_id, str):
         raise TypeError(f"image_id must be a str, not {type(image_id).__name__}")
-    return driver._image_from(*driver._core.opennebula().get_image(site, image_id))
+    return image_id
 
 
 def to_volume(driver: StratusLabNodeDriver, rec: tuple[Any, ...]) -> StorageVolume:
@@ -67,15 +71,26 @@ def to_volume(driver: StratusLabNodeDriver, rec: tuple[Any, ...]) -> StorageVolu
 def list_volumes(
     driver: StratusLabNodeDriver, site: str | None, strict: bool
 ) -> tuple[list[StorageVolume], list[tuple[str, BaseException]]]:
-    records, failures = driver._core.opennebula().list_volumes(site, strict)
+    return volumes(driver, *driver._core.opennebula().list_volumes(site, strict))
+
+
+def volumes(
+    driver: StratusLabNodeDriver,
+    records: list[tuple[Any, ...]],
+    failures: list[tuple[str, BaseException]],
+) -> tuple[list[StorageVolume], list[tuple[str, BaseException]]]:
     return [to_volume(driver, r) for r in records], failures
 
 
 def create_volume(
     driver: StratusLabNodeDriver, site: str, size: int, name: str, datastore: str | int | None
 ) -> StorageVolume:
-    ds = None if datastore is None else str(datastore)
+    ds = datastore_of(datastore)
     return to_volume(driver, driver._core.opennebula().create_volume(site, size, name, ds))
+
+
+def datastore_of(datastore: str | int | None) -> str | None:
+    return None if datastore is None else str(datastore)
 
 
 def destroy_volume(driver: StratusLabNodeDriver, site: str, volume: StorageVolume) -> bool:
@@ -90,7 +105,13 @@ def attach_volume(
     volume: StorageVolume,
     device: str | None,
 ) -> bool:
-    rec = driver._core.opennebula().attach_volume(site, vm, volume.id, device)
+    return attached(
+        driver, volume, driver._core.opennebula().attach_volume(site, vm, volume.id, device)
+    )
+
+
+def attached(driver: StratusLabNodeDriver, volume: StorageVolume, rec: tuple[Any, ...]) -> bool:
+    """Updates ``volume`` from the volume record an attach returned."""
     fresh = to_volume(driver, rec)
     volume.extra = fresh.extra
     volume.state = fresh.state
@@ -99,6 +120,11 @@ def attach_volume(
 
 def detach_volume(driver: StratusLabNodeDriver, site: str, volume: StorageVolume) -> bool:
     driver._core.opennebula().detach_volume(site, volume.id)
+    return detached(volume)
+
+
+def detached(volume: StorageVolume) -> bool:
+    """Updates ``volume`` once detached from every VM."""
     extra: dict[str, Any] = volume.extra if volume.extra is not None else {}
     volume.extra = extra
     for key in ("node", "disk_id", "device"):
@@ -106,6 +132,58 @@ def detach_volume(driver: StratusLabNodeDriver, site: str, volume: StorageVolume
     extra["attachments"] = []
     volume.state = StorageVolumeState.AVAILABLE
     return True
+
+
+# ------------------------------------------------------------------ asyncio twins (aio.py)
+
+
+async def list_images_async(driver: StratusLabNodeDriver, site: str) -> list[NodeImage]:
+    records = await driver._core.opennebula().list_images_async(site)
+    return [driver._image_from(*rec) for rec in records]
+
+
+async def get_image_async(driver: StratusLabNodeDriver, site: str, image_id: str) -> NodeImage:
+    rec = await driver._core.opennebula().get_image_async(site, image_id_of(image_id))
+    return driver._image_from(*rec)
+
+
+async def list_volumes_async(
+    driver: StratusLabNodeDriver, site: str | None, strict: bool
+) -> tuple[list[StorageVolume], list[tuple[str, BaseException]]]:
+    return volumes(driver, *await driver._core.opennebula().list_volumes_async(site, strict))
+
+
+async def create_volume_async(
+    driver: StratusLabNodeDriver, site: str, size: int, name: str, datastore: str | int | None
+) -> StorageVolume:
+    plain = driver._core.opennebula()
+    rec = await plain.create_volume_async(site, size, name, datastore_of(datastore))
+    return to_volume(driver, rec)
+
+
+async def destroy_volume_async(
+    driver: StratusLabNodeDriver, site: str, volume: StorageVolume
+) -> bool:
+    await driver._core.opennebula().destroy_volume_async(site, volume.id)
+    return True
+
+
+async def attach_volume_async(
+    driver: StratusLabNodeDriver,
+    site: str,
+    vm: int,
+    volume: StorageVolume,
+    device: str | None,
+) -> bool:
+    rec = await driver._core.opennebula().attach_volume_async(site, vm, volume.id, device)
+    return attached(driver, volume, rec)
+
+
+async def detach_volume_async(
+    driver: StratusLabNodeDriver, site: str, volume: StorageVolume
+) -> bool:
+    await driver._core.opennebula().detach_volume_async(site, volume.id)
+    return detached(volume)
 
 
 def list_networks(

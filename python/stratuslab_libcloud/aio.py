@@ -31,7 +31,6 @@ from libcloud.compute.base import (
 
 from . import _opennebula, _stratuslab
 from . import fleet as _fleet
-from .errors import StratusLabUnsupportedError
 
 if TYPE_CHECKING:
     from .driver import StratusLabNodeDriver
@@ -59,13 +58,37 @@ def _names_driver(
     return named
 
 
+async def _run_fleet(
+    fleet: _stratuslab.AsyncFleet, progress: _fleet._Progress
+) -> tuple[list[tuple[Any, BaseException | None]], BaseException | None]:
+    """Runs a started fleet to its end, calling ``progress`` in the loop's thread as each item
+    ends. An exception from ``progress`` stops new requests (those in flight finish) and is
+    returned with every outcome, as in the synchronous fleets; cancelling the task drops the
+    fleet with its requests in flight."""
+    stopped: BaseException | None = None
+    try:
+        while (batch := await fleet.next()) is not None:
+            for index, value, exc in batch:
+                try:
+                    progress(index, value, exc)
+                except BaseException as failed:  # returned, then raised by _finish
+                    fleet.stop()
+                    if stopped is None:
+                        stopped = failed
+        return await fleet.outcomes(), stopped
+    except BaseException:
+        fleet.abort()
+        raise
+
+
 class AsyncStratusLabNodeDriver:
     """The asyncio face of a :class:`StratusLabNodeDriver` (get it as ``driver.ex_async``).
 
     Methods must be awaited from a running event loop (any loop, uvloop too, in any thread).
-    The fleets (``ex_create_nodes``, ``ex_destroy_nodes``) take no ``ex_progress`` and return
-    their :class:`FleetResult` when every node has ended; cancelling one drops its requests
-    in flight.
+    The fleets (``ex_create_nodes``, ``ex_destroy_nodes``) call ``ex_progress`` in the loop's
+    thread as each node ends; an exception from it stops sending (those in flight finish) and
+    is raised with the result (a ``KeyboardInterrupt`` as :class:`FleetInterrupted`), as in the
+    synchronous fleets. Cancelling a fleet drops its requests in flight.
     """
 
     def __init__(self, driver: StratusLabNodeDriver) -> None:
@@ -74,17 +97,6 @@ class AsyncStratusLabNodeDriver:
 
     def __repr__(self) -> str:
         return f"<AsyncStratusLabNodeDriver of {self.driver!r}>"
-
-    def _stratuslab_site(self, site: str | None, what: str) -> None:
-        """Refuses a plain OpenNebula site (its images and volumes have no async twin yet)."""
-        sites = [site] if site is not None else [loc.id for loc in self.driver._locations]
-        for s in sites:
-            if _opennebula.is_plain(self.driver, s):
-                raise StratusLabUnsupportedError(
-                    f"{what} on plain OpenNebula site {s!r} has no asyncio twin yet: "
-                    f"call driver.{what}(...)",
-                    self.driver,
-                )
 
     # ------------------------------------------------------------------ locations and sizes
 
@@ -187,6 +199,7 @@ class AsyncStratusLabNodeDriver:
         ex_client_tokens: Sequence[str] | None = None,
         ex_max_in_flight: int = _stratuslab.DEFAULT_MAX_IN_FLIGHT,
         ex_settle: float | None = None,
+        ex_progress: _fleet.Progress | None = None,
     ) -> _fleet.FleetResult:
         d = self.driver
         request = d._fleet_request(
@@ -204,18 +217,23 @@ class AsyncStratusLabNodeDriver:
             ex_max_in_flight,
             ex_settle,
         )
-        outcomes = await self._core.create_nodes_async(*request)
-        return _fleet._finish("ex_create_nodes", d._created(request[1], outcomes), None)
+        progress = _fleet._Progress(len(request[1]), ex_progress, d._to_node)
+        fleet = self._core.create_nodes_async(*request)
+        outcomes, stopped = await _run_fleet(fleet, progress)
+        return _fleet._finish("ex_create_nodes", d._created(request[1], outcomes), stopped)
 
     async def ex_destroy_nodes(
         self,
         nodes: Sequence[Node | str],
         ex_max_in_flight: int = _stratuslab.DEFAULT_MAX_IN_FLIGHT,
+        ex_progress: _fleet.Progress | None = None,
     ) -> _fleet.FleetResult:
         d = self.driver
         ids, max_in_flight, as_nodes = d._destroy_request(nodes, ex_max_in_flight)
-        outcomes = await self._core.destroy_nodes_async(ids, max_in_flight)
-        return _fleet._finish("ex_destroy_nodes", d._destroyed(as_nodes, outcomes), None)
+        progress = _fleet._Progress(len(as_nodes), ex_progress, lambda _: None, as_nodes)
+        fleet = self._core.destroy_nodes_async(ids, max_in_flight)
+        outcomes, stopped = await _run_fleet(fleet, progress)
+        return _fleet._finish("ex_destroy_nodes", d._destroyed(as_nodes, outcomes), stopped)
 
     @_names_driver
     async def _action(self, node: Node | str, action: str) -> bool:
@@ -249,7 +267,8 @@ class AsyncStratusLabNodeDriver:
     ) -> list[NodeImage]:
         d = self.driver
         loc = d._location(location)
-        self._stratuslab_site(loc.id, "list_images")
+        if _opennebula.is_plain(d, loc.id):
+            return await _opennebula.list_images_async(d, loc.id)
         records = await self._core.list_images_async(
             loc.id, ex_os, ex_arch, ex_endorser, ex_include_expired, ex_include_deprecated
         )
@@ -264,7 +283,8 @@ class AsyncStratusLabNodeDriver:
     ) -> NodeImage:
         d = self.driver
         loc = d._location(location)
-        self._stratuslab_site(loc.id, "get_image")
+        if _opennebula.is_plain(d, loc.id):
+            return await _opennebula.get_image_async(d, loc.id, image_id)
         return d._to_image(await self._core.get_image_async(loc.id, image_id, ex_include_expired))
 
     # ------------------------------------------------------------------ volumes
@@ -278,9 +298,11 @@ class AsyncStratusLabNodeDriver:
     ) -> list[StorageVolume]:
         d = self.driver
         site = None if ex_location is None else d._location(ex_location).id
-        self._stratuslab_site(site, "list_volumes")
-        listed = await self._core.list_volumes_async(site, ex_strict)
-        return d._listed_volumes(site, ex_partial, *listed)
+        (records, failures), (plain, plain_failures) = await asyncio.gather(
+            self._core.list_volumes_async(site, ex_strict),
+            _opennebula.list_volumes_async(d, site, ex_strict),
+        )
+        return d._listed_volumes(site, ex_partial, records, [*failures, *plain_failures], plain)
 
     @_names_driver
     async def create_volume(
@@ -290,16 +312,19 @@ class AsyncStratusLabNodeDriver:
         location: NodeLocation | str | None = None,
         snapshot: Any = None,
         ex_visibility: str = "private",
+        ex_datastore: str | int | None = None,
     ) -> StorageVolume:
         d = self.driver
         request = d._volume_request(size, name, location, snapshot, ex_visibility)
-        self._stratuslab_site(request[0], "create_volume")
+        if _opennebula.is_plain(d, request[0]):
+            return await _opennebula.create_volume_async(d, *request[:3], ex_datastore)
         return d._to_volume(await self._core.create_volume_async(*request))
 
     @_names_driver
     async def destroy_volume(self, volume: StorageVolume) -> bool:
         site = self.driver._volume_site(volume)
-        self._stratuslab_site(site, "destroy_volume")
+        if _opennebula.is_plain(self.driver, site):
+            return await _opennebula.destroy_volume_async(self.driver, site, volume)
         await self._core.destroy_volume_async(site, volume.id)
         return True
 
@@ -309,7 +334,8 @@ class AsyncStratusLabNodeDriver:
     ) -> bool:
         d = self.driver
         site, vm = d._attach_request(node, volume)
-        self._stratuslab_site(site, "attach_volume")
+        if _opennebula.is_plain(d, site):
+            return await _opennebula.attach_volume_async(d, site, vm, volume, device)
         got = await self._core.attach_volume_async(site, vm, volume.id)
         return d._attached(volume, site, vm, got, device)
 
@@ -317,5 +343,6 @@ class AsyncStratusLabNodeDriver:
     async def detach_volume(self, volume: StorageVolume) -> bool:
         d = self.driver
         site = d._volume_site(volume)
-        self._stratuslab_site(site, "detach_volume")
+        if _opennebula.is_plain(d, site):
+            return await _opennebula.detach_volume_async(d, site, volume)
         return d._detached(volume, site, await self._core.detach_volume_async(site, volume.id))

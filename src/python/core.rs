@@ -697,20 +697,20 @@ impl Core {
         )
     }
 
-    /// `create_nodes`' awaitable: per name `(node_tuple, exception)` (both None: never sent).
-    /// Cancelled, the fleet is dropped with its requests in flight.
+    /// `create_nodes` for asyncio: the fleet, started ([`super::fleet::AsyncFleet`]; values are
+    /// node tuples).
     #[allow(clippy::too_many_arguments)]
     #[pyo3(signature = (sites, names, tokens, args, max_in_flight, settle))]
-    fn create_nodes_async<'py>(
+    fn create_nodes_async(
         &self,
-        py: Python<'py>,
+        py: Python<'_>,
         sites: Vec<String>,
         names: Vec<String>,
         tokens: Vec<Option<String>>,
         args: super::fleet::CreateArgs,
         max_in_flight: usize,
         settle: Option<f64>,
-    ) -> PyResult<Bound<'py, PyAny>> {
+    ) -> PyResult<super::fleet::AsyncFleet> {
         let fleet = super::fleet::create_fleet(
             &self.driver,
             sites,
@@ -720,32 +720,18 @@ impl Core {
             max_in_flight,
             settle,
         )?;
-        drop(fleet.events); // no progress events: the outcomes come at the end
-        aio::awaitable(py, async move { Ok(fleet.future.await) }, |py, outcomes| {
-            outcomes
-                .iter()
-                .map(|o| super::fleet::outcome(py, o, super::fleet::node_tuple))
-                .collect::<PyResult<Vec<_>>>()?
-                .into_py_any(py)
-        })
+        super::fleet::AsyncFleet::start(py, fleet, super::fleet::node_object)
     }
 
-    /// `destroy_nodes`' awaitable: per node `(True, None)`, `(None, exception)` or `(None, None)`.
-    fn destroy_nodes_async<'py>(
+    /// `destroy_nodes` for asyncio: the fleet, started (values are True).
+    fn destroy_nodes_async(
         &self,
-        py: Python<'py>,
+        py: Python<'_>,
         nodes: Vec<(String, i64)>,
         max_in_flight: usize,
-    ) -> PyResult<Bound<'py, PyAny>> {
+    ) -> PyResult<super::fleet::AsyncFleet> {
         let fleet = super::fleet::destroy_fleet(&self.driver, nodes, max_in_flight)?;
-        drop(fleet.events);
-        aio::awaitable(py, async move { Ok(fleet.future.await) }, |py, outcomes| {
-            outcomes
-                .iter()
-                .map(|o| super::fleet::outcome(py, o, |_, ()| Ok(true)))
-                .collect::<PyResult<Vec<_>>>()?
-                .into_py_any(py)
-        })
+        super::fleet::AsyncFleet::start(py, fleet, super::fleet::destroyed)
     }
 }
 

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
+use pyo3::IntoPyObjectExt;
 use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::mpsc::{self, UnboundedReceiver};
 
@@ -298,4 +299,157 @@ pub fn destroy_nodes<'py>(
 ) -> PyResult<Returned<'py, bool>> {
     let f = destroy_fleet(driver, nodes, max_in_flight)?;
     drive(py, f, |_, ()| Ok(true), sink)
+}
+
+/// One fleet item's outcome, to be made Python's `(value, exception)` with the GIL.
+type Erased =
+    Box<dyn FnOnce(Python<'_>) -> PyResult<(Option<Py<PyAny>>, Option<Py<PyAny>>)> + Send>;
+
+/// How a fleet's value becomes Python's.
+type ToPy<T> = fn(Python<'_>, &T) -> PyResult<Py<PyAny>>;
+
+fn erase<T: Send + 'static>(o: Outcome<T>, convert: ToPy<T>) -> Erased {
+    Box::new(move |py| outcome(py, &o, convert))
+}
+
+type ErasedEvents = std::pin::Pin<Box<dyn futures_util::Stream<Item = (usize, Erased)> + Send>>;
+
+/// A fleet for asyncio (`Core.create_nodes_async`, `Core.destroy_nodes_async`), running on the
+/// process runtime from its creation: `next()` awaits the events ready (as the synchronous
+/// fleet's `sink` gets them), `stop()` sends no new request (those in flight finish),
+/// `outcomes()` awaits every item's outcome, `abort()` (or dropping the object) drops the fleet
+/// with its requests in flight.
+#[pyclass(frozen, module = "stratuslab_libcloud._stratuslab")]
+pub struct AsyncFleet {
+    events: Arc<tokio::sync::Mutex<ErasedEvents>>,
+    outcomes: std::sync::Mutex<Option<tokio::task::JoinHandle<Vec<Erased>>>>,
+    cancel: Arc<AtomicBool>,
+    abort: tokio::task::AbortHandle,
+}
+
+impl AsyncFleet {
+    /// Starts `fleet`, its values made Python's by `convert`.
+    pub fn start<T, Fut>(py: Python<'_>, fleet: Fleet<T, Fut>, convert: ToPy<T>) -> PyResult<Self>
+    where
+        T: Send + 'static,
+        Fut: Future<Output = Vec<Outcome<T>>> + Send + 'static,
+    {
+        let Fleet {
+            future,
+            mut events,
+            cancel,
+        } = fleet;
+        let handle = crate::runtime::spawn(async move {
+            future
+                .await
+                .into_iter()
+                .map(|o| erase(o, convert))
+                .collect::<Vec<_>>()
+        })
+        .map_err(|e| to_py(py, &e))?;
+        let stream = futures_util::stream::poll_fn(move |cx| events.poll_recv(cx));
+        let stream = futures_util::StreamExt::map(stream, move |(i, o)| (i, erase(o, convert)));
+        Ok(AsyncFleet {
+            events: Arc::new(tokio::sync::Mutex::new(Box::pin(stream))),
+            abort: handle.abort_handle(),
+            outcomes: std::sync::Mutex::new(Some(handle)),
+            cancel,
+        })
+    }
+}
+
+impl Drop for AsyncFleet {
+    fn drop(&mut self) {
+        self.abort.abort();
+    }
+}
+
+/// Aborts a fleet task whose outcomes were awaited by a future that is dropped (cancelled).
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+#[pymethods]
+impl AsyncFleet {
+    /// An awaitable of the events ready, `[(index, value, exception)]` (at least one), or None
+    /// once the fleet has ended.
+    fn next<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let events = Arc::clone(&self.events);
+        super::aio::awaitable(
+            py,
+            async move {
+                let mut events = events.lock().await;
+                let Some(first) = futures_util::StreamExt::next(&mut *events).await else {
+                    return Ok(None);
+                };
+                let mut batch = vec![first];
+                while let Some(Some(e)) = futures_util::FutureExt::now_or_never(
+                    futures_util::StreamExt::next(&mut *events),
+                ) {
+                    batch.push(e);
+                }
+                Ok(Some(batch))
+            },
+            |py, batch| match batch {
+                None => Ok(py.None()),
+                Some(batch) => batch
+                    .into_iter()
+                    .map(|(i, o)| o(py).map(|(value, error)| (i, value, error)))
+                    .collect::<PyResult<Vec<_>>>()?
+                    .into_py_any(py),
+            },
+        )
+    }
+
+    /// Sends no new request; those in flight finish.
+    fn stop(&self) {
+        self.cancel.store(true, Ordering::SeqCst);
+    }
+
+    /// Drops the fleet with its requests in flight.
+    fn abort(&self) {
+        self.abort.abort();
+    }
+
+    /// An awaitable of every item's `(value, exception)`, in input order (both None: never
+    /// sent). Once only.
+    fn outcomes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let handle = self
+            .outcomes
+            .lock()
+            .map_err(|_| PyValueError::new_err("the fleet's lock is poisoned"))?
+            .take()
+            .ok_or_else(|| PyValueError::new_err("the fleet's outcomes were already awaited"))?;
+        let guard = AbortOnDrop(handle.abort_handle());
+        super::aio::awaitable(
+            py,
+            async move {
+                let _guard = guard;
+                handle
+                    .await
+                    .map_err(|e| Error::internal(format!("a fleet task failed: {e}")))
+            },
+            |py, outcomes| {
+                outcomes
+                    .into_iter()
+                    .map(|o| o(py))
+                    .collect::<PyResult<Vec<_>>>()?
+                    .into_py_any(py)
+            },
+        )
+    }
+}
+
+/// A created node as Python's tuple, for [`AsyncFleet`].
+pub fn node_object(py: Python<'_>, r: &NodeRecord) -> PyResult<Py<PyAny>> {
+    node_tuple(py, r)?.into_py_any(py)
+}
+
+/// A destroyed node, for [`AsyncFleet`].
+pub fn destroyed(py: Python<'_>, _: &()) -> PyResult<Py<PyAny>> {
+    true.into_py_any(py)
 }

@@ -96,5 +96,6 @@ fn _stratuslab(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<core::Core>()?;
     m.add_class::<localcloud::LocalCloudServer>()?;
     m.add_class::<opennebula::PlainSites>()?;
+    m.add_class::<fleet::AsyncFleet>()?;
     Ok(())
 }

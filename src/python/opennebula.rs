@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
+use pyo3::IntoPyObjectExt;
 
 use super::core::Failures;
 use super::errors::{block, to_py};
@@ -256,5 +257,125 @@ impl PlainSites {
         block(py, async move {
             driver.plain_detach_volume(&site, &volume_id).await
         })
+    }
+
+    // ------------------------------------------------------------ asyncio twins
+    // Each returns an asyncio awaitable ([`super::aio::awaitable`]) of what the synchronous
+    // method of the same name (without `_async`) returns.
+
+    fn list_images_async<'py>(&self, py: Python<'py>, site: String) -> PyResult<Bound<'py, PyAny>> {
+        let driver = Arc::clone(&self.driver);
+        super::aio::awaitable(
+            py,
+            async move { driver.plain_list_images(&site).await },
+            |py, images| {
+                images
+                    .iter()
+                    .map(|i| image(py, i))
+                    .collect::<PyResult<Vec<_>>>()?
+                    .into_py_any(py)
+            },
+        )
+    }
+
+    fn get_image_async<'py>(
+        &self,
+        py: Python<'py>,
+        site: String,
+        image_id: String,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let driver = Arc::clone(&self.driver);
+        super::aio::awaitable(
+            py,
+            async move { driver.plain_get_image(&site, &image_id).await },
+            |py, i| image(py, &i)?.into_py_any(py),
+        )
+    }
+
+    #[pyo3(signature = (site, strict))]
+    fn list_volumes_async<'py>(
+        &self,
+        py: Python<'py>,
+        site: Option<String>,
+        strict: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let driver = Arc::clone(&self.driver);
+        super::aio::awaitable(
+            py,
+            async move { driver.plain_list_volumes(site.as_deref()).await },
+            move |py, results| {
+                per_site(py, results, strict, |py, _, v| volume(py, v))?.into_py_any(py)
+            },
+        )
+    }
+
+    #[pyo3(signature = (site, size, name, datastore))]
+    fn create_volume_async<'py>(
+        &self,
+        py: Python<'py>,
+        site: String,
+        size: i64,
+        name: String,
+        datastore: Option<String>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let driver = Arc::clone(&self.driver);
+        super::aio::awaitable(
+            py,
+            async move {
+                driver
+                    .plain_create_volume(&site, size, &name, datastore.as_deref())
+                    .await
+            },
+            |py, v| volume(py, v)?.into_py_any(py),
+        )
+    }
+
+    fn destroy_volume_async<'py>(
+        &self,
+        py: Python<'py>,
+        site: String,
+        volume_id: String,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let driver = Arc::clone(&self.driver);
+        super::aio::awaitable(
+            py,
+            async move { driver.plain_destroy_volume(&site, &volume_id).await },
+            |py, ()| Ok(py.None()),
+        )
+    }
+
+    #[pyo3(signature = (site, vm_id, volume_id, device))]
+    fn attach_volume_async<'py>(
+        &self,
+        py: Python<'py>,
+        site: String,
+        vm_id: i64,
+        volume_id: String,
+        device: Option<String>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let driver = Arc::clone(&self.driver);
+        super::aio::awaitable(
+            py,
+            async move {
+                driver
+                    .plain_attach_volume(&site, vm_id, &volume_id, device.as_deref())
+                    .await
+            },
+            |py, v| volume(py, v)?.into_py_any(py),
+        )
+    }
+
+    fn detach_volume_async<'py>(
+        &self,
+        py: Python<'py>,
+        site: String,
+        volume_id: String,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let driver = Arc::clone(&self.driver);
+        super::aio::awaitable(
+            py,
+            async move { driver.plain_detach_volume(&site, &volume_id).await },
+            |py, detached| detached.into_py_any(py),
+        )
     }
 }
