@@ -8,6 +8,7 @@ from typing import Any, TypeAlias, TypeVar, final
 __all__ = [
     "DEFAULT_MAX_IN_FLIGHT",
     "DEFAULT_SETTLE",
+    "AsyncFleet",
     "Core",
     "LocalCloudServer",
     "PlainSites",
