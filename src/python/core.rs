@@ -269,11 +269,10 @@ impl Core {
         vm_id: i64,
     ) -> PyResult<(convert::NodeTuple<'py>, Option<Bound<'py, PyAny>>)> {
         let driver = Arc::clone(&self.driver);
-        let (r, error) = block(py, async move { driver.get_node(&site, vm_id).await })?;
-        Ok((
-            convert::node(py, &r, &mut convert::Strings::new(py))?,
-            error.map(|e| exception(py, &e)),
-        ))
+        got_node(
+            py,
+            block(py, async move { driver.get_node(&site, vm_id).await })?,
+        )
     }
 
     /// One node, created exactly once ([`crate::fleet`]); `args` are [`super::fleet::CreateArgs`].
@@ -287,13 +286,11 @@ impl Core {
         client_token: Option<String>,
         settle: Option<f64>,
     ) -> PyResult<convert::NodeTuple<'py>> {
-        let driver = Arc::clone(&self.driver);
-        let options = driver.create_options(super::fleet::settle(settle)?);
-        let req: CreateNode = super::fleet::request(args, name);
-        let r = block(py, async move {
-            driver.create_node(&site, req, client_token, &options).await
-        })?;
-        convert::node(py, &r, &mut convert::Strings::new(py))
+        let r = block(
+            py,
+            self.create_work(site, name, args, client_token, settle)?,
+        )?;
+        super::fleet::node_tuple(py, &r)
     }
 
     /// Acts on a node; returns the error of a cleanup after the action that failed
@@ -305,11 +302,7 @@ impl Core {
         vm_id: i64,
         action: String,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
-        let driver = Arc::clone(&self.driver);
-        let cleanup = block(py, async move {
-            let action = NodeAction::parse(&action)?;
-            driver.node_action(&site, vm_id, action).await
-        })?;
+        let cleanup = block(py, self.action_work(site, vm_id, action))?;
         Ok(cleanup.map(|e| exception(py, &e)))
     }
 
@@ -367,12 +360,7 @@ impl Core {
         let e = block(py, async move {
             driver.get_image(&site, &image_id, include_expired).await
         })?;
-        convert::image(
-            py,
-            &e,
-            &mut convert::Strings::new(py),
-            &convert::image_template(py)?,
-        )
+        image_tuple(py, &e)
     }
 
     #[pyo3(signature = (site, strict))]
@@ -518,13 +506,7 @@ impl Core {
         aio::awaitable(
             py,
             async move { driver.get_node(&site, vm_id).await },
-            |py, (r, error)| {
-                (
-                    convert::node(py, &r, &mut convert::Strings::new(py))?,
-                    error.map(|e| exception(py, &e)),
-                )
-                    .into_py_any(py)
-            },
+            |py, got| got_node(py, got)?.into_py_any(py),
         )
     }
 
@@ -538,12 +520,9 @@ impl Core {
         client_token: Option<String>,
         settle: Option<f64>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let driver = Arc::clone(&self.driver);
-        let options = driver.create_options(super::fleet::settle(settle)?);
-        let req: CreateNode = super::fleet::request(args, name);
         aio::awaitable(
             py,
-            async move { driver.create_node(&site, req, client_token, &options).await },
+            self.create_work(site, name, args, client_token, settle)?,
             |py, r| super::fleet::node_tuple(py, &r)?.into_py_any(py),
         )
     }
@@ -555,15 +534,9 @@ impl Core {
         vm_id: i64,
         action: String,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let driver = Arc::clone(&self.driver);
-        aio::awaitable(
-            py,
-            async move {
-                let action = NodeAction::parse(&action)?;
-                driver.node_action(&site, vm_id, action).await
-            },
-            |py, cleanup| cleanup.map(|e| exception(py, &e)).into_py_any(py),
-        )
+        aio::awaitable(py, self.action_work(site, vm_id, action), |py, cleanup| {
+            cleanup.map(|e| exception(py, &e)).into_py_any(py)
+        })
     }
 
     /// `list_images`' awaitable: `[(id, name, extra)]`, picked and filtered.
@@ -611,15 +584,7 @@ impl Core {
         aio::awaitable(
             py,
             async move { driver.get_image(&site, &image_id, include_expired).await },
-            |py, e| {
-                convert::image(
-                    py,
-                    &e,
-                    &mut convert::Strings::new(py),
-                    &convert::image_template(py)?,
-                )?
-                .into_py_any(py)
-            },
+            |py, e| image_tuple(py, &e)?.into_py_any(py),
         )
     }
 
@@ -733,6 +698,64 @@ impl Core {
         let fleet = super::fleet::destroy_fleet(&self.driver, nodes, max_in_flight)?;
         super::fleet::AsyncFleet::start(py, fleet, super::fleet::destroyed)
     }
+}
+
+impl Core {
+    /// The work of `create_node` (sync and async): one node, created exactly once.
+    fn create_work(
+        &self,
+        site: String,
+        name: String,
+        args: super::fleet::CreateArgs,
+        client_token: Option<String>,
+        settle: Option<f64>,
+    ) -> PyResult<
+        impl std::future::Future<Output = crate::error::Result<crate::driver::NodeRecord>>
+            + Send
+            + 'static,
+    > {
+        let driver = Arc::clone(&self.driver);
+        let options = driver.create_options(super::fleet::settle(settle)?);
+        let req: CreateNode = super::fleet::request(args, name);
+        Ok(async move { driver.create_node(&site, req, client_token, &options).await })
+    }
+
+    /// The work of `node_action` (sync and async).
+    fn action_work(
+        &self,
+        site: String,
+        vm_id: i64,
+        action: String,
+    ) -> impl std::future::Future<Output = crate::error::Result<Option<crate::error::Error>>>
+           + Send
+           + 'static {
+        let driver = Arc::clone(&self.driver);
+        async move {
+            let action = NodeAction::parse(&action)?;
+            driver.node_action(&site, vm_id, action).await
+        }
+    }
+}
+
+/// `get_node`'s result for Python: the node, and pdisk's error when its volumes are unknown.
+fn got_node(
+    py: Python<'_>,
+    (r, error): (crate::driver::NodeRecord, Option<crate::error::Error>),
+) -> PyResult<(convert::NodeTuple<'_>, Option<Bound<'_, PyAny>>)> {
+    Ok((
+        super::fleet::node_tuple(py, &r)?,
+        error.map(|e| exception(py, &e)),
+    ))
+}
+
+/// One Marketplace entry as Python's `(id, name, extra)`.
+fn image_tuple<'py>(py: Python<'py>, e: &ImageEntry) -> PyResult<convert::ImageTuple<'py>> {
+    convert::image(
+        py,
+        e,
+        &mut convert::Strings::new(py),
+        &convert::image_template(py)?,
+    )
 }
 
 /// Receives a listing's events until their sender is gone, giving each to `take` (the
