@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import threading
 import warnings
 import xml.etree.ElementTree as ET
 import xmlrpc.client
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import wait_for
@@ -159,6 +161,60 @@ def test_list_nodes_an_error_while_building_reaches_the_caller(
         driver.list_nodes()
     monkeypatch.undo()
     assert len(driver.list_nodes()) == 1200
+    assert gc.isenabled()
+
+
+def test_list_nodes_leaves_a_gc_the_user_disabled_disabled(
+    cloud: LocalCloud, driver: StratusLabNodeDriver
+) -> None:
+    cloud.seed("lal", vms=3)
+    gc.disable()
+    try:
+        assert len(driver.list_nodes()) == 3
+        assert len(driver.list_images()) > 0
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+def test_concurrent_listings_keep_the_gc_paused_until_the_last_ends(
+    cloud: LocalCloud, driver: StratusLabNodeDriver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # First lists and holds its pause; second starts inside it; first ends while second is
+    # still building: the collector must stay paused until second ends too.
+    cloud.seed("lal", vms=2)
+    original = driver._node_from
+    first_paused, second_paused, first_done = (threading.Event() for _ in range(3))
+    seen: dict[str, bool] = {}
+
+    def build(*record: Any) -> Node:
+        name = threading.current_thread().name
+        if name == "first" and not first_paused.is_set():
+            first_paused.set()
+            assert second_paused.wait(30)
+        elif name == "second" and not second_paused.is_set():
+            second_paused.set()
+            assert first_done.wait(30)
+            seen["second, after first ended"] = gc.isenabled()
+        return original(*record)
+
+    monkeypatch.setattr(driver, "_node_from", build)
+    results: dict[str, int] = {}
+
+    def listing() -> None:
+        results[threading.current_thread().name] = len(driver.list_nodes(ex_location="lal"))
+        if threading.current_thread().name == "first":
+            first_done.set()
+
+    first = threading.Thread(target=listing, name="first")
+    second = threading.Thread(target=listing, name="second")
+    first.start()
+    assert first_paused.wait(30)
+    second.start()
+    first.join(60)
+    second.join(60)
+    assert results == {"first": 2, "second": 2}
+    assert seen == {"second, after first ended": False}
     assert gc.isenabled()
 
 

@@ -41,29 +41,54 @@ pub struct Core {
 
 pub(super) type Failures<'py> = Vec<(String, Bound<'py, PyAny>)>;
 
-/// Pauses Python's cyclic garbage collector while a listing's records are converted (as
-/// driver.py's `_gc_paused` does while it builds the objects); re-enabled on drop.
-struct GcPaused<'py>(Option<Bound<'py, PyModule>>);
+/// Pauses Python's cyclic garbage collector while a listing's records are converted; the pause
+/// nests. The first listing to start disables the collector only if it is enabled, and the last
+/// to finish enables it again only if that first one disabled it, so two concurrent listings,
+/// or a user who disabled the collector themselves, never have it re-enabled under them. Entered and left with the GIL held.
+struct GcPaused<'py>(Bound<'py, PyModule>);
+
+/// How many listings are converting records now, and whether the first of them disabled the
+/// collector (`false` when it was already disabled).
+struct GcPauses {
+    depth: usize,
+    disabled_by_us: bool,
+}
+
+static GC_PAUSES: std::sync::Mutex<GcPauses> = std::sync::Mutex::new(GcPauses {
+    depth: 0,
+    disabled_by_us: false,
+});
+
+fn gc_pauses() -> std::sync::MutexGuard<'static, GcPauses> {
+    GC_PAUSES
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 
 impl<'py> GcPaused<'py> {
     fn new(py: Python<'py>) -> PyResult<Self> {
         let gc = py.import(intern!(py, "gc"))?;
-        if !gc.call_method0(intern!(py, "isenabled"))?.is_truthy()? {
-            return Ok(GcPaused(None));
+        let mut pauses = gc_pauses();
+        if pauses.depth == 0 && gc.call_method0(intern!(py, "isenabled"))?.is_truthy()? {
+            gc.call_method0(intern!(py, "disable"))?;
+            pauses.disabled_by_us = true;
         }
-        gc.call_method0(intern!(py, "disable"))?;
-        Ok(GcPaused(Some(gc)))
+        pauses.depth += 1;
+        Ok(GcPaused(gc))
     }
 }
 
 impl Drop for GcPaused<'_> {
     fn drop(&mut self) {
-        if let Some(gc) = &self.0 {
+        let mut pauses = gc_pauses();
+        pauses.depth = pauses.depth.saturating_sub(1);
+        if pauses.depth == 0 && std::mem::take(&mut pauses.disabled_by_us) {
             // Nothing sensible to do if this fails; the collector stays as it is.
-            let _ = gc.call_method0(intern!(gc.py(), "enable"));
+            let _ = self.0.call_method0(intern!(self.0.py(), "enable"));
         }
     }
 }
+
 type LocationTuple<'py> = (String, String, String, Bound<'py, PyDict>);
 
 #[pymethods]
