@@ -573,7 +573,7 @@ impl Driver {
                     let records = vms
                         .into_iter()
                         .map(|vm| {
-                            let mut r = node_record(&site.name, vm, &driver.instance_types);
+                            let mut r = site_node_record(site, vm, &driver.instance_types);
                             apply_mounts(&mut r, by_vm.as_ref());
                             r
                         })
@@ -658,7 +658,7 @@ impl Driver {
             self.vm(s, vm_id, "ex_get_node (one.vm.info)"),
             self.site_mounts(s, "ex_get_node")
         );
-        let mut record = node_record(site, vm?, &self.instance_types);
+        let mut record = site_node_record(s, vm?, &self.instance_types);
         let (mounts, error) = match mounts {
             Ok(m) => (Some(m), None),
             Err(e) => (None, Some(e)),
@@ -880,7 +880,7 @@ impl Driver {
         token: &str,
     ) -> NodeRecord {
         match self.vm(s, vm_id, "create_node (one.vm.info)").await {
-            Ok(vm) => node_record(&s.name, vm, &self.instance_types),
+            Ok(vm) => site_node_record(s, vm, &self.instance_types),
             Err(e) => {
                 log::warn!(target: "stratuslab_libcloud", "site '{}': VM {vm_id} was created but reading it back failed: {e}", s.name);
                 let mut vm = VmRecord {
@@ -890,7 +890,7 @@ impl Driver {
                     ..VmRecord::default()
                 };
                 vm.template.client_token = Some(token.to_owned());
-                node_record(&s.name, vm, &self.instance_types)
+                site_node_record(s, vm, &self.instance_types)
             }
         }
     }
@@ -1462,6 +1462,16 @@ fn is_private_network(name: &str) -> bool {
 /// [`is_private_network`]), public otherwise. Image: the root disk's (`DISK_ID` 0, else the first
 /// disk) image-repository `IMAGE` name when it has one, else the image id in its `SOURCE`
 /// ([`image_id_of_source`]). Volumes: the other `pdisk:` disks, uuid → target.
+/// [`node_record`] at site `s`: on a plain OpenNebula site the image is the id of the
+/// `NodeImage` it was booted from (`template-<n>@<site>`, else `image-<n>@<site>`).
+pub fn site_node_record(s: &Site, vm: VmRecord, types: &[InstanceType]) -> NodeRecord {
+    let mut record = node_record(&s.name, vm, types);
+    if s.kind == SiteKind::OpenNebula {
+        record.image_id = opennebula::node_image_id(&s.name, &record.vm);
+    }
+    record
+}
+
 pub fn node_record(site: &str, vm: VmRecord, types: &[InstanceType]) -> NodeRecord {
     let mut public_ips = Vec::new();
     let mut private_ips = Vec::new();
