@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::{mpsc, Semaphore};
 
-use crate::driver::{node_record, CreateNode, Driver, NodeRecord, PreparedCreate, Site};
+use crate::driver::{site_node_record, CreateNode, Driver, NodeRecord, PreparedCreate, Site};
 use crate::error::{Context, Error, Result};
 use crate::http::TransportError;
 use crate::one::client::{OneError, POOL_MINE, POOL_STATE_NOT_DONE};
@@ -499,8 +499,9 @@ async fn reconcile(
         for (i, kept) in changes {
             let same = matches!(&outcomes[i], Outcome::Done(r) if r.vm.id == kept.id);
             if !same {
-                outcomes[i] =
-                    Outcome::Done(node_record(&nodes[i].site, kept, driver.instance_types()));
+                if let Ok(s) = driver.site(&nodes[i].site) {
+                    outcomes[i] = Outcome::Done(site_node_record(s, kept, driver.instance_types()));
+                }
             }
         }
     }

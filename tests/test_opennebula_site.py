@@ -169,6 +169,29 @@ def test_create_node_from_a_template(
     assert "<TEMPLATE_ID><![CDATA[0]]></TEMPLATE_ID>" in info
 
 
+def test_node_image_is_the_node_image_id(
+    mdriver: StratusLabNodeDriver, ssh_public_key: str
+) -> None:
+    # As on StratusLab sites, node.image.id is what get_image takes: the pool image of the
+    # node's root disk (a template's too: the short vmpool.info body names no template), the
+    # same on every path that returns a node.
+    auth = NodeAuthSSHKey(ssh_public_key)
+    from_image = mdriver.create_node(
+        "img", size(mdriver), "image-0@one", location="one", auth=auth, ex_network="public"
+    )
+    from_template = mdriver.create_node(
+        "tpl", size(mdriver), "template-0@one", location="one", auth=auth, ex_network="public"
+    )
+    for node in (from_image, from_template):
+        assert node.image is not None and node.image.id == "image-0@one"
+        got = mdriver.ex_get_node(node.id)
+        assert got.image is not None and got.image.id == "image-0@one"
+    listed = {n.name: n.image.id for n in mdriver.list_nodes(ex_location="one") if n.image}
+    assert listed == {"img": "image-0@one", "tpl": "image-0@one"}
+    image = mdriver.get_image(from_image.image.id)
+    assert (image.name, image.extra["kind"]) == ("ttylinux", "image")
+
+
 def test_unknown_network_and_image(mdriver: StratusLabNodeDriver, ssh_public_key: str) -> None:
     auth = NodeAuthSSHKey(ssh_public_key)
     with pytest.raises(ValueError, match="no virtual network 'nope'"):

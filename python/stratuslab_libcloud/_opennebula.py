@@ -42,6 +42,17 @@ def is_plain(driver: StratusLabNodeDriver, site: str) -> bool:
     return bool(driver._location(site).extra.get("site_type") == SITE_TYPE)
 
 
+def site_of_id(driver: StratusLabNodeDriver, object_id: str) -> str | None:
+    """The plain site an ``image-<n>@<site>``/``template-<n>@<site>`` id names, if any."""
+    kind, _, rest = object_id.partition("-")
+    site = rest.rpartition("@")[2] if "@" in rest else ""
+    if kind not in ("image", "template") or not site:
+        return None
+    if not any(loc.id == site for loc in driver._locations):
+        return None
+    return site if is_plain(driver, site) else None
+
+
 def list_images(driver: StratusLabNodeDriver, site: str) -> list[NodeImage]:
     return [driver._image_from(*rec) for rec in driver._core.opennebula().list_images(site)]
 

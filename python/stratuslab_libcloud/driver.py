@@ -998,7 +998,11 @@ class StratusLabNodeDriver(NodeDriver):
     ) -> NodeImage:
         """One Marketplace image by its 27-character identifier (``ValueError`` otherwise): the
         valid entry, or with ``ex_include_expired`` any entry (expired or deprecated) when none
-        is valid. None → :class:`StratusLabProviderError` with ``http_code`` 404."""
+        is valid. None → :class:`StratusLabProviderError` with ``http_code`` 404. On a plain
+        OpenNebula site, ``image-<n>@<site>`` or ``template-<n>@<site>``; without ``location``
+        the site is the one the id names (so ``get_image(node.image.id)`` works)."""
+        if location is None and isinstance(image_id, str):
+            location = _opennebula.site_of_id(self, image_id)
         loc = self._location(location)
         if _opennebula.is_plain(self, loc.id):
             return _opennebula.get_image(self, loc.id, image_id)

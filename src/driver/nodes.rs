@@ -256,7 +256,7 @@ impl Driver {
                     let records = vms
                         .into_iter()
                         .map(|vm| {
-                            let mut r = node_record(&site.name, vm, &driver.instance_types);
+                            let mut r = site_node_record(site, vm, &driver.instance_types);
                             apply_mounts(&mut r, by_vm.as_ref());
                             r
                         })
@@ -340,7 +340,7 @@ impl Driver {
             self.vm(s, vm_id, "ex_get_node (one.vm.info)"),
             self.site_mounts(s, "ex_get_node")
         );
-        let mut record = node_record(site, vm?, &self.instance_types);
+        let mut record = site_node_record(s, vm?, &self.instance_types);
         let (mounts, error) = match mounts {
             Ok(m) => (Some(m), None),
             Err(e) => (None, Some(e)),
@@ -560,7 +560,7 @@ impl Driver {
         token: &str,
     ) -> NodeRecord {
         match self.vm(s, vm_id, "create_node (one.vm.info)").await {
-            Ok(vm) => node_record(&s.name, vm, &self.instance_types),
+            Ok(vm) => site_node_record(s, vm, &self.instance_types),
             Err(e) => {
                 log::warn!(target: "stratuslab_libcloud", "site '{}': VM {vm_id} was created but reading it back failed: {e}", s.name);
                 let mut vm = VmRecord {
@@ -570,7 +570,7 @@ impl Driver {
                     ..VmRecord::default()
                 };
                 vm.template.client_token = Some(token.to_owned());
-                node_record(&s.name, vm, &self.instance_types)
+                site_node_record(s, vm, &self.instance_types)
             }
         }
     }

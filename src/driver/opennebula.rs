@@ -177,6 +177,26 @@ fn datastore_of(s: &Site, datastore: Option<&str>) -> Result<i64> {
         })
 }
 
+/// The `NodeImage` id a plain site's VM was booted from: `image-<n>@<site>` of its root disk
+/// (`DISK_ID` 0, else the first disk) when that is a pool image (`IMAGE_ID`), else
+/// `template-<n>@<site>` when the document names the template it was instantiated from
+/// (`TEMPLATE_ID`). The root disk comes first because every body carries it: from 5.8 the short
+/// `one.vmpool.info` body that `list_nodes` reads has no `TEMPLATE_ID`
+/// (`VirtualMachine::to_xml_short`, `release-7.4.0`), and a node must not change image between
+/// `list_nodes` and `ex_get_node`.
+pub fn node_image_id(site: &str, vm: &VmRecord) -> Option<String> {
+    let disks = &vm.template.disks;
+    let root = disks
+        .iter()
+        .find(|d| d.disk_id == Some(0))
+        .or_else(|| disks.first());
+    match (root.and_then(|d| d.image_id), vm.template.template_id) {
+        (Some(n), _) => Some(format!("image-{n}@{site}")),
+        (None, Some(t)) => Some(format!("template-{t}@{site}")),
+        (None, None) => None,
+    }
+}
+
 impl Driver {
     /// The site with this name, which must be a plain OpenNebula site.
     pub fn plain_site(&self, name: &str) -> Result<&Site> {
@@ -406,7 +426,7 @@ impl Driver {
             }
         };
         match self.vm(s, vm_id, "create_node (one.vm.info)").await {
-            Ok(vm) => Ok(super::node_record(&s.name, vm, &self.instance_types)),
+            Ok(vm) => Ok(super::site_node_record(s, vm, &self.instance_types)),
             Err(e) => {
                 log::warn!(target: "stratuslab_libcloud", "site '{}': VM {vm_id} was created but reading it back failed: {e}", s.name);
                 let vm = VmRecord {
@@ -415,7 +435,7 @@ impl Driver {
                     state: 1,
                     ..VmRecord::default()
                 };
-                Ok(super::node_record(&s.name, vm, &self.instance_types))
+                Ok(super::site_node_record(s, vm, &self.instance_types))
             }
         }
     }
@@ -643,6 +663,28 @@ mod tests {
         ] {
             assert!(parse_ref(bad, "one").is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn node_images_prefer_the_root_disk_over_the_template() {
+        use crate::one::vm::Disk;
+        let mut vm = VmRecord::default();
+        assert_eq!(node_image_id("one", &vm), None);
+        vm.template.template_id = Some(4);
+        assert_eq!(node_image_id("one", &vm).as_deref(), Some("template-4@one"));
+        vm.template.disks = vec![
+            Disk {
+                disk_id: Some(1),
+                image_id: Some(9),
+                ..Disk::default()
+            },
+            Disk {
+                disk_id: Some(0),
+                image_id: Some(2),
+                ..Disk::default()
+            },
+        ];
+        assert_eq!(node_image_id("one", &vm).as_deref(), Some("image-2@one"));
     }
 
     #[test]

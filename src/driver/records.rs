@@ -83,6 +83,17 @@ pub(super) fn is_private_network(name: &str) -> bool {
     name == "local" || name.contains("priv")
 }
 
+/// [`node_record`] at site `s`: on a plain OpenNebula site the image is the id of the
+/// `NodeImage` it was booted from (`image-<n>@<site>` of the root disk, else
+/// `template-<n>@<site>`).
+pub fn site_node_record(s: &Site, vm: VmRecord, types: &[InstanceType]) -> NodeRecord {
+    let mut record = node_record(&s.name, vm, types);
+    if s.kind == SiteKind::OpenNebula {
+        record.image_id = opennebula::node_image_id(&s.name, &record.vm);
+    }
+    record
+}
+
 /// A VM as the driver reports it. IPs: every NIC's `IP`, private for private networks (see
 /// [`is_private_network`]), public otherwise. Image: the root disk's (`DISK_ID` 0, else the first
 /// disk) image-repository `IMAGE` name when it has one, else the image id in its `SOURCE`

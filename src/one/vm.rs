@@ -91,6 +91,8 @@ pub struct VmTemplate {
     /// The driver's client token (`CLIENT_TOKEN`): in `TEMPLATE` on OpenNebula 3.x, in
     /// `USER_TEMPLATE` from 4.0 on (where the short pool body of 5.8+ leaves it out).
     pub client_token: Option<String>,
+    /// `TEMPLATE_ID`: the VM template it was instantiated from (`one.template.instantiate`).
+    pub template_id: Option<i64>,
 }
 
 /// One `TEMPLATE/DISK`.
@@ -99,6 +101,8 @@ pub struct Disk {
     pub disk_id: Option<u32>,
     pub source: Option<String>,
     pub image: Option<String>,
+    /// `IMAGE_ID`: the image-pool image the disk is made from.
+    pub image_id: Option<i64>,
     pub target: Option<String>,
     /// `TYPE` as written (`swap`, `fs`, `block`, `FILE`, ...).
     pub disk_type: Option<String>,
@@ -400,6 +404,7 @@ enum TplField {
     Name,
     InboundPorts,
     ClientToken,
+    TemplateId,
 }
 
 #[derive(Clone, Copy, PartialEq, Debug)]
@@ -407,6 +412,7 @@ enum DiskField {
     DiskId,
     Source,
     Image,
+    ImageId,
     Target,
     Type,
     Size,
@@ -470,6 +476,7 @@ impl Tag {
                 "NAME" => Tag::TplField(TplField::Name),
                 "INBOUND_PORTS" => Tag::TplField(TplField::InboundPorts),
                 "CLIENT_TOKEN" => Tag::TplField(TplField::ClientToken),
+                "TEMPLATE_ID" => Tag::TplField(TplField::TemplateId),
                 "DISK" => Tag::Disk,
                 "NIC" => Tag::Nic,
                 "CONTEXT" => Tag::Context,
@@ -480,6 +487,7 @@ impl Tag {
                 "DISK_ID" => Tag::DiskField(DiskField::DiskId),
                 "SOURCE" => Tag::DiskField(DiskField::Source),
                 "IMAGE" => Tag::DiskField(DiskField::Image),
+                "IMAGE_ID" => Tag::DiskField(DiskField::ImageId),
                 "TARGET" => Tag::DiskField(DiskField::Target),
                 "TYPE" => Tag::DiskField(DiskField::Type),
                 "SIZE" => Tag::DiskField(DiskField::Size),
@@ -657,6 +665,7 @@ impl Building {
             TplField::Name => t.name = opt_string(v),
             TplField::InboundPorts => t.inbound_ports = opt_string(v),
             TplField::ClientToken => t.client_token = opt_string(v),
+            TplField::TemplateId => t.template_id = v.parse().ok(),
         }
     }
 
@@ -668,6 +677,7 @@ impl Building {
             DiskField::DiskId => d.disk_id = v.parse().ok(),
             DiskField::Source => d.source = opt_string(v),
             DiskField::Image => d.image = opt_string(v),
+            DiskField::ImageId => d.image_id = v.parse().ok(),
             DiskField::Target => d.target = opt_string(v),
             DiskField::Type => d.disk_type = opt_string(v),
             DiskField::Size => d.size_mib = v.parse().ok(),
@@ -1335,6 +1345,7 @@ mod tests {
                     disk_id: Some(0),
                     source: s("dummy_path"),
                     image: s("ttylinux"),
+                    image_id: Some(0),
                     target: s("hda"),
                     disk_type: s("FILE"),
                     size_mib: None,
@@ -1367,6 +1378,7 @@ mod tests {
             error_message: None,
             inbound_ports: None,
             client_token: None,
+            template_id: None,
         }
     }
 
@@ -1460,6 +1472,7 @@ mod tests {
                     disk_id: Some(0),
                     source: s("https://marketplace.example.org/metadata/AbCdEf"),
                     image: None,
+                    image_id: None,
                     target: s("hda"),
                     disk_type: s("fs"),
                     size_mib: Some(1024),
@@ -1478,6 +1491,7 @@ mod tests {
                 error_message: None,
                 inbound_ports: None,
                 client_token: None,
+                template_id: None,
             },
             history: vec![History {
                 seq: 0,
