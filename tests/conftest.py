@@ -1,19 +1,18 @@
-"""Shared fixtures: a two-site local cloud on an ephemeral port and a driver configured for it."""
+"""Shared fixtures: a local-cloud factory, a two-site local cloud on an ephemeral port and a
+driver configured for it. Plain helpers (``FIXTURES``, ``wait_for``) are in helpers.py."""
 
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 
-import stratuslab_libcloud
 from stratuslab_libcloud import LocalCloud, StratusLabNodeDriver
 
-FIXTURES = Path(__file__).parent / "fixtures"
-SHARED = Path(__file__).parent.parent.parent / "shared"
+CloudFactory = Callable[..., LocalCloud]
 
 
 @pytest.fixture(autouse=True)
@@ -34,9 +33,21 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[N
 
 
 @pytest.fixture
-def cloud() -> Iterator[LocalCloud]:
-    with LocalCloud(sites=["lal", "grnet"], boot_step=0.02) as c:
-        yield c
+def make_cloud() -> Iterator[CloudFactory]:
+    """Starts local clouds (``LocalCloud``'s arguments; ephemeral ports) and stops every one of
+    them when the test ends."""
+    with ExitStack() as stack:
+
+        def make(*args: object, **kwargs: object) -> LocalCloud:
+            return stack.enter_context(LocalCloud(*args, **kwargs))  # type: ignore[arg-type]
+
+        yield make
+
+
+@pytest.fixture
+def cloud(make_cloud: CloudFactory) -> LocalCloud:
+    """Two StratusLab sites, ``lal`` and ``grnet``; VMs boot in 20 ms steps."""
+    return make_cloud(sites=["lal", "grnet"], boot_step=0.02)
 
 
 @pytest.fixture
@@ -56,20 +67,3 @@ def ssh_public_key() -> str:
         .decode()
         + " test@stratuslab-libcloud"
     )
-
-
-def wait_for(
-    predicate: Callable[[], object], timeout: float = 10.0, what: str = "condition"
-) -> object:
-    """Polls ``predicate`` until it returns a truthy value or the deadline passes."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.01)
-
-
-__all__ = ["FIXTURES", "SHARED", "stratuslab_libcloud", "wait_for"]

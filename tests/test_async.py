@@ -10,7 +10,7 @@ from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 import pytest
-from conftest import wait_for
+from helpers import wait_for
 from libcloud.common.types import InvalidCredsError
 from libcloud.compute.base import Node, NodeAuthSSHKey, NodeImage, StorageVolume
 from libcloud.compute.types import NodeState, StorageVolumeState

@@ -22,11 +22,11 @@ timeout_never        nothing (gave up)         settle, sent again: 1 VM error na
 from __future__ import annotations
 
 import xmlrpc.client
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import wait_for
+from conftest import CloudFactory
+from helpers import wait_for
 from libcloud.compute.base import Node, NodeAuthSSHKey
 
 from stratuslab_libcloud import LocalCloud, StratusLabNodeDriver
@@ -47,9 +47,8 @@ DONE = 6
 
 
 @pytest.fixture(params=["3.8", "5.x"])
-def cloud(request: pytest.FixtureRequest) -> Iterator[LocalCloud]:
-    with LocalCloud(sites=[SITE], boot_step=0.0, version=request.param) as c:
-        yield c
+def cloud(request: pytest.FixtureRequest, make_cloud: CloudFactory) -> LocalCloud:
+    return make_cloud(sites=[SITE], boot_step=0.0, version=request.param)
 
 
 def make_driver(cloud: LocalCloud, retries: bool) -> StratusLabNodeDriver:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import wait_for
+from helpers import wait_for
 from libcloud.common.types import LibcloudError
 from libcloud.compute.base import Node, NodeAuthSSHKey, NodeImage, NodeSize
 from libcloud.compute.drivers.dummy import DummyNodeDriver

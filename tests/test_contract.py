@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from conftest import wait_for
+from helpers import wait_for
 from libcloud.common.types import InvalidCredsError, LibcloudError
 from libcloud.compute.base import Node, NodeAuthSSHKey, StorageVolume
 from libcloud.compute.types import NodeState

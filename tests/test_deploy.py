@@ -21,9 +21,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from conftest import wait_for
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+from helpers import wait_for
 from libcloud.compute.base import NodeAuthSSHKey
 from libcloud.compute.deployment import ScriptDeployment
 

@@ -9,11 +9,11 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import CloudFactory
 from libcloud.compute.base import Node, NodeAuthSSHKey
 from libcloud.compute.types import NodeState
 
@@ -36,9 +36,8 @@ BIG = ("10.16.0.1", 60_000)  # a public network with room for big fleets
 
 
 @pytest.fixture
-def cloud() -> Iterator[LocalCloud]:
-    with LocalCloud(sites=["lal", "grnet"], boot_step=0.0) as c:
-        yield c
+def cloud(make_cloud: CloudFactory) -> LocalCloud:
+    return make_cloud(sites=["lal", "grnet"], boot_step=0.0)
 
 
 def make_driver(cloud: LocalCloud, **kwargs: Any) -> StratusLabNodeDriver:

@@ -13,10 +13,10 @@ driver's ``list_nodes`` must give complete ``Node`` objects (ids, states, IPs, `
 from __future__ import annotations
 
 import xmlrpc.client
-from collections.abc import Iterator
 
 import pytest
-from conftest import FIXTURES, wait_for
+from conftest import CloudFactory
+from helpers import FIXTURES, wait_for
 from libcloud.compute.base import Node
 from libcloud.compute.types import NodeState
 
@@ -63,9 +63,8 @@ def running_node(driver: StratusLabNodeDriver, node_id: str) -> Node:
 
 
 @pytest.fixture
-def cloud38() -> Iterator[LocalCloud]:
-    with LocalCloud(sites=["lal", "grnet"], boot_step=0.02, version="3.8") as c:
-        yield c
+def cloud38(make_cloud: CloudFactory) -> LocalCloud:
+    return make_cloud(sites=["lal", "grnet"], boot_step=0.02, version="3.8")
 
 
 def test_the_captured_3_8_5_template_becomes_this_node(cloud38: LocalCloud) -> None:

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 
 import pyone
 import pytest
-from conftest import FIXTURES, wait_for
+from helpers import FIXTURES, wait_for
 
 from stratuslab_libcloud.localcloud import DEFAULT_PASSWORD, DEFAULT_USER, LocalCloud
 

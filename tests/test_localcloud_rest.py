@@ -19,7 +19,7 @@ from xml.etree import ElementTree
 
 import pytest
 import requests
-from conftest import FIXTURES
+from helpers import FIXTURES
 
 from stratuslab_libcloud.localcloud import DEFAULT_PASSWORD, DEFAULT_USER, LocalCloud
 

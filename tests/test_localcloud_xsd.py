@@ -16,7 +16,7 @@ from xml.etree import ElementTree
 
 import pytest
 import xmlschema
-from conftest import FIXTURES, wait_for
+from helpers import FIXTURES, wait_for
 
 from stratuslab_libcloud.localcloud import DEFAULT_PASSWORD, DEFAULT_USER, LocalCloud
 

@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 import xmlschema
-from conftest import FIXTURES, wait_for
+from helpers import FIXTURES, wait_for
 from libcloud.compute.base import NodeAuthSSHKey
 from libcloud.compute.types import NodeState, StorageVolumeState
 
 from stratuslab_libcloud import LocalCloud, StratusLabNodeDriver
-from stratuslab_libcloud.errors import StratusLabProviderError
+from stratuslab_libcloud.errors import StratusLabConfigError, StratusLabProviderError
 from stratuslab_libcloud.localcloud import DEFAULT_PASSWORD, DEFAULT_USER
 
 XSD = FIXTURES / "opennebula-xsd" / "7.4.0"
@@ -59,11 +59,11 @@ def test_constructor_form_and_bad_site_types(mixed: LocalCloud) -> None:
     drv = StratusLabNodeDriver(DEFAULT_USER, DEFAULT_PASSWORD, host=url, ex_site_type="opennebula")
     assert drv.ex_default_location.extra["site_type"] == "opennebula"
     assert [i.id for i in drv.list_images()][:1] == ["image-0@default"]
-    with pytest.raises(Exception, match="site_type"):
+    with pytest.raises(StratusLabConfigError, match="site_type"):
         StratusLabNodeDriver(DEFAULT_USER, DEFAULT_PASSWORD, host=url, ex_site_type="aws")
     # A plain site's endpoint is the daemon's /RPC2 URL.
     proxy = mixed.endpoints("one")["compute"]
-    with pytest.raises(Exception, match="RPC2"):
+    with pytest.raises(StratusLabConfigError, match="RPC2"):
         StratusLabNodeDriver(DEFAULT_USER, DEFAULT_PASSWORD, host=proxy, ex_site_type="opennebula")
 
 

@@ -11,11 +11,11 @@ import logging
 import re
 import socket
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import CloudFactory
 from libcloud.common import base as libcloud_base
 from libcloud.compute.base import NodeAuthSSHKey
 
@@ -34,9 +34,8 @@ KEY = NodeAuthSSHKey(
 
 
 @pytest.fixture
-def cloud() -> Iterator[LocalCloud]:
-    with LocalCloud(sites=["lal"], boot_step=0.0) as c:
-        yield c
+def cloud(make_cloud: CloudFactory) -> LocalCloud:
+    return make_cloud(sites=["lal"], boot_step=0.0)
 
 
 @pytest.fixture

@@ -16,11 +16,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import CloudFactory
 from libcloud.compute.base import NodeAuthSSHKey
 from test_faults import FAULTS, OPERATIONS, PASSWORD, World, expectation, run_case, world_factory
 
 from stratuslab_libcloud import LocalCloud, StratusLabNodeDriver, _stratuslab
-from stratuslab_libcloud.errors import StratusLabConfigError, StratusLabSecurityWarning
+from stratuslab_libcloud.errors import (
+    StratusLabConfigError,
+    StratusLabConnectionError,
+    StratusLabSecurityWarning,
+)
 
 __all__ = ["world_factory"]  # the fixture, shared with the fault matrix
 
@@ -44,9 +49,8 @@ def debug_log(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFix
 
 
 @pytest.fixture
-def cloud() -> Iterator[LocalCloud]:
-    with LocalCloud(sites=["lal", "grnet"], boot_step=0.0, users={"alice": PASSWORD}) as c:
-        yield c
+def cloud(make_cloud: CloudFactory) -> LocalCloud:
+    return make_cloud(sites=["lal", "grnet"], boot_step=0.0, users={"alice": PASSWORD})
 
 
 def total_requests(cloud: LocalCloud) -> int:
@@ -180,11 +184,11 @@ def test_the_private_key_path_is_never_shown(
         driver = StratusLabNodeDriver(ex_config_file=cfg, ex_ca_cert=cloud.ca_file, timeout=2.0)
         nodes = driver.list_nodes(ex_strict=True)
         cloud.inject_fault("reset", site="lal", service="compute", op="one.vmpool.info")
-        with pytest.raises(Exception) as failure:
+        with pytest.raises(StratusLabConnectionError) as failure:
             driver.list_nodes(ex_strict=True)
         # A key that is not a key: the TLS setup error must not name the file either.
         secret_key.write_text("not a key")
-        with pytest.raises(Exception) as setup:
+        with pytest.raises(StratusLabConfigError) as setup:
             StratusLabNodeDriver(ex_config_file=cfg, ex_ca_cert=cloud.ca_file)
         assert "no private key found in the client key file (pem_key)" in str(setup.value)
         shown = "\n".join(

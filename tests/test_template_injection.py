@@ -19,11 +19,12 @@ import os
 import random
 import xml.etree.ElementTree as ET
 import xmlrpc.client
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+from conftest import CloudFactory
 from libcloud.compute.base import Node, NodeAuthSSHKey, NodeSize
 
 from stratuslab_libcloud import LocalCloud, StratusLabNodeDriver
@@ -211,11 +212,10 @@ def context_entries(template: str) -> list[tuple[str, str]]:
 
 
 @pytest.fixture
-def cloud() -> Iterator[LocalCloud]:
+def cloud(make_cloud: CloudFactory) -> LocalCloud:
     # One cloud per kind of input. VMs never leave PENDING (nothing to simulate); the private
     # network has 20,000 addresses per site.
-    with LocalCloud(sites=[SITE], boot_step=3600.0) as c:
-        yield c
+    return make_cloud(sites=[SITE], boot_step=3600.0)
 
 
 @pytest.fixture

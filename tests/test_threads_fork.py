@@ -18,11 +18,11 @@ import subprocess
 import sys
 import textwrap
 import threading
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import pytest
+from conftest import CloudFactory
 from libcloud.compute.base import Node, NodeAuthSSHKey, StorageVolume
 
 from stratuslab_libcloud import LocalCloud, StratusLabNodeDriver
@@ -37,9 +37,8 @@ SITES = ("lal", "grnet")
 
 
 @pytest.fixture
-def cloud() -> Iterator[LocalCloud]:
-    with LocalCloud(sites=list(SITES), boot_step=0.0) as c:
-        yield c
+def cloud(make_cloud: CloudFactory) -> LocalCloud:
+    return make_cloud(sites=list(SITES), boot_step=0.0)
 
 
 @dataclass

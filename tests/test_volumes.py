@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import wait_for
+from helpers import wait_for
 from libcloud.compute.base import Node, NodeAuthSSHKey, StorageVolume
 from libcloud.compute.types import NodeState, StorageVolumeState
 
