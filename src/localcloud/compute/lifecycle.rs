@@ -217,7 +217,7 @@ impl ComputeState {
                     vm.resched = false;
                 }
             }
-            Op::Shutdown => {
+            Op::Shutdown | Op::Cancel => {
                 let ok = if dialect == Dialect::One4 {
                     running_or_unknown
                 } else {
@@ -226,19 +226,12 @@ impl ComputeState {
                 if !ok {
                     return Err(ActionError::WrongState);
                 }
-                set(vm, ACTIVE, SHUTDOWN);
-                self.plan(id, now, &[Ev::Epilog(EPILOG), Ev::Done]);
-            }
-            Op::Cancel => {
-                let ok = if dialect == Dialect::One4 {
-                    running_or_unknown
+                let lcm = if matches!(op, Op::Shutdown) {
+                    SHUTDOWN
                 } else {
-                    running
+                    CANCEL
                 };
-                if !ok {
-                    return Err(ActionError::WrongState);
-                }
-                set(vm, ACTIVE, CANCEL);
+                set(vm, ACTIVE, lcm);
                 self.plan(id, now, &[Ev::Epilog(EPILOG), Ev::Done]);
             }
             Op::Terminate { hard } => match state {
