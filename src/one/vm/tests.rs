@@ -1,4 +1,3 @@
-
 use super::cut::{PIECE_MIN_BYTES, STREAM_PIECE_BYTES};
 use super::*;
 use crate::error::{Classify, Kind};
