@@ -253,6 +253,9 @@ class AsyncStratusLabNodeDriver:
     async def start_node(self, node: Node) -> bool:
         return await self._action(node, "start")
 
+    async def ex_recover(self, node: Node | str, operation: str) -> bool:
+        return await self._action(node, self.driver._recover_action(operation))
+
     # ------------------------------------------------------------------ images
 
     @_names_driver

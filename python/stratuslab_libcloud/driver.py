@@ -952,6 +952,25 @@ class StratusLabNodeDriver(NodeDriver):
         """Starts a stopped/powered-off/suspended VM again."""
         return self._action(node, "start")
 
+    def ex_recover(self, node: Node | str, operation: str) -> bool:
+        """Recovers a VM stuck between two states, or removes it, with ``one.vm.recover``
+        (OpenNebula ≥ 4.2; ``finalize`` and ``resubmit`` became ``delete`` and
+        ``delete-recreate`` in 5.x): ``operation`` is ``"failure"`` or ``"success"`` (the pending
+        driver action failed or succeeded), ``"retry"`` (4.14+), ``"delete"``,
+        ``"delete-recreate"`` (5.0+) or ``"delete-db"`` (5.8+). OpenNebula lets only users of
+        its ``oneadmin`` group recover (:class:`StratusLabProviderError` otherwise); a VM in a
+        state the operation does not apply to gives :class:`StratusLabStateError`, an
+        operation the site's version lacks :class:`StratusLabUnsupportedError` (nothing sent),
+        an unknown name ``ValueError``."""
+        return self._action(node, self._recover_action(operation))
+
+    @staticmethod
+    def _recover_action(operation: str) -> str:
+        """The core's action name of an ``ex_recover`` operation (whose name the core checks)."""
+        if not isinstance(operation, str):
+            raise TypeError(f"ex_recover: operation must be a str, not {type(operation).__name__}")
+        return f"recover:{operation}"
+
     # ------------------------------------------------------------------ images
 
     @_names_driver

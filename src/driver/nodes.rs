@@ -82,13 +82,99 @@ pub struct CreateNode {
     pub volatile_disk_gib: Option<u32>,
 }
 
-/// Node actions of the libcloud API.
+/// Node actions of the libcloud API, and `ex_recover`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NodeAction {
     Destroy,
     Reboot,
     Stop,
     Start,
+    Recover(RecoverOp),
+}
+
+/// The operations of `one.vm.recover` (OpenNebula 7.4's src/rm/api/VirtualMachineAPI.cc,
+/// 4.x/5.x's src/rm/RequestManagerVirtualMachine.cc).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecoverOp {
+    /// The pending driver action failed (0).
+    Failure,
+    /// The pending driver action succeeded (1).
+    Success,
+    /// Retry the failed or pending driver action (2).
+    Retry,
+    /// Delete the VM, running its epilog (3).
+    Delete,
+    /// Delete the VM's resources and put it back in PENDING, same id (4).
+    DeleteRecreate,
+    /// Delete the VM from the database only, no driver action (5).
+    DeleteDb,
+}
+
+impl RecoverOp {
+    pub const ALL: [RecoverOp; 6] = [
+        RecoverOp::Failure,
+        RecoverOp::Success,
+        RecoverOp::Retry,
+        RecoverOp::Delete,
+        RecoverOp::DeleteRecreate,
+        RecoverOp::DeleteDb,
+    ];
+
+    /// The name `onevm recover` uses (`--failure`, `--success`, `--retry`, `--delete`,
+    /// `--recreate` is `delete-recreate`, `--delete-db`).
+    pub fn name(self) -> &'static str {
+        match self {
+            RecoverOp::Failure => "failure",
+            RecoverOp::Success => "success",
+            RecoverOp::Retry => "retry",
+            RecoverOp::Delete => "delete",
+            RecoverOp::DeleteRecreate => "delete-recreate",
+            RecoverOp::DeleteDb => "delete-db",
+        }
+    }
+
+    pub fn parse(name: &str) -> Result<RecoverOp> {
+        RecoverOp::ALL
+            .into_iter()
+            .find(|op| op.name() == name)
+            .ok_or_else(|| {
+                let names: Vec<&str> = RecoverOp::ALL.iter().map(|op| op.name()).collect();
+                Error::invalid(format!(
+                    "unknown recover operation {name:?} (one of {})",
+                    names.join(", ")
+                ))
+            })
+    }
+
+    /// `one.vm.recover`'s second parameter on a daemon of `version`; `None` when that version
+    /// has no such operation: none before 4.2; 4.2–4.12 take a boolean (success or failure);
+    /// 4.14 the codes 0–2 (failure, success, retry); 5.0 adds 3 delete and 4 delete-recreate,
+    /// 5.8 adds 5 delete-db.
+    pub fn param(self, version: Version) -> Option<crate::xmlrpc::Value> {
+        use crate::xmlrpc::Value;
+        let code = match self {
+            RecoverOp::Failure => 0,
+            RecoverOp::Success => 1,
+            RecoverOp::Retry => 2,
+            RecoverOp::Delete => 3,
+            RecoverOp::DeleteRecreate => 4,
+            RecoverOp::DeleteDb => 5,
+        };
+        let last = match (version.major, version.minor) {
+            (0..=3, _) | (4, 0..=1) => return None,
+            (4, 2..=13) => {
+                return match self {
+                    RecoverOp::Failure => Some(Value::Bool(false)),
+                    RecoverOp::Success => Some(Value::Bool(true)),
+                    _ => None,
+                }
+            }
+            (4, _) => 2,
+            (5, 0..=7) => 4,
+            _ => 5,
+        };
+        (code <= last).then_some(Value::Int(code))
+    }
 }
 
 impl NodeAction {
@@ -98,6 +184,9 @@ impl NodeAction {
             "reboot" => NodeAction::Reboot,
             "stop" => NodeAction::Stop,
             "start" => NodeAction::Start,
+            other if other.starts_with("recover:") => {
+                NodeAction::Recover(RecoverOp::parse(&other["recover:".len()..])?)
+            }
             other => return Err(Error::invalid(format!("unknown node action '{other}'"))),
         })
     }
@@ -107,6 +196,7 @@ impl NodeAction {
             NodeAction::Reboot => "reboot_node",
             NodeAction::Stop => "stop_node",
             NodeAction::Start => "start_node",
+            NodeAction::Recover(_) => "ex_recover",
         }
     }
 }
@@ -126,6 +216,7 @@ pub fn action_name(action: NodeAction, version: Version, state: i32) -> Option<&
         // POWEROFF (8): 3.8 wants `restart`, 4.x and later `resume`.
         (NodeAction::Start, 3) if state == 8 => Some("restart"),
         (NodeAction::Start, _) => Some("resume"),
+        (NodeAction::Recover(_), _) => None,
     }
 }
 
@@ -367,6 +458,9 @@ impl Driver {
                 e,
             )
         })?;
+        if let NodeAction::Recover(op) = action {
+            return self.recover(s, vm_id, op, version).await.map(|()| None);
+        }
         let vm = self
             .vm(s, vm_id, &format!("{} (one.vm.info)", action.label()))
             .await?;
@@ -399,6 +493,31 @@ impl Driver {
             return Ok(None);
         }
         Ok(self.release_mounts(s, vm_id).await.err())
+    }
+
+    /// `ex_recover`: one `one.vm.recover` in the version's form, without reading the VM first
+    /// (the daemon's own state rules decide: on 7.4 `delete` of a DONE VM is a no-op, `failure`
+    /// of one is refused). A version without the operation is refused before anything is sent.
+    async fn recover(&self, s: &Site, vm_id: i64, op: RecoverOp, version: Version) -> Result<()> {
+        let operation = format!("ex_recover (one.vm.recover {})", op.name());
+        let param = op.param(version).ok_or_else(|| {
+            Error::unsupported(
+                s.context(Service::Compute, &operation),
+                format!(
+                    "recover operation {:?} is not supported by OpenNebula {version} (one.vm.recover has it from {})",
+                    op.name(),
+                    match op {
+                        RecoverOp::Failure | RecoverOp::Success => "4.2",
+                        RecoverOp::Retry => "4.14",
+                        RecoverOp::Delete | RecoverOp::DeleteRecreate => "5.0",
+                        RecoverOp::DeleteDb => "5.8",
+                    }
+                ),
+            )
+        })?;
+        crate::one::pools::vm_recover(&s.one, vm_id, param)
+            .await
+            .at(s, Service::Compute, &operation)
     }
 
     /// Removes every pdisk mount of VM `vm_id` (after `destroy_node`: a site whose epilog
@@ -649,5 +768,37 @@ mod tests {
         assert_eq!(action_name(Start, v("3.8.5"), 4), Some("resume"));
         assert_eq!(action_name(Start, v("5.12.0"), 8), Some("resume"));
         assert_eq!(action_name(Start, v("3.2.1"), 4), Some("resume"));
+    }
+
+    #[test]
+    fn recover_params_per_version() {
+        use crate::xmlrpc::Value;
+        use RecoverOp::*;
+        for op in RecoverOp::ALL {
+            assert_eq!(op.param(v("3.8.5")), None);
+            assert_eq!(op.param(v("4.0.1")), None);
+            assert_eq!(RecoverOp::parse(op.name()).unwrap(), op);
+            let action = NodeAction::parse(&format!("recover:{}", op.name())).unwrap();
+            assert_eq!(action, NodeAction::Recover(op));
+        }
+        assert_eq!(Failure.param(v("4.2")), Some(Value::Bool(false)));
+        assert_eq!(Success.param(v("4.12.3")), Some(Value::Bool(true)));
+        assert_eq!(Retry.param(v("4.12.3")), None);
+        assert_eq!(Retry.param(v("4.14.2")), Some(Value::Int(2)));
+        assert_eq!(Delete.param(v("4.14.2")), None);
+        assert_eq!(Delete.param(v("5.0.2")), Some(Value::Int(3)));
+        assert_eq!(DeleteRecreate.param(v("5.6.2")), Some(Value::Int(4)));
+        assert_eq!(DeleteDb.param(v("5.6.2")), None);
+        assert_eq!(DeleteDb.param(v("5.8.0")), Some(Value::Int(5)));
+        let codes: Vec<_> = RecoverOp::ALL
+            .iter()
+            .map(|op| op.param(v("7.4.0")))
+            .collect();
+        assert_eq!(
+            codes,
+            (0..6).map(|c| Some(Value::Int(c))).collect::<Vec<_>>()
+        );
+        assert!(NodeAction::parse("recover:resubmit").is_err());
+        assert!(NodeAction::parse("recover:").is_err());
     }
 }

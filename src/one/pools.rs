@@ -446,16 +446,13 @@ pub async fn vm_detach(one: &OneClient, vm: i64, disk_id: i64) -> Result<(), One
     .map(|_| ())
 }
 
-/// `one.vm.recover(vm, operation)` (4.x+: 0 failure, 1 success, 2 retry, 3 delete,
-/// 4 delete-recreate, 5 delete-db). Never retried.
-pub async fn vm_recover(one: &OneClient, vm: i64, operation: i64) -> Result<(), OneError> {
-    one.call(
-        "one.vm.recover",
-        vec![Value::Int(vm), Value::Int(operation)],
-        false,
-    )
-    .await
-    .map(|_| ())
+/// `one.vm.recover(vm, operation)`: the operation as the daemon's version takes it (a boolean
+/// on 4.2–4.12, else 0 failure, 1 success, 2 retry, 3 delete, 4 delete-recreate, 5 delete-db:
+/// `driver::RecoverOp::param`). Never retried.
+pub async fn vm_recover(one: &OneClient, vm: i64, operation: Value) -> Result<(), OneError> {
+    one.call("one.vm.recover", vec![Value::Int(vm), operation], false)
+        .await
+        .map(|_| ())
 }
 
 #[cfg(test)]

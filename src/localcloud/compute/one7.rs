@@ -33,6 +33,8 @@ const ALLOCATE: i64 = 0x4000;
 /// LCM states 7.x uses here (include/VirtualMachine.h, release-7.4.0).
 const HOTPLUG: i32 = 17;
 const BOOT_FAILURE: i32 = 36;
+const PROLOG_FAILURE: i32 = 39;
+const EPILOG_FAILURE: i32 = 40;
 
 /// Methods only a plain site serves.
 const PLAIN_METHODS: [&str; 11] = [
@@ -849,6 +851,16 @@ fn recover(
 ) -> Result<Value, Fault> {
     let id = int_param(params, 1)?;
     let op = int_param(params, 2)?;
+    // 7.4's VirtualMachineAPI::recover checks the code first, then the VM, then the rights.
+    if !(0..=5).contains(&op) {
+        return Ok(failure(
+            c,
+            ACTION,
+            method,
+            "Wrong recovery operation code",
+            -1,
+        ));
+    }
     let Some((state, lcm)) = c.vms.get(&id).map(|vm| (vm.state, vm.lcm)) else {
         return Ok(c.get_error(method, id));
     };
@@ -859,30 +871,40 @@ fn recover(
         );
         return Ok(failure(c, AUTHORIZATION, method, &message, -1));
     }
-    if !(0..=5).contains(&op) {
-        return Ok(failure(
-            c,
-            ACTION,
-            method,
-            "Wrong recovery operation code",
-            -1,
-        ));
-    }
     let wrong = |c: &ComputeState| {
+        let what = if op == 2 {
+            "a retry"
+        } else {
+            "a recover operation"
+        };
         let message = format!(
-            "Could not perform a recover operation on VM {id}, wrong state {}.",
+            "Could not perform {what} on VM {id}, wrong state {}.",
             super::state_str(state, lcm)
         );
         failure(c, ACTION, method, &message, -1)
     };
+    // failure / success / retry act on ACTIVE VMs only (DispatchManager::recover, ::retry);
+    // on a RUNNING one they are accepted and do nothing (vm-recover-{0,1,2}-on-running.json).
     let transient = state == ACTIVE && lcm != RUNNING && lcm != super::UNKNOWN;
     match op {
-        // failure / success / retry: only for a VM stuck between two states.
-        0..=2 if !transient => return Ok(wrong(c)),
+        0..=2 if state != ACTIVE => return Ok(wrong(c)),
+        0..=2 if !transient => {}
+        // failure: the pending driver action failed (LifeCycleManager::recover): a deploy
+        // fails to BOOT_FAILURE, a prolog or epilog to its failure state, a shutdown, save or
+        // hot-plug leaves the VM RUNNING (vm-info-after-recover-failure.xml).
         0 => {
             c.plan(id, now, &[]);
             if let Some(vm) = c.vms.get_mut(&id) {
-                vm.lcm = BOOT_FAILURE;
+                vm.lcm = match lcm {
+                    PROLOG | PROLOG_FAILURE => PROLOG_FAILURE,
+                    super::EPILOG | EPILOG_FAILURE => EPILOG_FAILURE,
+                    super::SHUTDOWN
+                    | super::SHUTDOWN_POWEROFF
+                    | super::SAVE_STOP
+                    | super::SAVE_SUSPEND
+                    | HOTPLUG => RUNNING,
+                    _ => BOOT_FAILURE,
+                };
             }
             c.touch(id);
         }
@@ -890,8 +912,8 @@ fn recover(
             c.plan(id, now, &[]);
             c.apply(id, now, Ev::Running);
         }
-        // delete, delete-db: gone at once.
-        3 | 5 if state == DONE => return Ok(wrong(c)),
+        // delete, delete-db: gone at once; a DONE VM is accepted as is (vm-recover-3-on-done.json).
+        3 | 5 if state == DONE => {}
         3 | 5 => {
             c.plan(id, now, &[]);
             c.apply(id, now, Ev::Done);
@@ -899,7 +921,8 @@ fn recover(
         // delete-recreate: back to PENDING, deployed again.
         _ => {
             if state == DONE {
-                return Ok(wrong(c));
+                let message = "Cannot delete-recreate a VM already in DONE state";
+                return Ok(failure(c, ACTION, method, message, -1));
             }
             if let Some(vm) = c.vms.get_mut(&id) {
                 vm.state = PENDING;
