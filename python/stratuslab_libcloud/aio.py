@@ -4,7 +4,8 @@
 (its connections, settings, proxies): each method is the synchronous method of the same name as
 a coroutine, taking the same arguments, returning the same libcloud objects (whose ``driver`` is
 the synchronous driver) and raising the same exceptions. The network work is a Rust future on
-the driver's tokio runtime, its result set from the event loop's thread (src/python/aio.rs): no thread per call.
+the driver's tokio runtime, its result set from the event loop's own thread
+(src/python/aio.rs): no thread per call.
 Cancelling the task (``task.cancel()``, ``asyncio.wait_for``'s timeout) drops the Rust future
 and its HTTP request; a cancelled create may or may not have made its VM: look its client token
 up (README "asyncio").
