@@ -155,8 +155,8 @@ class Core:
         self, site: str | None, strict: bool, build: Callable[..., _T], volumes: bool = True
     ) -> asyncio.Future[tuple[list[_T], _Failures, _Failures]]: ...
     def get_node_async(
-        self, site: str, vm_id: int
-    ) -> asyncio.Future[tuple[_NodeTuple, BaseException | None]]: ...
+        self, site: str, vm_id: int, build: Callable[..., _T]
+    ) -> asyncio.Future[tuple[_T, BaseException | None]]: ...
     def create_node_async(
         self,
         site: str,

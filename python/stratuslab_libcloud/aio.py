@@ -4,7 +4,8 @@
 (its connections, settings, proxies): each method is the synchronous method of the same name as
 a coroutine, taking the same arguments, returning the same libcloud objects (whose ``driver`` is
 the synchronous driver) and raising the same exceptions. The network work is a Rust future on
-the driver's tokio runtime, awaited through ``pyo3-async-runtimes``: no thread per call.
+the driver's tokio runtime, its result set from the event loop's own thread
+(src/python/aio.rs): no thread per call.
 Cancelling the task (``task.cancel()``, ``asyncio.wait_for``'s timeout) drops the Rust future
 and its HTTP request; a cancelled create may or may not have made its VM: look its client token
 up (README "asyncio").
@@ -120,10 +121,18 @@ class AsyncStratusLabNodeDriver:
         listed = await self._core.list_nodes_async(site, ex_strict, d._node_from)
         return d._listed_nodes(site, ex_partial, *listed)
 
-    @_names_driver
     async def ex_get_node(self, node_id: Node | str | None) -> Node:
-        site, vm = self.driver._site_of_node(node_id)
-        return self.driver._got_node(site, *await self._core.get_node_async(site, vm))
+        # One coroutine, the node built by the core (P10: a thousand of these at once).
+        d = self.driver
+        try:
+            site, vm = d._site_of_node(node_id)
+            node, volumes_error = await self._core.get_node_async(site, vm, d._node_from)
+        except LibcloudError as exc:
+            d._own(exc)
+            raise
+        if volumes_error is not None:
+            d._warn_volumes_unknown(site, volumes_error)
+        return node
 
     @_names_driver
     async def wait_until_running(

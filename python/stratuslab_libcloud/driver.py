@@ -563,10 +563,13 @@ class StratusLabNodeDriver(NodeDriver):
         self, site: str, rec: tuple[Any, ...], volumes_error: BaseException | None
     ) -> Node:
         if volumes_error is not None:
-            self._warn_failures(
-                "ex_get_node", [(site, volumes_error)], "gives no volumes (they are unknown)"
-            )
+            self._warn_volumes_unknown(site, volumes_error)
         return self._to_node(rec)
+
+    def _warn_volumes_unknown(self, site: str, volumes_error: BaseException) -> None:
+        self._warn_failures(
+            "ex_get_node", [(site, volumes_error)], "gives no volumes (they are unknown)"
+        )
 
     @_names_driver
     def wait_until_running(

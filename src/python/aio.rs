@@ -1,154 +1,285 @@
-//! The asyncio side of the core: a Rust future of the driver becomes a Python awaitable
-//! (`pyo3-async-runtimes`), run on the one process runtime ([`crate::runtime`]).
+//! The asyncio side of the core: a Rust future of the driver becomes an asyncio future, run on
+//! the one process runtime ([`crate::runtime`]), its result set from the event loop's own thread.
 //!
-//! The bridge is used through its generic interface with [`ProcessRuntime`], so that it spawns
-//! on our runtime (keyed by process id: a forked child gets its own) instead of a second tokio
-//! runtime of its own. What the bridge does "blocking" — setting the result on the asyncio future,
-//! with the GIL — runs on one lazily started thread, not on tokio's blocking pool, so that a
-//! thousand calls finishing together start no thread. Cancelling the asyncio future drops the
-//! Rust future (its HTTP requests with it).
+//! Each running event loop that awaits calls gets one completion queue while it has calls
+//! pending: a finished Rust future pushes its outcome there (no GIL) and, if no wake-up is in
+//! flight, writes one byte to a socket pair whose reading end the loop watches (`add_reader`).
+//! The loop then converts and sets every finished result in one callback: one wake-up for a
+//! batch of completions, no thread and no GIL hand-off per call, and the conversion to Python
+//! runs in the loop's thread. The reader is removed when the loop's last pending call is
+//! settled. Cancelling the asyncio future aborts the Rust task (its HTTP requests are dropped).
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::panic::AssertUnwindSafe;
-use std::pin::Pin;
-use std::sync::mpsc::{channel, Sender};
-use std::sync::Mutex;
+use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use futures_util::FutureExt;
+use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3_async_runtimes::generic::{ContextExt, JoinError, Runtime};
-use pyo3_async_runtimes::TaskLocals;
+use pyo3::sync::PyOnceLock;
+use tokio::runtime::Runtime;
+use tokio::task::AbortHandle;
 
 use super::errors::{panicked, to_py};
 use crate::error::Error;
 
-/// The process runtime, as the bridge sees it.
-pub struct ProcessRuntime;
-
-/// Why a spawned piece of the bridge did not finish.
-pub enum Failed {
-    Join(tokio::task::JoinError),
-    /// No runtime or no result thread could be started, or the result thread went away.
-    Unavailable(String),
-}
-
-impl JoinError for Failed {
-    fn is_panic(&self) -> bool {
-        match self {
-            Failed::Join(e) => e.is_panic(),
-            Failed::Unavailable(_) => true,
-        }
-    }
-
-    fn into_panic(self) -> Box<dyn std::any::Any + Send + 'static> {
-        match self {
-            Failed::Join(e) => match e.try_into_panic() {
-                Ok(panic) => panic,
-                Err(e) => Box::new(e.to_string()),
-            },
-            Failed::Unavailable(why) => Box::new(why),
-        }
-    }
-}
-
-type Joined = Pin<Box<dyn Future<Output = Result<(), Failed>> + Send>>;
-type Job = Box<dyn FnOnce() + Send>;
-
-/// The thread that hands results to Python, per process id (as the runtime).
-static RESULTS: Mutex<Option<(u32, Sender<Job>)>> = Mutex::new(None);
-
-fn results_thread() -> Result<Sender<Job>, String> {
-    let pid = std::process::id();
-    let mut slot = RESULTS
-        .lock()
-        .map_err(|_| "the result thread's lock is poisoned".to_owned())?;
-    if let Some((p, tx)) = slot.as_ref() {
-        if *p == pid {
-            return Ok(tx.clone());
-        }
-    }
-    let (tx, rx) = channel::<Job>();
-    std::thread::Builder::new()
-        .name("stratuslab-asyncio".into())
-        .spawn(move || {
-            while let Ok(job) = rx.recv() {
-                // A job only sets a future's result; a panic there must not end the thread.
-                let _ = std::panic::catch_unwind(AssertUnwindSafe(job));
-            }
-        })
-        .map_err(|e| format!("cannot start the asyncio result thread: {e}"))?;
-    *slot = Some((pid, tx.clone()));
-    Ok(tx)
-}
-
-impl Runtime for ProcessRuntime {
-    type JoinError = Failed;
-    type JoinHandle = Joined;
-
-    fn spawn<F>(fut: F) -> Joined
-    where
-        F: Future<Output = ()> + Send + 'static,
-    {
-        match crate::runtime::spawn(fut) {
-            Ok(handle) => Box::pin(async move { handle.await.map_err(Failed::Join) }),
-            Err(e) => Box::pin(std::future::ready(Err(Failed::Unavailable(e.to_string())))),
-        }
-    }
-
-    fn spawn_blocking<F>(f: F) -> Joined
-    where
-        F: FnOnce() + Send + 'static,
-    {
-        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-        let sent = results_thread().and_then(|tx| {
-            tx.send(Box::new(move || {
-                f();
-                let _ = done_tx.send(());
-            }))
-            .map_err(|_| "the asyncio result thread is gone".to_owned())
-        });
-        match sent {
-            Ok(()) => Box::pin(async move {
-                done_rx
-                    .await
-                    .map_err(|_| Failed::Unavailable("a result was not set".to_owned()))
-            }),
-            Err(why) => Box::pin(std::future::ready(Err(Failed::Unavailable(why)))),
-        }
-    }
-}
-
-impl ContextExt for ProcessRuntime {
-    fn scope<F, R>(_locals: TaskLocals, fut: F) -> Pin<Box<dyn Future<Output = R> + Send>>
-    where
-        F: Future<Output = R> + Send + 'static,
-    {
-        // The driver's futures never call back into Python's event loop: no locals to carry.
-        Box::pin(fut)
-    }
-
-    fn get_task_locals() -> Option<TaskLocals> {
-        None
-    }
-}
-
-/// A result converted to Python by the bridge, with the GIL, once the Rust future is done.
+/// A finished future's result, made Python's with the GIL in the loop's thread.
 type Convert = Box<dyn FnOnce(Python<'_>) -> PyResult<Py<PyAny>> + Send>;
 
-pub struct Deferred(Convert);
+/// One settled call: its asyncio future, its cancel callback, and the result (`None`: the Rust
+/// task was dropped before it finished, as when it was cancelled).
+struct Done {
+    future: Py<PyAny>,
+    cancel: Py<Cancel>,
+    result: Option<Convert>,
+}
 
-impl<'py> IntoPyObject<'py> for Deferred {
-    type Target = PyAny;
-    type Output = Bound<'py, PyAny>;
-    type Error = PyErr;
+/// The completions of one event loop, and its wake-up.
+struct Queue {
+    done: Mutex<Vec<Done>>,
+    /// A wake-up byte is in flight (set by the first completion after a drain).
+    armed: AtomicBool,
+    /// Calls created and not yet settled (touched by the loop's thread only).
+    pending: AtomicUsize,
+    tx: UnixStream,
+    rx: UnixStream,
+    runtime: Arc<Runtime>,
+}
 
-    fn into_pyobject(self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        (self.0)(py).map(|o| o.into_bound(py))
+impl Queue {
+    fn push(&self, done: Done) {
+        if let Ok(mut items) = self.done.lock() {
+            items.push(done);
+        }
+        if !self.armed.swap(true, Ordering::AcqRel) {
+            // A full socket means a wake-up is already there; any other failure leaves the
+            // completion for the next one.
+            let _ = (&self.tx).write(&[1]);
+        }
     }
 }
 
-/// An asyncio awaitable of `fut`, whose output becomes Python's with `convert` (its error: the
-/// exception the synchronous call raises; a panic: `StratusLabError`).
+/// The loops with calls pending, by the loop object's address (kept alive by the entry), per
+/// process id (a forked child starts with none).
+struct Entry {
+    queue: Arc<Queue>,
+    event_loop: Py<PyAny>,
+}
+
+type Loops = (u32, HashMap<usize, Entry>);
+
+static LOOPS: Mutex<Option<Loops>> = Mutex::new(None);
+
+fn loops() -> PyResult<std::sync::MutexGuard<'static, Option<Loops>>> {
+    LOOPS.lock().map_err(|_| {
+        pyo3::exceptions::PyRuntimeError::new_err("the asyncio queue's lock is poisoned")
+    })
+}
+
+/// The queue of `event_loop` with one more call pending, watched by the loop.
+fn queue_of(py: Python<'_>, event_loop: &Bound<'_, PyAny>) -> PyResult<Arc<Queue>> {
+    let key = event_loop.as_ptr() as usize;
+    let pid = std::process::id();
+    let (stale, closed_candidates) = {
+        let mut slot = loops()?;
+        let stale = match slot.as_ref() {
+            Some((p, _)) if *p == pid => None,
+            _ => slot.replace((pid, HashMap::new())),
+        };
+        let Some((_, map)) = slot.as_mut() else {
+            return Err(to_py(py, &Error::internal("no asyncio queue table")));
+        };
+        if let Some(entry) = map.get(&key) {
+            entry.queue.pending.fetch_add(1, Ordering::Relaxed);
+            return Ok(Arc::clone(&entry.queue));
+        }
+        let others: Vec<(usize, Py<PyAny>)> = map
+            .iter()
+            .map(|(k, e)| (*k, e.event_loop.clone_ref(py)))
+            .collect();
+        (stale, others)
+    };
+    drop(stale);
+    // Loops closed with calls pending never drain again: forget them (outside the lock).
+    let mut closed = Vec::new();
+    for (k, lp) in closed_candidates {
+        if lp
+            .bind(py)
+            .call_method0(intern!(py, "is_closed"))?
+            .is_truthy()?
+        {
+            closed.push(k);
+        }
+    }
+    let runtime = crate::runtime::handle().map_err(|e| to_py(py, &e))?;
+    let (tx, rx) = UnixStream::pair()
+        .and_then(|(tx, rx)| {
+            tx.set_nonblocking(true)?;
+            rx.set_nonblocking(true)?;
+            Ok((tx, rx))
+        })
+        .map_err(|e| {
+            to_py(
+                py,
+                &Error::internal(format!("cannot make the asyncio wake-up: {e}")),
+            )
+        })?;
+    let queue = Arc::new(Queue {
+        done: Mutex::new(Vec::new()),
+        armed: AtomicBool::new(false),
+        pending: AtomicUsize::new(1),
+        tx,
+        rx,
+        runtime,
+    });
+    let drain = Drain {
+        queue: Arc::clone(&queue),
+        event_loop: event_loop.clone().unbind(),
+    };
+    event_loop.call_method1(intern!(py, "add_reader"), (queue.rx.as_raw_fd(), drain))?;
+    let removed: Vec<Entry> = {
+        let mut slot = loops()?;
+        let mut removed = Vec::new();
+        if let Some((_, map)) = slot.as_mut() {
+            for k in closed {
+                removed.extend(map.remove(&k));
+            }
+            map.insert(
+                key,
+                Entry {
+                    queue: Arc::clone(&queue),
+                    event_loop: event_loop.clone().unbind(),
+                },
+            );
+        }
+        removed
+    };
+    drop(removed);
+    Ok(queue)
+}
+
+/// The loop's reader callback: settles every finished call.
+#[pyclass(frozen)]
+struct Drain {
+    queue: Arc<Queue>,
+    event_loop: Py<PyAny>,
+}
+
+#[pymethods]
+impl Drain {
+    fn __call__(&self, py: Python<'_>) -> PyResult<()> {
+        let q = &self.queue;
+        q.armed.store(false, Ordering::Release);
+        let mut buf = [0u8; 64];
+        while let Ok(64) = (&q.rx).read(&mut buf) {}
+        let batch = match q.done.lock() {
+            Ok(mut items) => std::mem::take(&mut *items),
+            Err(_) => Vec::new(),
+        };
+        let n = batch.len();
+        for done in batch {
+            settle(py, done);
+        }
+        if n > 0 && q.pending.fetch_sub(n, Ordering::Relaxed) == n {
+            // The loop's last call: stop watching (a new call makes a new queue).
+            let key = self.event_loop.as_ptr() as usize;
+            let entry = {
+                let mut slot = loops()?;
+                match slot.as_mut() {
+                    Some((_, map)) if map.get(&key).is_some_and(|e| Arc::ptr_eq(&e.queue, q)) => {
+                        map.remove(&key)
+                    }
+                    _ => None,
+                }
+            };
+            if entry.is_some() {
+                self.event_loop
+                    .bind(py)
+                    .call_method1(intern!(py, "remove_reader"), (q.rx.as_raw_fd(),))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Sets a settled call's asyncio future (unless it was cancelled).
+fn settle(py: Python<'_>, done: Done) {
+    let future = done.future.bind(py);
+    // A cancelled future has already run (and dropped) its callbacks: nothing is removed.
+    let removed = future
+        .call_method1(intern!(py, "remove_done_callback"), (done.cancel,))
+        .and_then(|n| n.extract::<usize>());
+    if !matches!(removed, Ok(1..)) {
+        return;
+    }
+    let outcome = match done.result {
+        None => Err(to_py(
+            py,
+            &Error::internal("a bug in the Rust core: the task ended without a result"),
+        )),
+        Some(convert) => match catch_unwind(AssertUnwindSafe(|| convert(py))) {
+            Ok(r) => r,
+            Err(panic) => Err(to_py(py, &panicked(&*panic))),
+        },
+    };
+    let set = match outcome {
+        Ok(value) => future.call_method1(intern!(py, "set_result"), (value,)),
+        Err(e) => future.call_method1(intern!(py, "set_exception"), (e.into_value(py),)),
+    };
+    if let Err(e) = set {
+        e.write_unraisable(py, Some(future));
+    }
+}
+
+/// The asyncio future's done callback: aborts the Rust task (a no-op once it has finished).
+#[pyclass(frozen)]
+struct Cancel {
+    abort: OnceLock<AbortHandle>,
+}
+
+#[pymethods]
+impl Cancel {
+    fn __call__(&self, _future: &Bound<'_, PyAny>) {
+        if let Some(abort) = self.abort.get() {
+            abort.abort();
+        }
+    }
+}
+
+/// In the Rust task: pushes its call's completion once, when finished or dropped.
+struct Slot {
+    queue: Arc<Queue>,
+    call: Option<(Py<PyAny>, Py<Cancel>)>,
+}
+
+impl Slot {
+    fn finish(&mut self, result: Option<Convert>) {
+        if let Some((future, cancel)) = self.call.take() {
+            self.queue.push(Done {
+                future,
+                cancel,
+                result,
+            });
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.finish(None);
+    }
+}
+
+static GET_RUNNING_LOOP: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+/// An asyncio future of `fut` on the running loop (`RuntimeError` outside one), whose output
+/// becomes Python's with `convert` (its error: the exception the synchronous call raises; a
+/// panic: `StratusLabError`).
 pub fn awaitable<'py, T, Fut, C>(
     py: Python<'py>,
     fut: Fut,
@@ -159,12 +290,30 @@ where
     T: Send + 'static,
     C: FnOnce(Python<'_>, T) -> PyResult<Py<PyAny>> + Send + 'static,
 {
-    pyo3_async_runtimes::generic::future_into_py::<ProcessRuntime, _, _>(py, async move {
+    let event_loop = GET_RUNNING_LOOP
+        .import(py, "asyncio", "get_running_loop")?
+        .call0()?;
+    let future = event_loop.call_method0(intern!(py, "create_future"))?;
+    let cancel = Py::new(
+        py,
+        Cancel {
+            abort: OnceLock::new(),
+        },
+    )?;
+    let queue = queue_of(py, &event_loop)?;
+    let mut slot = Slot {
+        queue: Arc::clone(&queue),
+        call: Some((future.clone().unbind(), cancel.clone_ref(py))),
+    };
+    let handle = queue.runtime.spawn(async move {
         let outcome = AssertUnwindSafe(fut).catch_unwind().await;
-        Ok(Deferred(Box::new(move |py| match outcome {
+        slot.finish(Some(Box::new(move |py| match outcome {
             Ok(Ok(value)) => convert(py, value),
             Ok(Err(e)) => Err(to_py(py, &e)),
             Err(panic) => Err(to_py(py, &panicked(&*panic))),
-        })))
-    })
+        })));
+    });
+    let _ = cancel.get().abort.set(handle.abort_handle());
+    future.call_method1(intern!(py, "add_done_callback"), (cancel,))?;
+    Ok(future)
 }

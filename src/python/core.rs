@@ -521,17 +521,22 @@ impl Core {
         )
     }
 
+    /// `get_node`'s awaitable: `(node, volumes_error)`, the node built by `build`.
     fn get_node_async<'py>(
         &self,
         py: Python<'py>,
         site: String,
         vm_id: i64,
+        build: Py<PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let driver = Arc::clone(&self.driver);
         aio::awaitable(
             py,
             async move { driver.get_node(&site, vm_id).await },
-            |py, got| got_node(py, got)?.into_py_any(py),
+            move |py, got| {
+                let (node, error) = got_node(py, got)?;
+                (build.bind(py).call1(node)?, error).into_py_any(py)
+            },
         )
     }
 
