@@ -6,10 +6,10 @@ wrong-state, authorization and unknown-code refusals), sync and asyncio."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
 import pytest
-from conftest import wait_for
+from conftest import CloudFactory
+from helpers import wait_for
 from libcloud.compute.base import Node, NodeAuthSSHKey
 from libcloud.compute.types import NodeState
 
@@ -26,11 +26,10 @@ ADMIN_PASSWORD = "oneadmin-local-password"
 
 
 @pytest.fixture
-def cloud() -> Iterator[LocalCloud]:
+def cloud(make_cloud: CloudFactory) -> LocalCloud:
     options = {"one": {"version": "7.4", "site_type": "opennebula"}}
     users = {"oneadmin": ADMIN_PASSWORD, DEFAULT_USER: DEFAULT_PASSWORD}
-    with LocalCloud(["lal", "one"], site_options=options, users=users, boot_step=0.01) as c:
-        yield c
+    return make_cloud(["lal", "one"], site_options=options, users=users, boot_step=0.01)
 
 
 @pytest.fixture

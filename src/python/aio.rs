@@ -56,7 +56,7 @@ impl Queue {
         if let Ok(mut items) = self.done.lock() {
             items.push(done);
         }
-        if !self.armed.swap(true, Ordering::AcqRel) {
+        if !self.armed.swap(true, Ordering::SeqCst) {
             // A full socket means a wake-up is already there; any other failure leaves the
             // completion for the next one.
             let _ = (&self.tx).write(&[1]);
@@ -174,9 +174,12 @@ struct Drain {
 impl Drain {
     fn __call__(&self, py: Python<'_>) -> PyResult<()> {
         let q = &self.queue;
-        q.armed.store(false, Ordering::Release);
+        // Empty the socket first, then disarm: a completion that finds the queue armed after
+        // this point is in the batch taken below, and one that disarms it writes a byte that
+        // this read cannot have consumed (disarming before the read loses that byte and hangs).
         let mut buf = [0u8; 64];
         while let Ok(64) = (&q.rx).read(&mut buf) {}
+        q.armed.store(false, Ordering::SeqCst);
         let batch = match q.done.lock() {
             Ok(mut items) => std::mem::take(&mut *items),
             Err(_) => Vec::new(),
