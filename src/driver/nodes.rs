@@ -146,34 +146,31 @@ impl RecoverOp {
             })
     }
 
+    /// The first OpenNebula (major, minor) whose `one.vm.recover` has this operation: 4.2
+    /// success/failure, 4.14 retry, 5.0 delete and delete-recreate, 5.8 delete-db.
+    pub fn since(self) -> (u32, u32) {
+        match self {
+            RecoverOp::Failure | RecoverOp::Success => (4, 2),
+            RecoverOp::Retry => (4, 14),
+            RecoverOp::Delete | RecoverOp::DeleteRecreate => (5, 0),
+            RecoverOp::DeleteDb => (5, 8),
+        }
+    }
+
     /// `one.vm.recover`'s second parameter on a daemon of `version`; `None` when that version
-    /// has no such operation: none before 4.2; 4.2–4.12 take a boolean (success or failure);
-    /// 4.14 the codes 0–2 (failure, success, retry); 5.0 adds 3 delete and 4 delete-recreate,
-    /// 5.8 adds 5 delete-db.
+    /// has no such operation ([`RecoverOp::since`]). 4.2–4.12 take a boolean (success or
+    /// failure), 4.14 and later the operation's code (0–5, in [`RecoverOp::ALL`]'s order).
     pub fn param(self, version: Version) -> Option<crate::xmlrpc::Value> {
         use crate::xmlrpc::Value;
-        let code = match self {
-            RecoverOp::Failure => 0,
-            RecoverOp::Success => 1,
-            RecoverOp::Retry => 2,
-            RecoverOp::Delete => 3,
-            RecoverOp::DeleteRecreate => 4,
-            RecoverOp::DeleteDb => 5,
-        };
-        let last = match (version.major, version.minor) {
-            (0..=3, _) | (4, 0..=1) => return None,
-            (4, 2..=13) => {
-                return match self {
-                    RecoverOp::Failure => Some(Value::Bool(false)),
-                    RecoverOp::Success => Some(Value::Bool(true)),
-                    _ => None,
-                }
-            }
-            (4, _) => 2,
-            (5, 0..=7) => 4,
-            _ => 5,
-        };
-        (code <= last).then_some(Value::Int(code))
+        let at = (version.major, version.minor);
+        if at < self.since() {
+            return None;
+        }
+        if at < (4, 14) {
+            return Some(Value::Bool(self == RecoverOp::Success));
+        }
+        let code = RecoverOp::ALL.iter().position(|op| *op == self)?;
+        i64::try_from(code).ok().map(Value::Int)
     }
 }
 
@@ -503,16 +500,13 @@ impl Driver {
         let param = op.param(version).ok_or_else(|| {
             Error::unsupported(
                 s.context(Service::Compute, &operation),
-                format!(
-                    "recover operation {:?} is not supported by OpenNebula {version} (one.vm.recover has it from {})",
-                    op.name(),
-                    match op {
-                        RecoverOp::Failure | RecoverOp::Success => "4.2",
-                        RecoverOp::Retry => "4.14",
-                        RecoverOp::Delete | RecoverOp::DeleteRecreate => "5.0",
-                        RecoverOp::DeleteDb => "5.8",
-                    }
-                ),
+                {
+                    let (major, minor) = op.since();
+                    format!(
+                        "recover operation {:?} is not supported by OpenNebula {version} (one.vm.recover has it from {major}.{minor})",
+                        op.name(),
+                    )
+                },
             )
         })?;
         crate::one::pools::vm_recover(&s.one, vm_id, param)
